@@ -1,0 +1,161 @@
+"""The things that flow through the pipeline: frozen dataclasses, no behaviour beyond small helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+
+FixQuality = Literal["none", "2d", "3d"]
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A GPS position. A receiver without a fix yields no Fix at all, never 0,0."""
+
+    time: datetime  # UTC, from the receiver
+    lat: float
+    lon: float
+    fix: FixQuality
+    speed_kmh: float | None = None
+    heading_deg: float | None = None
+    sats: int | None = None
+    hdop: float | None = None
+    alt_m: float | None = None
+    received_monotonic: float = 0.0  # time.monotonic() when the sentence arrived
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "lat": round(self.lat, 7),
+            "lon": round(self.lon, 7),
+            "fix": self.fix,
+            "speed_kmh": None if self.speed_kmh is None else round(self.speed_kmh, 2),
+            "heading_deg": None if self.heading_deg is None else round(self.heading_deg, 1),
+            "sats": self.sats,
+            "hdop": self.hdop,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One captured image. `captured_at` is wall-clock UTC seconds, `monotonic` for latency."""
+
+    camera: str
+    index: int
+    captured_at: float
+    monotonic: float
+    image: np.ndarray  # HxWx3 uint8 BGR
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A plate found in a frame: box in pixels (x, y, w, h) and detector score."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+
+@dataclass(frozen=True)
+class CharRead:
+    """One character slot of an OCR read, with the likely alternatives (best first)."""
+
+    char: str
+    confidence: float
+    alternatives: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """The OCR's view of one plate crop: top text, per-character detail and candidate texts."""
+
+    text: str
+    confidence: float
+    chars: tuple[CharRead, ...]
+    candidates: tuple[tuple[str, float], ...] = ()  # (text, confidence), best first, top text included
+
+
+@dataclass(frozen=True)
+class PlateObservation:
+    """One plate in one frame: where it was and what the OCR read."""
+
+    camera: str
+    frame_index: int
+    captured_at: float
+    monotonic: float
+    detection: Detection
+    ocr: OcrResult
+
+
+@dataclass(frozen=True)
+class PlateRead:
+    """The one best read per vehicle pass, voted across the frames of a track."""
+
+    event_id: str
+    vehicle_id: str
+    camera: str
+    text: str
+    confidence: float
+    candidates: tuple[tuple[str, float], ...]
+    captured_at: float  # wall-clock UTC seconds of the best frame
+    first_seen: float
+    last_seen: float
+    frames: int
+    box: tuple[int, int, int, int]
+    fix: Fix | None
+    capture_monotonic: float = 0.0  # of the best frame, for latency measurement
+    chars: tuple[CharRead, ...] = ()
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class WatchEntry:
+    """One watchlist entry as HQ issued it."""
+
+    plate: str
+    list: str = "stolen_vehicle"
+    region: str | None = None
+    priority: int = 2  # 1 highest
+    covert: bool = False
+    effective: datetime | None = None
+    expires: datetime | None = None
+    description: str = ""
+    reason: str = ""
+    notes: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a read matched an entry: exact, confusable characters, or edit distance."""
+
+    kind: Literal["exact", "confusable", "edit", "wildcard"]
+    read_text: str  # the candidate text that matched
+    distance: int = 0
+    differences: tuple[tuple[int, str, str], ...] = ()  # (position, read char, listed char)
+
+    def describe(self) -> str:
+        if not self.differences:
+            return self.kind
+        diffs = ", ".join(f"pos {i + 1}: read {a or '-'} listed {b or '-'}" for i, a, b in self.differences)
+        return f"{self.kind} ({diffs})"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A read that matched the watchlist."""
+
+    event_id: str
+    read: PlateRead
+    entry: WatchEntry
+    match: Match
+    raised_at: float = field(default=0.0)
