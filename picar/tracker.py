@@ -1,0 +1,288 @@
+"""Follow each plate across frames and vote one best read per vehicle pass.
+
+A track collects the OCR reads of one physical plate. It is emitted once: as soon as enough frames
+agree (so a hit reaches the officer within a frame or two), or when the plate leaves the view. A
+per-plate cooldown stops a parked car being reported again and again.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from picar.types import CharRead, Detection, OcrResult, PlateObservation
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    iou: float = 0.2
+    max_gap_s: float = 1.5
+    min_frames: int = 2
+    cooldown_s: float = 60.0
+    max_tracks: int = 64
+    emit_confidence: float = 0.6  # voted confidence at which a track is emitted early
+    max_candidates: int = 8
+
+
+@dataclass(frozen=True, eq=False)
+class VotedRead:
+    """The voted result of one track, before it is stamped with an event id and a position."""
+
+    camera: str
+    text: str
+    confidence: float
+    candidates: tuple[tuple[str, float], ...]
+    chars: tuple[CharRead, ...]
+    captured_at: float
+    capture_monotonic: float
+    first_seen: float
+    last_seen: float
+    frames: int
+    box: tuple[int, int, int, int]
+    crop: np.ndarray | None = None
+    frame: np.ndarray | None = None
+
+
+@dataclass(eq=False)
+class _Track:
+    track_id: int
+    camera: str
+    observations: list[PlateObservation] = field(default_factory=list)
+    best_crop: np.ndarray | None = None
+    best_frame: np.ndarray | None = None
+    best_conf: float = -1.0
+    emitted: bool = False
+
+    @property
+    def last(self) -> PlateObservation:
+        return self.observations[-1]
+
+
+def iou(a: Detection, b: Detection) -> float:
+    x1, y1 = max(a.x, b.x), max(a.y, b.y)
+    x2, y2 = min(a.x + a.w, b.x + b.w), min(a.y + a.h, b.y + b.h)
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _near(a: Detection, b: Detection) -> bool:
+    """Centres within two plate widths: a fast plate may not overlap its last box."""
+    ax, ay = a.x + a.w / 2, a.y + a.h / 2
+    bx, by = b.x + b.w / 2, b.y + b.h / 2
+    reach = 2.0 * max(a.w, b.w)
+    return abs(ax - bx) <= reach and abs(ay - by) <= reach
+
+
+def _similar_text(a: str, b: str) -> bool:
+    if not a or not b:
+        return False
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    same = sum(1 for x, y in zip(a, b, strict=False) if x == y)
+    return same >= max(len(a), len(b)) - 2
+
+
+def vote(observations: list[PlateObservation], max_candidates: int = 8) -> tuple[
+    str, float, tuple[CharRead, ...], tuple[tuple[str, float], ...]
+]:
+    """Vote a text across frames, character by character, weighted by per-character confidence.
+
+    Returns (text, confidence, chars, candidates). The length is chosen first (by summed read
+    confidence), then each position takes the character with the largest summed probability,
+    counting each frame's alternatives too.
+    """
+    reads = [o.ocr for o in observations if o.ocr.text]
+    if not reads:
+        return "", 0.0, (), ()
+    by_len: dict[int, float] = defaultdict(float)
+    for r in reads:
+        by_len[len(r.chars)] += r.confidence + 1e-6
+    length = max(by_len.items(), key=lambda kv: kv[1])[0]
+    same = [r for r in reads if len(r.chars) == length]
+    n = len(same)
+    chars: list[CharRead] = []
+    for i in range(length):
+        score: dict[str, float] = defaultdict(float)
+        for r in same:
+            cr = r.chars[i]
+            seen = {cr.char}
+            score[cr.char] += cr.confidence
+            for alt, p in cr.alternatives:
+                if alt not in seen:
+                    score[alt] += p
+                    seen.add(alt)
+        ranked = sorted(score.items(), key=lambda kv: -kv[1])
+        best, best_score = ranked[0]
+        chars.append(
+            CharRead(
+                char=best,
+                confidence=min(1.0, best_score / n),
+                alternatives=tuple((c, min(1.0, s / n)) for c, s in ranked[1:4]),
+            )
+        )
+    text = "".join(c.char for c in chars)
+    confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
+    return text, confidence, tuple(chars), _merge_candidates(text, confidence, chars, reads, max_candidates)
+
+
+def _merge_candidates(
+    text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
+) -> tuple[tuple[str, float], ...]:
+    pooled: dict[str, float] = defaultdict(float)
+    for r in reads:
+        for cand, p in r.candidates or ((r.text, r.confidence),):
+            pooled[cand] += p / len(reads)
+    # Single-character swaps at the least certain positions of the voted text.
+    weakest = sorted(range(len(chars)), key=lambda i: chars[i].confidence)[:3]
+    for i in weakest:
+        for alt, p in chars[i].alternatives[:2]:
+            if chars[i].confidence <= 0:
+                continue
+            swapped = text[:i] + alt + text[i + 1 :]
+            pooled[swapped] = max(pooled[swapped], confidence * p / chars[i].confidence)
+    pooled.pop(text, None)
+    ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, limit - 1)]
+    return ((text, confidence), *((t, round(p, 6)) for t, p in ranked))
+
+
+class PlateTracker:
+    """Per-camera tracks of plates; emits one VotedRead per track (vehicle pass)."""
+
+    def __init__(self, settings: TrackerSettings | None = None) -> None:
+        self.settings = settings or TrackerSettings()
+        self._tracks: dict[str, list[_Track]] = defaultdict(list)
+        self._ids = itertools.count(1)
+        self._last_emitted: dict[str, float] = {}
+        self.suppressed = 0
+        self.emitted = 0
+
+    def active_tracks(self) -> int:
+        return sum(len(t) for t in self._tracks.values())
+
+    def update(
+        self,
+        camera: str,
+        observations: list[PlateObservation],
+        crops: list[np.ndarray] | None = None,
+        frame: np.ndarray | None = None,
+        now: float | None = None,
+    ) -> list[VotedRead]:
+        """Add one frame's observations; return reads that became ready (early or ended tracks)."""
+        tracks = self._tracks[camera]
+        now = now if now is not None else (observations[0].captured_at if observations else 0.0)
+        out = self._expire(camera, now)
+        used: set[int] = set()
+        for k, obs in enumerate(observations):
+            track = self._associate(tracks, obs, used)
+            if track is None:
+                if len(tracks) >= self.settings.max_tracks:
+                    out.extend(self._finish(tracks.pop(0)))
+                track = _Track(track_id=next(self._ids), camera=camera)
+                tracks.append(track)
+            used.add(track.track_id)
+            track.observations.append(obs)
+            if obs.ocr.confidence > track.best_conf:
+                track.best_conf = obs.ocr.confidence
+                track.best_crop = crops[k] if crops is not None and k < len(crops) else None
+                track.best_frame = frame
+            if not track.emitted and len(track.observations) >= self.settings.min_frames:
+                read = self._voted(track)
+                if read is not None and read.confidence >= self.settings.emit_confidence:
+                    out.extend(self._emit(track, read))
+        return out
+
+    def flush(self, now: float) -> list[VotedRead]:
+        """Emit the reads of tracks that have not been seen for max_gap_s (call once per loop)."""
+        out: list[VotedRead] = []
+        for camera in list(self._tracks):
+            out.extend(self._expire(camera, now))
+        return out
+
+    def close(self) -> list[VotedRead]:
+        """End every track (shutdown or end of a clip) and emit what is pending."""
+        out: list[VotedRead] = []
+        for tracks in self._tracks.values():
+            for t in tracks:
+                out.extend(self._finish(t))
+            tracks.clear()
+        return out
+
+    def _expire(self, camera: str, now: float) -> list[VotedRead]:
+        tracks = self._tracks[camera]
+        out: list[VotedRead] = []
+        keep: list[_Track] = []
+        for t in tracks:
+            if now - t.last.captured_at > self.settings.max_gap_s:
+                out.extend(self._finish(t))
+            else:
+                keep.append(t)
+        tracks[:] = keep
+        return out
+
+    def _associate(self, tracks: list[_Track], obs: PlateObservation, used: set[int]) -> _Track | None:
+        best: _Track | None = None
+        best_score = 0.0
+        for t in tracks:
+            if t.track_id in used:
+                continue
+            last = t.last
+            overlap = iou(last.detection, obs.detection)
+            score = overlap
+            if overlap < self.settings.iou:
+                if _near(last.detection, obs.detection) and _similar_text(last.ocr.text, obs.ocr.text):
+                    score = self.settings.iou  # weak but valid link
+                else:
+                    continue
+            if score > best_score:
+                best, best_score = t, score
+        return best
+
+    def _finish(self, track: _Track) -> list[VotedRead]:
+        if track.emitted or len(track.observations) < self.settings.min_frames:
+            return []
+        read = self._voted(track)
+        return self._emit(track, read) if read is not None else []
+
+    def _emit(self, track: _Track, read: VotedRead) -> list[VotedRead]:
+        track.emitted = True
+        last = self._last_emitted.get(read.text)
+        if last is not None and read.captured_at - last < self.settings.cooldown_s:
+            self.suppressed += 1
+            return []
+        self._last_emitted[read.text] = read.captured_at
+        self._prune_cooldowns(read.captured_at)
+        self.emitted += 1
+        return [read]
+
+    def _prune_cooldowns(self, now: float) -> None:
+        if len(self._last_emitted) > 4096:
+            horizon = now - self.settings.cooldown_s
+            self._last_emitted = {k: v for k, v in self._last_emitted.items() if v >= horizon}
+
+    def _voted(self, track: _Track) -> VotedRead | None:
+        text, conf, chars, candidates = vote(track.observations, self.settings.max_candidates)
+        if not text:
+            return None
+        best = max(track.observations, key=lambda o: o.ocr.confidence)
+        trigger = track.last
+        return VotedRead(
+            camera=track.camera,
+            text=text,
+            confidence=conf,
+            candidates=candidates,
+            chars=chars,
+            captured_at=trigger.captured_at,
+            capture_monotonic=trigger.monotonic,
+            first_seen=track.observations[0].captured_at,
+            last_seen=trigger.captured_at,
+            frames=len(track.observations),
+            box=best.detection.box,
+            crop=track.best_crop,
+            frame=track.best_frame,
+        )
