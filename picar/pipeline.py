@@ -191,7 +191,7 @@ class Pipeline:
             log.exception("watchlist match failed for %s", read.text)
             return []
 
-    def _call(self, fn: Callable[[Hit], None] | Callable[..., None], *args: object) -> None:
+    def _call(self, fn: Callable[..., None], *args: object) -> None:
         try:
             fn(*args)
         except Exception:
