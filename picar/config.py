@@ -25,9 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DETECTOR = PACKAGE_ROOT / "models" / "plate_detector.onnx"
-DEFAULT_OCR = PACKAGE_ROOT / "models" / "plate_ocr.onnx"
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 
 Region = Literal["us", "eu", "br", "auto"]
 Position = Literal["front", "rear", "left", "right"]
@@ -280,7 +278,7 @@ class StorageConfig:
     data_dir: Path = _key(Path("/var/lib/picar"))
     save_hit_images: bool = _key(True)
     save_read_crops: bool = _key(False)
-    min_free_mb: int = _key(200, lo=0, hi=10_000_000)
+    min_free_mb: int = _key(200, lo=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,7 +366,7 @@ def _show(value: Any) -> str:
 
 
 def _num(x: float) -> str:
-    return f"{x:g}"
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _range_text(noun: str, rule: _Rule) -> str:
@@ -396,7 +394,7 @@ def _convert(value: Any, hint: Any, rule: _Rule, ctx: _Ctx) -> Any:
     if origin in (Union, types.UnionType):  # `X | None`: TOML has no null, so None only by omission
         (inner,) = [a for a in get_args(hint) if a is not type(None)]
         if value == "":
-            raise _Invalid("must not be empty; leave the key out to leave it unset")
+            raise _Invalid("must not be empty; allowed: a value, or leave the key out to leave it unset")
         return _convert(value, inner, rule, ctx)
     if origin is Literal:
         choices = get_args(hint)
@@ -568,7 +566,8 @@ def _section(cls: type, raw: Any, where: str, ctx: _Ctx, problems: list[str]) ->
     """One validated section, or None after adding its problems (cross-key rules included)."""
     label = where.rstrip(".")
     if not isinstance(raw, dict):
-        problems.append(f"{label}: expected a table ([{label}]), got {_show(raw)}")
+        header = "[[cameras]]" if label.startswith("cameras[") else f"[{label}]"
+        problems.append(f"{label}: expected a table ({header}), got {_show(raw)}")
         return None
     before = len(problems)
     values = _read_table(cls, raw, where, ctx, problems)
