@@ -55,6 +55,8 @@ class _Invalid(Exception):
 
 @dataclass(frozen=True)
 class _Rule:
+    """How one key is checked beyond its annotated type."""
+
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False  # the bound itself is not allowed (> rather than >=)
@@ -62,7 +64,7 @@ class _Rule:
     pattern: str | None = None
     pattern_help: str = ""
     allow_empty: bool = False
-    exists: Literal["file", "dir", "any"] | None = None
+    exists: Literal["file", "dir"] | None = None  # checked only when the key is given
     # Replaces the type-driven conversion (e.g. a camera source may be an int or a string).
     convert: Callable[[Any, _Ctx], Any] | None = None
     # Extra check on the converted value: returns None when fine, else what is allowed.
@@ -184,12 +186,16 @@ _VEHICLE_ID = r"[A-Za-z0-9_-]{1,64}"
 
 @dataclass(frozen=True, kw_only=True)
 class VehicleConfig:
+    """The car itself."""
+
     id: str = _key(pattern=_VEHICLE_ID, pattern_help="1-64 letters, digits, '_' or '-' (used in MQTT topics)")
     description: str = _key("", allow_empty=True)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CameraConfig:
+    """One frame source. `source` is normalised: an index as digits, a file or folder as an absolute path."""
+
     name: str = _key(pattern=r"[a-z0-9_-]{1,32}", pattern_help="1-32 lower-case letters, digits, '_' or '-'")
     source: str = _key(convert=_camera_source)
     position: Position = _key("front")
@@ -210,6 +216,8 @@ class CameraConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class GpsConfig:
+    """The position receiver."""
+
     source: Literal["serial", "gpsd", "none"] = _key("serial")
     device: str = _key("/dev/ttyACM0")
     baud: int = _key(9600, choices=SERIAL_BAUDS)
@@ -222,6 +230,8 @@ class GpsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class ModelsConfig:
+    """The ONNX detector and OCR, and how hard to run them."""
+
     # A path given here must exist; the shipped defaults are checked when the models load.
     detector: Path = _key(DEFAULT_DETECTOR, exists="file")
     ocr: Path = _key(DEFAULT_OCR, exists="file")
@@ -233,6 +243,8 @@ class ModelsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TrackerConfig:
+    """How detections across frames are joined into one read per vehicle pass."""
+
     iou: float = _key(0.2, lo=0, lo_open=True, hi=1)
     max_gap_s: float = _key(1.5, lo=0, lo_open=True, hi=60)
     min_frames: int = _key(2, lo=1, hi=100)
@@ -242,6 +254,8 @@ class TrackerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class WatchlistConfig:
+    """Where the watchlist lives, how it is verified and how loosely reads match it."""
+
     dir: Path = _key(derive=lambda _v, ctx: ctx.data_dir / "watchlist" if ctx.data_dir else None)
     public_key: Path | None = _key(None, exists="file")
     require_signature: bool = _key(True)
@@ -254,6 +268,8 @@ class WatchlistConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class MqttConfig:
+    """The link to HQ. `port` and `client_id` are always filled in (derived when not given)."""
+
     enabled: bool = _key(True)
     host: str = _key("127.0.0.1", check=_host)
     port: int = _key(lo=1, hi=65535, derive=lambda v, _ctx: 8883 if v.get("tls", True) else 1883)
@@ -275,6 +291,8 @@ class MqttConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class StorageConfig:
+    """Where data is kept on the car."""
+
     data_dir: Path = _key(Path("/var/lib/picar"))
     save_hit_images: bool = _key(True)
     save_read_crops: bool = _key(False)
@@ -283,6 +301,8 @@ class StorageConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RetentionConfig:
+    """How long records are kept."""
+
     reads_days: float = _key(7.0, lo=0, lo_open=True, hi=36500)
     hits_days: float = _key(365.0, lo=0, lo_open=True, hi=36500)
     k9_days: float = _key(3650.0, lo=0, lo_open=True, hi=36500)
@@ -291,6 +311,8 @@ class RetentionConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class UiConfig:
+    """The in-car alert page."""
+
     enabled: bool = _key(True)
     bind: str = _key("127.0.0.1", check=_bind_address)
     port: int = _key(8088, lo=1, hi=65535)
@@ -299,6 +321,8 @@ class UiConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class K9Config:
+    """Dog unit: door sensor, kennel heat monitor, deployment log."""
+
     enabled: bool = _key(False)
     door_device: str | None = _key(None)
     heat_device: str | None = _key(None)
@@ -312,12 +336,16 @@ class K9Config:
 
 @dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
+    """Log level and the audit log (always a path: derived from storage.data_dir when not given)."""
+
     level: Literal["debug", "info", "warning", "error"] = _key("info")
     audit_file: Path = _key(derive=lambda _v, ctx: ctx.data_dir / "audit.log" if ctx.data_dir else None)
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole validated configuration; `source_path` is the file it came from, if any."""
+
     vehicle: VehicleConfig
     cameras: tuple[CameraConfig, ...]
     gps: GpsConfig
