@@ -1,0 +1,178 @@
+"""Watchlist benchmark: load time, memory and per-read match latency on a synthetic list.
+
+    python -m picar.bench_watchlist [--entries 1000000] [--reads 2000] [--json] [--seed 7]
+
+The list and the reads are generated from a seeded RNG, so runs are comparable. Each read carries
+`--candidates` OCR candidates (the first is the one being tested, the rest are noisy variants),
+the way the OCR hands them over.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from picar.watchlist import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
+
+_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+_DIGITS = "0123456789"
+_FORMATS = ("LLLDDDD", "DLLLDDD", "LLDDLLL", "LLLDDD", "DDDLLL", "LDDDLLL")
+_CONFUSE = {"0": "O", "O": "0", "1": "I", "I": "1", "2": "Z", "Z": "2", "5": "S", "S": "5",
+            "8": "B", "B": "8", "6": "G", "G": "6", "D": "0", "Q": "0"}
+
+
+def rss_mb() -> float:
+    """Current resident set size in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def synthetic_records(n: int, rng: random.Random) -> list[dict[str, Any]]:
+    """`n` distinct plates in several formats, spread over lists, some with regions and notes."""
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    lists = ("stolen_vehicle", "stolen_plate", "wanted", "amber", "bolo")
+    while len(out) < n:
+        fmt = rng.choice(_FORMATS)
+        plate = "".join(rng.choice(_LETTERS) if f == "L" else rng.choice(_DIGITS) for f in fmt)
+        if plate in seen:
+            continue
+        seen.add(plate)
+        rec: dict[str, Any] = {"plate": plate, "list": lists[len(out) % 5]}
+        if len(out) % 3 == 0:
+            rec["region"] = "CA"
+        if len(out) % 50 == 0:
+            rec["description"] = "silver sedan"
+        out.append(rec)
+    return out
+
+
+def _confusable(plate: str, rng: random.Random) -> str | None:
+    spots = [i for i, ch in enumerate(plate) if ch in _CONFUSE]
+    if not spots:
+        return None
+    i = rng.choice(spots)
+    return plate[:i] + _CONFUSE[plate[i]] + plate[i + 1:]
+
+
+def _edit(plate: str, rng: random.Random) -> str:
+    i = rng.randrange(len(plate))
+    ch = rng.choice([c for c in "ACEFHKMNPRTUVWXY3479" if c != plate[i]])
+    return plate[:i] + ch + plate[i + 1:]
+
+
+def _noise(text: str, rng: random.Random) -> str:
+    i = rng.randrange(len(text))
+    return text[:i] + rng.choice(ALPHABET) + text[i + 1:]
+
+
+def make_reads(records: Sequence[dict[str, Any]], kind: str, count: int, n_cand: int,
+               rng: random.Random) -> list[list[tuple[str, float]]]:
+    """Reads whose first candidate hits by `kind` (exact, confusable, edit) or misses (miss)."""
+    reads: list[list[tuple[str, float]]] = []
+    while len(reads) < count:
+        plate = rng.choice(records)["plate"]
+        if kind == "exact":
+            top: str | None = plate
+        elif kind == "confusable":
+            top = _confusable(plate, rng)
+        elif kind == "edit":
+            top = _edit(plate, rng)
+        else:
+            top = "".join(rng.choice(ALPHABET) for _ in range(8))  # 8 chars: no listed plate has 8
+        if top is None:
+            continue
+        cands = [(top, 0.9)] + [(_noise(top, rng), 0.5 - 0.05 * k) for k in range(n_cand - 1)]
+        reads.append(cands)
+    return reads
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run(entries: int, reads: int, n_cand: int, seed: int) -> dict[str, Any]:
+    """Build the list, time loading and matching; returns the numbers as a dict."""
+    rng = random.Random(seed)
+    records = synthetic_records(entries, rng)
+    payload = json.dumps({"entries": records}).encode()
+    batches = {kind: make_reads(records, kind, reads, n_cand, rng)
+               for kind in ("exact", "confusable", "edit", "miss")}
+    del records  # so the list being measured is the only large thing alive
+    gc.collect()
+    rss_before = rss_mb()
+    t0 = time.perf_counter()
+    parsed = json.loads(payload)["entries"]
+    t1 = time.perf_counter()
+    builder = WatchlistBuilder(MatchOptions(max_substitutions={"default": 1, "amber": 2}))
+    for i, rec in enumerate(parsed):
+        builder.add_record(rec, f"entries[{i}]")
+    t2 = time.perf_counter()
+    wl: Watchlist = builder.build(version=1)
+    t3 = time.perf_counter()
+    del parsed, builder
+    gc.collect()
+    rss_after = rss_mb()
+    result: dict[str, Any] = {
+        "entries": entries, "reads_per_path": reads, "candidates_per_read": n_cand,
+        "load": {"json_parse_s": round(t1 - t0, 3), "validate_s": round(t2 - t1, 3),
+                 "index_s": round(t3 - t2, 3), "total_s": round(t3 - t0, 3)},
+        "rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
+                   "watchlist": round(rss_after - rss_before, 1),
+                   "peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+        "index_mb": round(wl.index_bytes() / 2**20, 1),
+        "match_ms": {},
+    }
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    for kind, batch in batches.items():
+        times, hits = [], 0
+        for cands in batch:
+            s = time.perf_counter()
+            found = wl.match(cands, region=None, at=at)
+            times.append((time.perf_counter() - s) * 1000)
+            hits += bool(found)
+        result["match_ms"][kind] = {
+            "p50": round(_pct(times, 0.50), 4), "p95": round(_pct(times, 0.95), 4),
+            "p99": round(_pct(times, 0.99), 4), "mean": round(statistics.fmean(times), 4),
+            "reads_with_hit": hits,
+        }
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m picar.bench_watchlist", description=__doc__.split("\n")[0])
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--reads", type=int, default=2000)
+    ap.add_argument("--candidates", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    res = run(args.entries, args.reads, args.candidates, args.seed)
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    ld, mem = res["load"], res["rss_mb"]
+    print(f"entries {res['entries']:,}  candidates/read {res['candidates_per_read']}")
+    print(f"load: json {ld['json_parse_s']}s  validate {ld['validate_s']}s  index {ld['index_s']}s  "
+          f"total {ld['total_s']}s")
+    print(f"rss: +{mem['watchlist']} MiB for the list (now {mem['after']} MiB, peak {mem['peak']} MiB); "
+          f"numpy columns+index {res['index_mb']} MiB")
+    for kind, t in res["match_ms"].items():
+        print(f"match {kind:<10} p50 {t['p50']:.3f} ms  p95 {t['p95']:.3f} ms  p99 {t['p99']:.3f} ms  "
+              f"hits {t['reads_with_hit']}/{res['reads_per_path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
