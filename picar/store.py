@@ -203,6 +203,12 @@ class Store:
             names = [d[0] for d in cur.description]
         return dict(zip(names, row, strict=True)) if row else None
 
+    def has_hit(self, read_event_id: str, plate: str, list_name: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM hits WHERE read_event_id=? AND plate=? AND list=?",
+                                   (read_event_id, plate, list_name)).fetchone()
+        return row is not None
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             reads = self._db.execute("SELECT COUNT(*) FROM reads").fetchone()[0]

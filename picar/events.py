@@ -1,0 +1,73 @@
+"""JSON payloads of the events the car sends to HQ and to the in-car page (see docs/mqtt.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from picar.types import Fix, Hit, PlateRead
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def position_json(fix: Fix | None) -> dict[str, Any] | None:
+    return fix.to_json() if fix is not None else None
+
+
+def read_payload(read: PlateRead, crop: str | None = None) -> dict[str, Any]:
+    return {
+        "event_id": read.event_id,
+        "vehicle": read.vehicle_id,
+        "camera": read.camera,
+        "plate": read.text,
+        "confidence": read.confidence,
+        "candidates": [{"text": t, "confidence": round(float(c), 4)} for t, c in read.candidates],
+        "time": iso(read.captured_at),
+        "first_seen": iso(read.first_seen),
+        "frames": read.frames,
+        "box": list(read.box),
+        "region": read.region,
+        "position": position_json(read.fix),
+        "crop": crop,
+    }
+
+
+def hit_payload(hit: Hit, crop: str | None = None, frame: str | None = None,
+                repeat_of: str | None = None, recheck: bool = False) -> dict[str, Any]:
+    e, m, r = hit.entry, hit.match, hit.read
+    pos = position_json(r.fix)
+    return {
+        "event_id": hit.event_id,
+        "read_event_id": r.event_id,
+        "vehicle": r.vehicle_id,
+        "camera": r.camera,
+        "plate": e.plate,
+        "read_text": m.read_text,
+        "read_top": r.text,
+        "confidence": r.confidence,
+        "list": e.list,
+        "region": e.region,
+        "priority": e.priority,
+        "covert": e.covert,
+        "reason": e.reason,
+        "description": e.description,
+        "notes": e.notes,
+        "source": e.source,
+        "match": {
+            "kind": m.kind,
+            "distance": m.distance,
+            "differences": [{"position": i + 1, "read": a, "listed": b} for i, a, b in m.differences],
+            "text": m.describe(),
+        },
+        "time": iso(r.captured_at),
+        "raised_at": iso(hit.raised_at),
+        "position": pos,
+        "lat": pos["lat"] if pos else None,
+        "lon": pos["lon"] if pos else None,
+        "crop": crop,
+        "frame": frame,
+        "repeat_of": repeat_of,
+        "recheck": recheck,
+    }
