@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -71,6 +72,17 @@ class FrameSource(Protocol):
         ...
 
 
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs and status pages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def _cap_prop(name: str) -> int | None:
     value = getattr(cv2, name, None)
     return int(value) if value is not None else None
@@ -91,7 +103,7 @@ class OpenCvSource:
         self.target = target
         self.kind = kind
         self.live = kind != "file"
-        self.description = f"{kind} {target}"
+        self.description = f"{kind} {redact_url(target) if isinstance(target, str) else target}"
         self._width = width
         self._height = height
         self._io_timeout_ms = max(1, int(io_timeout_s * 1000))
@@ -332,7 +344,17 @@ def make_source(
 
 
 class Camera:
-    """One camera on its own worker thread; `get()` hands out the newest stamped Frame."""
+    """One camera on its own worker thread; `get()` hands out the newest stamped Frame.
+
+    `source` is a source string (see `make_source`) or a FrameSource. Live sources keep only the
+    newest frame and count the ones a slow consumer missed; recordings play at recorded pace
+    when `realtime` (same dropping), else as fast as the consumer takes them with nothing
+    dropped. `loop` restarts a recording at its end, otherwise the camera becomes `finished`.
+    `fps_cap` skips frames beyond that rate (counted as `skipped`); `width`/`height` request a
+    device resolution and resize whatever arrives at another size. A lost or unopenable source
+    is retried after `reconnect_initial_s`, doubling up to `reconnect_max_s`; `io_timeout_s`
+    bounds how long a network open or read may hang. Clocks are injectable for tests.
+    """
 
     def __init__(
         self,
@@ -525,6 +547,7 @@ class Camera:
             except (SourceLost, cv2.error) as exc:
                 return "lost", str(exc), streamed
             if self.realtime and not self.source.live:
+                # A replayed frame is "captured" when it is due, so it is stamped after the wait.
                 pace_base = self._pace(pace_base)
                 if self._stop.is_set():
                     break

@@ -17,6 +17,7 @@ from picar.camera import (
     list_folder,
     make_source,
     open_camera,
+    redact_url,
 )
 from picar.types import Frame
 
@@ -137,7 +138,7 @@ def test_realtime_source_keeps_newest_frame_and_counts_drops(tmp_path: Path) -> 
     elapsed = last.monotonic - first.monotonic
     expected = (last.index - first.index) / fps
     assert expected * 0.8 <= elapsed <= expected + 0.5
-    assert abs(float(status["fps"]) - fps) < 0.3 * fps  # type: ignore[arg-type]
+    assert float(status["fps"]) > 0.5 * fps  # type: ignore[arg-type]
 
 
 def test_folder_timing_comes_from_frames_csv(tmp_path: Path) -> None:
@@ -192,6 +193,24 @@ def test_unopenable_source_backs_off_instead_of_spinning(tmp_path: Path) -> None
     cam.stop()
     assert frame is not None
     assert int(cam.status()["reconnects"]) >= 1  # type: ignore[call-overload]
+
+
+def test_missing_device_is_retried_not_fatal() -> None:
+    cam = open_camera("front", "/dev/video99", reconnect_initial_s=0.05, reconnect_max_s=0.1)
+    cam.start()
+    try:
+        assert cam.wait_state("reconnecting", 10.0)
+        assert "/dev/video99" in str(cam.status()["reason"])
+    finally:
+        cam.stop()
+    assert cam.state == "stopped"
+
+
+def test_stream_credentials_stay_out_of_logs_and_status() -> None:
+    assert redact_url("rtsp://admin:secret@10.0.0.5:554/s1") == "rtsp://admin:***@10.0.0.5:554/s1"
+    assert redact_url("http://10.0.0.5/front.mjpg") == "http://10.0.0.5/front.mjpg"
+    source = make_source("rtsp://admin:secret@10.0.0.5:554/s1")
+    assert "secret" not in source.description
 
 
 def test_check_image_rejects_broken_frames() -> None:

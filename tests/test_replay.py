@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -159,6 +160,39 @@ def test_camera_reconnects_with_backoff_when_stream_vanishes_and_returns(tmp_pat
         replay.stop()
         cam_log.removeHandler(counter)
         cam_log.setLevel(old_level)
+
+
+def test_stalled_stream_times_out_and_reconnects(tmp_path: Path) -> None:
+    """A camera that keeps the socket open but stops sending must not hang the worker."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    jpeg = cv2.imencode(".jpg", shaded(3))[1].tobytes()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        held.append(conn)
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace;boundary=b\r\n\r\n")
+        for _ in range(5):
+            conn.sendall(b"--b\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+        # ...and then silence, with the connection left open.
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    cam = Camera("front", f"http://127.0.0.1:{port}/front.mjpg", reconnect_initial_s=5.0,
+                 reconnect_max_s=5.0, io_timeout_s=1.0)
+    cam.start()
+    try:
+        frame = cam.get(10.0)
+        assert frame is not None and shade_of(frame.image) == 3
+        assert cam.wait_state("reconnecting", 10.0), cam.status()
+        assert "read failed" in str(cam.status()["reason"])
+    finally:
+        cam.stop()
+        listener.close()
+        for conn in held:
+            conn.close()
 
 
 def test_recorder_writes_session_layout_from_folder_and_pty(tmp_path: Path) -> None:
