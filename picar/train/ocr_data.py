@@ -1,0 +1,233 @@
+"""Training data for the plate OCR: real crops from ../shared/data/ocr and synthetic plates, both passed
+through the same augmentation that imitates a detector's loose or tight box on a real camera frame."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS, PAD, VOCAB
+from picar.train.plates import STYLES, degrade, render_plate
+
+# Real sets: (folder, used for training). ar_cnn_ocr_lp has no split and was its authors' held-out
+# benchmark: evaluation only. ro_dashcam_crops has 53 train plates only, so it gets a small weight.
+REAL_SETS = (
+    "us_openalpr_seg_and_ocr",
+    "br_openalpr_train_detector",
+    "eu_openalpr_train_detector_eu2",
+    "ro_dashcam_crops",
+    "ar_cnn_ocr_lp",
+)
+TRAIN_WEIGHTS = {
+    "us_openalpr_seg_and_ocr": 0.36,
+    "br_openalpr_train_detector": 0.26,
+    "eu_openalpr_train_detector_eu2": 0.24,
+    "ro_dashcam_crops": 0.14,
+}
+# Synthetic style mix: the benchmark is US / EU / BR, the fleet drives in Moldova / Romania.
+STYLE_WEIGHTS = {
+    "md": 0.07, "ro": 0.07, "ro_temp": 0.03, "ua": 0.05, "pl": 0.05, "de": 0.06, "eu": 0.1,
+    "eu_square": 0.12, "moto": 0.04, "us": 0.2, "br_old": 0.08, "br_mercosur": 0.06, "ar_mercosur": 0.04,
+    "ar_old": 0.03,
+}
+assert set(STYLE_WEIGHTS) == set(STYLES)
+
+
+@dataclass(frozen=True)
+class RealCrop:
+    """One labelled real crop at its original size (grayscale for training, BGR for evaluation)."""
+
+    dataset: str
+    file: str
+    image: np.ndarray
+    text: str
+
+
+def _resolve(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file() and (folder / "images" / name).is_file():
+        path = folder / "images" / name  # ar_cnn_ocr_lp lists names relative to images/
+    return path
+
+
+def load_real(data_root: Path, dataset: str, split: str, color: bool = False) -> list[RealCrop]:
+    """Rows of `dataset` in `split` ("train" or "val"). Skips drop_exact_duplicate and suspect labels;
+    a set without a split column counts as val only (never trained on)."""
+    folder = Path(data_root) / "ocr" / dataset
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise FileNotFoundError(f"no labels.csv in {folder}")
+    out: list[RealCrop] = []
+    with labels.open(newline="") as fh:
+        for lineno, row in enumerate(csv.DictReader(fh), start=2):
+            row_split = row.get("suggested_split") or "val"
+            if row_split != split or row.get("suspect_label", "") == "yes":
+                continue
+            text = row["text"].strip().upper()
+            if not text or not text.isalnum() or not text.isascii() or len(text) > MAX_SLOTS:
+                raise ValueError(f"{labels}:{lineno}: text {text!r} is not 1-{MAX_SLOTS} chars A-Z0-9")
+            path = _resolve(folder, row["file"])
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                raise FileNotFoundError(f"{labels}:{lineno}: cannot read image {path}")
+            if not color:  # the same conversion the runtime applies to BGR crops
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+            out.append(RealCrop(dataset, row["file"], img, text))
+    return out
+
+
+def encode_text(text: str, slots: int = MAX_SLOTS) -> np.ndarray:
+    """Left-aligned class indices, padded with the pad class."""
+    if len(text) > slots:
+        raise ValueError(f"text {text!r} longer than {slots} slots")
+    idx = [VOCAB.index(c) for c in text] + [VOCAB.index(PAD)] * (slots - len(text))
+    return np.array(idx, np.int64)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Car paint, bumper plastic, chrome or shadow around the plate, in BGR."""
+    base = rng.integers(0, 256, 3).astype(np.float32)
+    if rng.random() < 0.4:
+        base[:] = rng.integers(0, 256)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = base
+    gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None] * rng.uniform(-60, 60)
+    img += gy
+    if rng.random() < 0.5:  # bumper edges / grille bars
+        for _ in range(int(rng.integers(1, 5))):
+            y = int(rng.integers(0, h))
+            cv2.line(img, (0, y), (w, y + int(rng.integers(-5, 6))), tuple(float(v) for v in rng.integers(0, 256, 3)),
+                     int(rng.integers(1, max(2, h // 10))))
+    img += rng.normal(0, rng.uniform(2, 12), (h, w, 1)).astype(np.float32)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def synth_sample(rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
+    """A rendered, damaged plate on a random surround: (gray image, plate box x,y,w,h, text)."""
+    style = str(rng.choice(list(STYLE_WEIGHTS), p=np.array(list(STYLE_WEIGHTS.values())) / sum(STYLE_WEIGHTS.values())))
+    plate = render_plate(rng, style)
+    img = plate.image
+    ph, pw = img.shape[:2]
+    scale = rng.uniform(60, 220) / pw  # plate width in the camera frame, before the OCR resize
+    pw2, ph2 = max(24, int(pw * scale)), max(10, int(ph * scale))
+    img = cv2.resize(img, (pw2, ph2), interpolation=cv2.INTER_AREA)
+    mx, my = int(pw2 * 0.3) + 2, int(ph2 * 0.5) + 2
+    canvas = _random_background(rng, ph2 + 2 * my, pw2 + 2 * mx)
+    canvas[my: my + ph2, mx: mx + pw2] = img
+    if rng.random() < 0.9:
+        canvas = degrade(canvas, rng, float(rng.uniform(0.1, 1.1)))
+    gray = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)
+    return gray, (float(mx), float(my), float(pw2), float(ph2)), plate.text
+
+
+def crop_warp(gray: np.ndarray, box: tuple[float, float, float, float], rng: np.random.Generator,
+              loose: float = 1.0) -> np.ndarray:
+    """Cut `box` out as a detector would (each side a bit loose or tight), with slight rotation and
+    perspective, straight to the network's input size in one warp."""
+    x, y, w, h = box
+    left = x - w * rng.uniform(-0.05, 0.12) * loose
+    right = x + w + w * rng.uniform(-0.05, 0.12) * loose
+    top = y - h * rng.uniform(-0.07, 0.2) * loose
+    bottom = y + h + h * rng.uniform(-0.07, 0.2) * loose
+    quad = np.float32([[left, top], [right, top], [right, bottom], [left, bottom]])
+    quad += rng.normal(0, 0.02, (4, 2)).astype(np.float32) * np.float32([w, h]) * loose
+    angle = np.deg2rad(rng.normal(0, 3.0) * loose)
+    c = quad.mean(axis=0)
+    rot = np.float32([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    quad = (quad - c) @ rot.T + c
+    # Shrink big sources first with area averaging, as the runtime's resize does, so that the warp
+    # never aliases: the network must see what `preprocess` gives it.
+    src_w = float(np.linalg.norm(quad[1] - quad[0]))
+    shrink = min(1.0, 2.0 * INPUT_WIDTH / max(src_w, 1.0), 2.0 * INPUT_HEIGHT / max(bottom - top, 1.0))
+    if shrink < 0.95:
+        gray = cv2.resize(gray, (max(1, int(gray.shape[1] * shrink)), max(1, int(gray.shape[0] * shrink))),
+                          interpolation=cv2.INTER_AREA)
+        quad *= shrink
+    dst = np.float32([[0, 0], [INPUT_WIDTH, 0], [INPUT_WIDTH, INPUT_HEIGHT], [0, INPUT_HEIGHT]])
+    m = cv2.getPerspectiveTransform(quad.astype(np.float32), dst)
+    border = cv2.BORDER_REPLICATE if rng.random() < 0.7 else cv2.BORDER_CONSTANT
+    return cv2.warpPerspective(gray, m, (INPUT_WIDTH, INPUT_HEIGHT), flags=cv2.INTER_LINEAR, borderMode=border,
+                               borderValue=int(rng.integers(0, 256)))
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Cheap camera effects at input resolution: contrast, gamma, polarity, blur, noise, JPEG."""
+    f = img.astype(np.float32)
+    if rng.random() < 0.8:
+        f = (f - f.mean()) * rng.uniform(0.5, 1.4) + f.mean() + rng.uniform(-40, 40)
+    if rng.random() < 0.3:
+        f = 255.0 * (np.clip(f, 0, 255) / 255.0) ** rng.uniform(0.6, 1.6)
+    if rng.random() < 0.07:  # light characters on a dark plate, or an inverted IR exposure
+        f = 255.0 - f
+    out = np.clip(f, 0, 255).astype(np.uint8)
+    if rng.random() < 0.25:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.4, 1.3)))
+    if rng.random() < 0.2:
+        s = rng.uniform(0.35, 0.8)
+        small = cv2.resize(out, (max(8, int(INPUT_WIDTH * s)), max(4, int(INPUT_HEIGHT * s))),
+                           interpolation=cv2.INTER_AREA)
+        out = cv2.resize(small, (INPUT_WIDTH, INPUT_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    if rng.random() < 0.3:
+        out = np.clip(out.astype(np.float32) + rng.normal(0, rng.uniform(2, 10), out.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.25:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 90))])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def _seed(*parts: int) -> int:
+    h = hashlib.blake2b(np.array(parts, np.int64).tobytes(), digest_size=8).digest()
+    return int.from_bytes(h, "little")
+
+
+class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """One epoch of `size` samples: a `real_share` of augmented real crops (weighted per dataset),
+    the rest synthetic. Sample i of epoch e is a pure function of (seed, e, i): resumable, repeatable."""
+
+    def __init__(self, real: Sequence[RealCrop], size: int, real_share: float, seed: int, epoch: int) -> None:
+        self.size = size
+        self.real_share = real_share
+        self.seed = seed
+        self.epoch = epoch
+        by_set: dict[str, list[RealCrop]] = {}
+        for crop in real:
+            by_set.setdefault(crop.dataset, []).append(crop)
+        self.sets = [(name, by_set[name]) for name in TRAIN_WEIGHTS if name in by_set]
+        w = np.array([TRAIN_WEIGHTS[name] for name, _ in self.sets], np.float64)
+        self.set_p = w / w.sum() if len(w) else w
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng(_seed(self.seed, self.epoch, i))
+        if self.sets and rng.random() < self.real_share:
+            _, crops = self.sets[int(rng.choice(len(self.sets), p=self.set_p))]
+            crop = crops[int(rng.integers(len(crops)))]
+            h, w = crop.image.shape[:2]
+            # real crops are already cut around the plate: the box is the whole crop
+            img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
+            text = crop.text
+            img = photometric(img, rng)
+        else:
+            for _ in range(4):  # re-draw washed-out or black renders: their labels would be noise
+                gray, box, text = synth_sample(rng)
+                img = photometric(crop_warp(gray, box, rng), rng)
+                if img.std() >= 12:
+                    break
+        return torch.from_numpy(img[None]), torch.from_numpy(encode_text(text))

@@ -1,0 +1,111 @@
+"""Fixed-slot plate OCR network: whole plate in, one character (or pad) per slot out, no segmentation.
+
+Input is a batch of grayscale uint8 images (N, H, W, 1), resized without keeping the aspect so one-row
+and two-row plates both fill it; the graph scales to 0..1 itself and ends in a softmax, so the runtime
+only resizes and decodes.
+"""
+
+from __future__ import annotations
+
+import string
+
+import torch
+from torch import nn
+
+ALPHABET = string.digits + string.ascii_uppercase
+PAD = "_"
+VOCAB = ALPHABET + PAD  # class index = position; pad is the last class
+MAX_SLOTS = 10
+INPUT_HEIGHT = 64
+INPUT_WIDTH = 128
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PlateOcrNet(nn.Module):
+    """Small VGG-style backbone, then a dense layer that predicts every slot from the whole plate.
+
+    The dense head sees the full feature map, so it learns where characters sit on both one-row and
+    two-row layouts and that state names, slogans and bands carry no registration.
+    """
+
+    def __init__(self, slots: int = MAX_SLOTS, classes: int = len(VOCAB), width: int = 32,
+                 height: int = INPUT_HEIGHT, in_width: int = INPUT_WIDTH, dropout: float = 0.25) -> None:
+        super().__init__()
+        self.slots = slots
+        self.classes = classes
+        c = width
+        self.features = nn.Sequential(
+            _conv(1, c, stride=2),  # 32x64
+            _conv(c, c),
+            nn.MaxPool2d(2),  # 16x32
+            _conv(c, 2 * c),
+            _conv(2 * c, 2 * c),
+            nn.MaxPool2d(2),  # 8x16
+            _conv(2 * c, 4 * c),
+            _conv(4 * c, 4 * c),
+            nn.MaxPool2d((2, 2)),  # 4x8
+            _conv(4 * c, 4 * c),
+            nn.Conv2d(4 * c, c, 1, bias=False),  # squeeze channels before the dense head
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+        )
+        fh, fw = height // 16, in_width // 16
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(c * fh * fw, 256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256, slots * classes),
+        )
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float (N, 1, H, W) in 0..1 -> logits (N, slots, classes)."""
+        return self.head(self.features(x)).view(-1, self.slots, self.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: uint8 (N, H, W, 1) as the runtime feeds it -> probabilities (N, slots, classes)."""
+        f = x.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
+        return torch.softmax(self.logits(f), dim=-1)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: PlateOcrNet, height: int = INPUT_HEIGHT, width: int = INPUT_WIDTH) -> int:
+    """Multiply-accumulates of one forward pass (convolutions and dense layers), by forward hooks."""
+    total = 0
+
+    def conv_hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.Conv2d)
+        k = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
+        total += int(out.numel() // out.shape[0]) * k
+
+    def lin_hook(mod: nn.Module, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.Linear)
+        total += mod.in_features * mod.out_features
+
+    hooks = []
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(lin_hook))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model.logits(torch.zeros(1, 1, height, width))
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    return total

@@ -1,0 +1,299 @@
+"""Train, export and evaluate the plate OCR.
+
+    python -m picar.train.train_ocr --data ../shared/data --out runs/ocr [--epochs N] [--resume]
+    python -m picar.train.train_ocr --export-only --out runs/ocr [--ship models]
+    python -m picar.train.train_ocr --evaluate models/plate_ocr.onnx --data ../shared/data
+
+One CPU thread throughout (the other core belongs to the detector). Every epoch: synthetic plates
+rendered on the fly mixed with oversampled real train crops, a checkpoint, and exact-plate accuracy on
+every real val split; the best epoch by mean val accuracy is kept for export.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from picar.train.ocr_data import REAL_SETS, TRAIN_WEIGHTS, MixedPlates, RealCrop, load_real
+from picar.train.ocr_model import (
+    ALPHABET,
+    INPUT_HEIGHT,
+    INPUT_WIDTH,
+    MAX_SLOTS,
+    PAD,
+    VOCAB,
+    PlateOcrNet,
+    count_macs,
+    count_params,
+)
+from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
+from picar.vision.ocr import PlateOcr, decode, preprocess
+
+log = logging.getLogger("train_ocr")
+MODEL_NAME = "plate_ocr"
+VERSION = "1.0.0"
+
+
+def _setup_logging(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    fmt.converter = time.gmtime
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.FileHandler(out / "train.log"), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def load_val(data_root: Path) -> dict[str, list[RealCrop]]:
+    """BGR val crops of every real set, as the runtime would receive them."""
+    return {name: load_real(data_root, name, "val", color=True) for name in REAL_SETS}
+
+
+def _exact(texts: list[str], crops: list[RealCrop]) -> float:
+    return float(np.mean([t == c.text for t, c in zip(texts, crops, strict=True)])) if crops else float("nan")
+
+
+def evaluate_torch(model: nn.Module, val: dict[str, list[RealCrop]], batch: int = 64) -> dict[str, float]:
+    """Exact-plate accuracy per val set, through the runtime's own preprocess and decode."""
+    model.eval()
+    scores = {}
+    with torch.no_grad():
+        for name, crops in val.items():
+            texts: list[str] = []
+            for i in range(0, len(crops), batch):
+                x = preprocess([c.image for c in crops[i: i + batch]], INPUT_HEIGHT, INPUT_WIDTH, 1)
+                probs = model(torch.from_numpy(x)).numpy()
+                texts += [r.text for r in decode(probs, ALPHABET, PAD, top_k=1, max_candidates=1)]
+            scores[name] = _exact(texts, crops)
+    model.train()
+    return scores
+
+
+def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int = 32) -> dict[str, Any]:
+    """Exact-plate top-1 and top-8-candidate accuracy per val set with the shipped runtime class."""
+    ocr = PlateOcr(model_path, threads=1)
+    out: dict[str, Any] = {}
+    for name, crops in val.items():
+        results = []
+        for i in range(0, len(crops), batch):
+            results += ocr.read([c.image for c in crops[i: i + batch]])
+        top1 = _exact([r.text for r in results], crops)
+        in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in zip(results, crops,
+                                                                                             strict=True)]))
+        out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4)}
+    return out
+
+
+def _mean_score(scores: dict[str, float]) -> float:
+    vals = [v for v in scores.values() if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+            e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+            e.copy_(b)
+
+
+def train(args: argparse.Namespace) -> Path:
+    out = Path(args.out)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    real_train = [c for name in TRAIN_WEIGHTS for c in load_real(Path(args.data), name, "train")]
+    val = load_val(Path(args.data))
+    log.info("real train crops: %s", {n: sum(c.dataset == n for c in real_train) for n in TRAIN_WEIGHTS})
+    log.info("real val crops: %s", {n: len(v) for n, v in val.items()})
+    model = PlateOcrNet(width=args.width)
+    log.info("model: width %d, %d params, %.1f M MACs", args.width, count_params(model), count_macs(model) / 1e6)
+    ema = copy.deepcopy(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps_per_epoch = args.epoch_size // args.batch
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+                                                pct_start=0.08, div_factor=20, final_div_factor=200)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.03)
+    start_epoch, best, history = 0, -1.0, []
+    last = out / "last.pt"
+    if args.resume and last.is_file():
+        ck = torch.load(last, weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start_epoch, best, history = ck["epoch"] + 1, ck["best"], ck["history"]
+        log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
+    model.train()
+    for epoch in range(start_epoch, args.epochs):
+        ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch)
+        loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
+        t0 = time.monotonic()
+        running = 0.0
+        for step, (x, y) in enumerate(loader):
+            logits = model.logits(x.float() / 255.0)
+            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            _ema_update(ema, model, args.ema if epoch > 0 else 0.99)
+            running = 0.98 * running + 0.02 * loss.item() if step else loss.item()
+            if step % 50 == 0:
+                rate = (step + 1) * args.batch / (time.monotonic() - t0)
+                eta = ((args.epochs - epoch) * steps_per_epoch - step) * args.batch / rate / 60
+                log.info("epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s eta %.1f min", epoch, step,
+                         steps_per_epoch, running, sched.get_last_lr()[0], rate, eta)
+        scores = evaluate_torch(ema, val)
+        mean = _mean_score(scores)
+        history.append({"epoch": epoch, "loss": running, "val": scores, "mean": mean,
+                        "seconds": time.monotonic() - t0})
+        log.info("epoch %d done in %.0f s, loss %.4f, val exact %s, mean %.4f", epoch, time.monotonic() - t0,
+                 running, {k: round(v, 4) for k, v in scores.items()}, mean)
+        state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict(), "epoch": epoch, "best": max(best, mean), "history": history,
+                 "args": vars(args)}
+        if mean > best:
+            best = mean
+            torch.save({"ema": ema.state_dict(), "epoch": epoch, "val": scores, "mean": mean, "args": vars(args)},
+                       out / "best.pt")
+            log.info("new best mean val %.4f at epoch %d", mean, epoch)
+        torch.save(state, out / "last.tmp")
+        (out / "last.tmp").replace(last)
+    return out / "best.pt"
+
+
+def _calibration(data_root: Path, n: int = 256, batch: int = 16) -> list[np.ndarray]:
+    """Input batches for static int8 calibration: real train crops plus synthetic plates."""
+    real = [c for name in TRAIN_WEIGHTS for c in load_real(data_root, name, "train")]
+    ds = MixedPlates(real, n, 0.6, seed=12345, epoch=0)
+    imgs = [ds[i][0].numpy()[0][..., None] for i in range(n)]
+    return [np.stack(imgs[i: i + batch]) for i in range(0, n, batch)]
+
+
+def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: dict[str, Any],
+             latency: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": MODEL_NAME,
+        "version": VERSION,
+        "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "task": "licence plate text from a plate crop, fixed slots, no segmentation",
+        "input": {"name": "image", "shape": [None, INPUT_HEIGHT, INPUT_WIDTH, 1], "dtype": "uint8",
+                  "layout": "NHWC", "color": "gray", "range": "0-255, normalised inside the graph",
+                  "resize": "stretch to HxW, aspect not kept; INTER_AREA when shrinking, else INTER_LINEAR"},
+        "output": {"name": "probs", "shape": [None, MAX_SLOTS, len(VOCAB)], "dtype": "float32",
+                   "meaning": "softmax per slot over alphabet + pad"},
+        "alphabet": ALPHABET,
+        "pad": PAD,
+        "slots": MAX_SLOTS,
+        "decode": {"top_k": 3, "max_candidates": 8},
+        "thresholds": {"min_char_confidence": 0.5, "min_plate_confidence": 0.3},
+        "quantization": quant,
+        "training": {"epoch": ck.get("epoch"), "val_mean_torch": ck.get("mean"), "width": ck["args"]["width"],
+                     "seed": ck["args"]["seed"]},
+        "metrics": {"val": metrics, "latency_ms_1_thread": latency},
+    }
+
+
+def export(args: argparse.Namespace) -> dict[str, Any]:
+    """Best checkpoint -> float ONNX (checked against torch) -> int8 candidate -> keep the better one."""
+    out = Path(args.out)
+    ck = torch.load(out / "best.pt", weights_only=False)
+    model = PlateOcrNet(width=ck["args"]["width"])
+    model.load_state_dict(ck["ema"])
+    model.eval()
+    data_root = Path(args.data)
+    val = load_val(data_root)
+    f32 = out / f"{MODEL_NAME}.float.onnx"
+    i8 = out / f"{MODEL_NAME}.int8.onnx"
+    dummy = torch.zeros(1, INPUT_HEIGHT, INPUT_WIDTH, 1, dtype=torch.uint8)
+    export_onnx(model, dummy, f32, ["image"], ["probs"], {"image": {0: "batch"}, "probs": {0: "batch"}}, opset=17)
+    sample = torch.from_numpy(preprocess([c.image for crops in val.values() for c in crops[:8]],
+                                         INPUT_HEIGHT, INPUT_WIDTH, 1))
+    diff = check_onnx_matches(model, f32, sample, atol=1e-4)
+    log.info("float ONNX matches torch: max abs diff %.2e", diff)
+    quantize_int8(f32, i8, _calibration(data_root))
+    report: dict[str, Any] = {}
+    x1 = sample[:1].numpy()
+    x8 = sample[:8].numpy()
+    for tag, path in (("float32", f32), ("int8", i8)):
+        shutil.copy(path, path.with_suffix(".tmp.onnx"))
+        tmp = path.with_suffix(".tmp.onnx")
+        tmp.with_suffix(".json").write_text(json.dumps(_sidecar(args, ck, tag, {}, {}), indent=2))
+        metrics = evaluate_onnx(tmp, val)
+        tmp.unlink()
+        tmp.with_suffix(".json").unlink()
+        lat = {"batch1": measure_latency(path, x1), "batch8": measure_latency(path, x8, runs=50)}
+        report[tag] = {"val": metrics, "latency": lat, "bytes": path.stat().st_size,
+                       "mean_exact": float(np.mean([m["exact"] for m in metrics.values()]))}
+        log.info("%s: %s", tag, json.dumps(report[tag]))
+    # int8 only if real-val accuracy holds (within half a point on the mean and two on every set)
+    holds = report["int8"]["mean_exact"] >= report["float32"]["mean_exact"] - 0.005 and all(
+        report["int8"]["val"][k]["exact"] >= report["float32"]["val"][k]["exact"] - 0.02 for k in val)
+    chosen = "int8" if holds else "float32"
+    src = i8 if holds else f32
+    ship = Path(args.ship)
+    ship.mkdir(parents=True, exist_ok=True)
+    dst = ship / f"{MODEL_NAME}.onnx"
+    shutil.copy(src, dst)
+    quant = "int8 static QDQ (onnxruntime.quantization, per-channel weights)" if holds else "none (float32)"
+    side = _sidecar(args, ck, quant, report[chosen]["val"], report[chosen]["latency"])
+    dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
+    report["chosen"] = chosen
+    report["onnx_vs_torch_max_abs_diff"] = diff
+    (out / "export.json").write_text(json.dumps(report, indent=2))
+    log.info("shipped %s as %s (%d bytes)", chosen, dst, dst.stat().st_size)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data", help="folder holding ocr/<source>/labels.csv")
+    p.add_argument("--out", default="runs/ocr")
+    p.add_argument("--ship", default="models", help="where export puts plate_ocr.onnx and its sidecar")
+    p.add_argument("--epochs", type=int, default=16)
+    p.add_argument("--epoch-size", type=int, default=24000)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--real-share", type=float, default=0.5)
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--seed", type=int, default=20261123)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--export-only", action="store_true")
+    p.add_argument("--no-export", action="store_true")
+    p.add_argument("--evaluate", type=Path, help="only evaluate this ONNX model (with its sidecar) on real val")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    if args.evaluate:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        print(json.dumps(evaluate_onnx(args.evaluate, load_val(Path(args.data))), indent=2))
+        return 0
+    _setup_logging(Path(args.out))
+    log.info("args: %s", vars(args))
+    if not args.export_only:
+        train(args)
+    if not args.no_export:
+        export(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,173 @@
+"""Plate OCR at run time: BGR crops in, OcrResult out, one onnxruntime call per batch.
+
+Everything model-specific (input size and colour, alphabet, pad symbol, slot count, thresholds) is read
+from the sidecar JSON beside the .onnx file. Pre- and post-processing are pure functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from picar.types import CharRead, OcrResult
+from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
+
+
+def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: int = 1) -> np.ndarray:
+    """Crops (BGR, BGRA or grayscale uint8, any size) -> uint8 batch (N, height, width, channels).
+
+    The aspect ratio is not kept: one-row and two-row plates both fill the input. Shrinking averages
+    pixels (INTER_AREA) so small characters do not alias; enlarging interpolates linearly.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (gray) or 3 (BGR), got {channels}")
+    out = np.empty((len(crops), height, width, channels), np.uint8)
+    for i, crop in enumerate(crops):
+        img = np.asarray(crop)
+        if img.size == 0 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)):
+            raise ValueError(f"crop {i}: expected an HxW or HxWx{{1,3,4}} image, got shape {img.shape}")
+        if img.dtype != np.uint8:
+            raise ValueError(f"crop {i}: expected uint8 pixels, got {img.dtype}")
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[..., 0]
+        if channels == 1 and img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY if img.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+        elif channels == 3 and img.ndim == 2:
+            img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        elif channels == 3 and img.shape[2] == 4:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+        shrink = img.shape[0] > height or img.shape[1] > width
+        resized = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        out[i] = resized.reshape(height, width, channels)
+    return out
+
+
+def _text_candidates(slot_top: list[list[tuple[str, float]]], pad: str, limit: int) -> list[tuple[str, float]]:
+    """Most probable texts from per-slot top-k lists (beam search on log probabilities). Slot paths that
+    spell the same text (a pad in a different place) add up."""
+    beams: list[tuple[float, str]] = [(0.0, "")]
+    width = max(limit * 3, 8)
+    for options in slot_top:
+        grown = [(lp + math.log(max(p, 1e-12)), text + ("" if ch == pad else ch))
+                 for lp, text in beams for ch, p in options]
+        grown.sort(key=lambda t: -t[0])
+        beams = grown[:width]
+    merged: dict[str, float] = {}
+    for lp, text in beams:
+        merged[text] = merged.get(text, 0.0) + math.exp(lp)
+    ranked = sorted(merged.items(), key=lambda t: -t[1])
+    return [(text, p) for text, p in ranked if text][:limit]
+
+
+def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candidates: int = 8) -> list[OcrResult]:
+    """Per-slot probabilities (N, slots, len(alphabet) + 1; class order alphabet then pad) -> results.
+
+    The text is the best class of every slot, pads dropped. Its confidence is the product of the slot
+    probabilities (pads included: a missed character is an error too). Each character carries its
+    probability and up to `top_k - 1` alternative characters; `candidates` holds up to `max_candidates`
+    texts from a beam over the per-slot top-k, best first.
+    """
+    if len(pad) != 1 or pad in alphabet:
+        raise ValueError(f"pad must be one character not in the alphabet, got {pad!r}")
+    classes = alphabet + pad
+    arr = np.asarray(probs, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != len(classes):
+        raise ValueError(f"probs must have shape (N, slots, {len(classes)}), got {arr.shape}")
+    k = max(1, min(top_k, len(classes)))
+    results = []
+    for sample in arr:
+        order = np.argsort(-sample, axis=1)[:, :k]
+        slot_top = [[(classes[j], float(sample[s, j])) for j in order[s]] for s in range(sample.shape[0])]
+        chars = []
+        conf = 1.0
+        for options in slot_top:
+            best, p = options[0]
+            conf *= p
+            if best == pad:
+                continue
+            alts = tuple((ch, q) for ch, q in options[1:] if ch != pad)
+            chars.append(CharRead(char=best, confidence=p, alternatives=alts))
+        text = "".join(c.char for c in chars)
+        candidates = _text_candidates(slot_top, pad, max_candidates)
+        if text and all(t != text for t, _ in candidates):
+            candidates = [(text, conf), *candidates][:max_candidates]
+        results.append(OcrResult(text=text, confidence=conf, chars=tuple(chars), candidates=tuple(candidates)))
+    return results
+
+
+def _field(meta: dict[str, Any], path: str, kind: type | tuple[type, ...]) -> Any:
+    node: Any = meta
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ModelError(f"OCR sidecar is missing field {path!r}")
+        node = node[key]
+    if not isinstance(node, kind) or isinstance(node, bool) and kind is not bool:
+        raise ModelError(f"OCR sidecar field {path!r} has the wrong type: {node!r}")
+    return node
+
+
+class PlateOcr:
+    """One ONNX plate OCR session, configured entirely by its sidecar."""
+
+    def __init__(self, model_path: Path, threads: int = 1) -> None:
+        model_path = Path(model_path)
+        meta = load_sidecar(model_path)
+        shape = _field(meta, "input.shape", list)
+        if len(shape) != 4 or not all(isinstance(v, int) and v > 0 for v in shape[1:]):
+            raise ModelError(f"OCR sidecar field 'input.shape' must be [N, H, W, C], got {shape!r}")
+        if _field(meta, "input.layout", str) != "NHWC" or _field(meta, "input.dtype", str) != "uint8":
+            raise ModelError("OCR sidecar: only NHWC uint8 inputs are supported (fields input.layout, input.dtype)")
+        color = _field(meta, "input.color", str)
+        if (color, shape[3]) not in (("gray", 1), ("bgr", 3)):
+            raise ModelError(f"OCR sidecar: input.color {color!r} does not fit {shape[3]} channels")
+        self._input_name: str = _field(meta, "input.name", str)
+        self._output_name: str = _field(meta, "output.name", str)
+        self._height, self._width, self._channels = int(shape[1]), int(shape[2]), int(shape[3])
+        self.alphabet: str = _field(meta, "alphabet", str)
+        self.pad: str = _field(meta, "pad", str)
+        self.slots: int = _field(meta, "slots", int)
+        self.top_k: int = _field(meta, "decode.top_k", int)
+        self.max_candidates: int = _field(meta, "decode.max_candidates", int)
+        self.min_char_confidence: float = float(_field(meta, "thresholds.min_char_confidence", (int, float)))
+        self.min_plate_confidence: float = float(_field(meta, "thresholds.min_plate_confidence", (int, float)))
+        self.version: str = str(meta.get("version", ""))
+        self._session = create_session(model_path, threads)
+        inputs = {i.name: i for i in self._session.get_inputs()}
+        if self._input_name not in inputs:
+            raise ModelError(f"OCR model has no input {self._input_name!r} (has {sorted(inputs)})")
+        out = {o.name: o for o in self._session.get_outputs()}
+        if self._output_name not in out:
+            raise ModelError(f"OCR model has no output {self._output_name!r} (has {sorted(out)})")
+        oshape = out[self._output_name].shape
+        if oshape[-1] != len(self.alphabet) + 1 or oshape[-2] != self.slots:
+            raise ModelError(f"OCR model output shape {oshape} does not match sidecar slots={self.slots}, "
+                             f"classes={len(self.alphabet) + 1}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of one model input."""
+        return (self._height, self._width, self._channels)
+
+    def read(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:
+        """Read every crop (BGR, any size) in one session run; results in crop order."""
+        if len(crops) == 0:
+            return []
+        batch = preprocess(crops, self._height, self._width, self._channels)
+        probs = self._session.run([self._output_name], {self._input_name: batch})[0]
+        return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates)
+
+    def is_confident(self, result: OcrResult) -> bool:
+        """Whether a read passes the sidecar's plate and per-character confidence thresholds."""
+        return (bool(result.text) and result.confidence >= self.min_plate_confidence
+                and all(c.confidence >= self.min_char_confidence for c in result.chars))
+
+    def warm_up(self) -> None:
+        """Run the model on blank input at batch 1 and 4, so the first real plate is not slow."""
+        for n in (1, 4):
+            blank = np.zeros((n, self._height, self._width, self._channels), np.uint8)
+            warm_up(self._session, {self._input_name: blank}, runs=2)
