@@ -113,6 +113,7 @@ class OpenCvSource:
         self._frame_count = 0.0
         self._read_count = 0
         self._failures = 0
+        self._fail_position = -1.0
 
     def open(self) -> None:
         self.close()
@@ -131,6 +132,7 @@ class OpenCvSource:
         self._frame_count = cap.get(cv2.CAP_PROP_FRAME_COUNT) if self.kind == "file" else 0.0
         self._read_count = 0
         self._failures = 0
+        self._fail_position = -1.0
         self._cap = cap
 
     def _make_capture(self) -> cv2.VideoCapture:
@@ -158,7 +160,10 @@ class OpenCvSource:
         # A file: the end, or a frame the decoder rejected somewhere in the middle.
         self._failures += 1
         position = self._cap.get(cv2.CAP_PROP_POS_FRAMES)
-        at_end = self._frame_count <= 0 or position >= self._frame_count - 1
+        # Frame counts in containers are estimates: a position that no longer moves is the end too.
+        stuck = self._failures > 1 and position == self._fail_position
+        self._fail_position = position
+        at_end = self._frame_count <= 0 or position >= self._frame_count - 1 or stuck
         if at_end or self._failures >= MAX_CONSECUTIVE_FILE_FAILURES:
             raise EndOfSource(self.description)
         self._read_count += 1

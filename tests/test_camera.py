@@ -101,6 +101,27 @@ def test_video_file_read_fully_without_drops_when_not_realtime(tmp_path: Path) -
     assert stamps == sorted(stamps)
 
 
+def test_video_file_with_a_corrupt_frame_skips_it_and_reads_on(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (64, 48))
+    for i in range(20):
+        writer.write(shaded(i))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [m for m in range(len(data) - 2) if data[m : m + 3] == b"\xff\xd8\xff"]
+    assert len(starts) == 20
+    # Overwrite frame 10's JPEG bytes but leave the AVI chunk structure intact.
+    chunk_header = 8  # "00dc" and a 4-byte size precede each JPEG
+    data[starts[10] : starts[11] - chunk_header] = b"\x55" * (starts[11] - chunk_header - starts[10])
+    path.write_bytes(bytes(data))
+    cam = open_camera("front", str(path), realtime=False)
+    cam.start()
+    frames = drain(cam)
+    cam.stop()
+    assert [shade_of(f.image) for f in frames] == [*range(10), *range(11, 20)]
+    assert cam.status()["broken"] == 1
+
+
 def test_video_file_loops_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "short.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, (64, 48))
@@ -211,6 +232,22 @@ def test_stream_credentials_stay_out_of_logs_and_status() -> None:
     assert redact_url("http://10.0.0.5/front.mjpg") == "http://10.0.0.5/front.mjpg"
     source = make_source("rtsp://admin:secret@10.0.0.5:554/s1")
     assert "secret" not in source.description
+
+
+def test_frames_are_stamped_with_the_injected_clocks(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "f", 3)
+    ticks = iter(range(1000))
+    cam = Camera(
+        "front", str(folder), realtime=False,
+        wall_clock=lambda: 1_700_000_000.0 + next(ticks), monotonic=lambda: 42.0,
+    )
+    cam.start()
+    frames = drain(cam)
+    cam.stop()
+    walls = [f.captured_at for f in frames]
+    assert len(walls) == 3 and walls == sorted(walls) and walls[0] >= 1_700_000_000.0
+    assert all(f.monotonic == 42.0 and f.camera == "front" for f in frames)
+    assert cam.status()["last_frame_age_s"] == 0.0
 
 
 def test_check_image_rejects_broken_frames() -> None:

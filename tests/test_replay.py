@@ -243,14 +243,44 @@ def test_recorder_writes_session_layout_from_folder_and_pty(tmp_path: Path) -> N
         Recorder(session, [("front", str(source))])
 
 
+def test_replay_cli_serves_until_the_recording_ends(tmp_path: Path) -> None:
+    folder = write_folder(tmp_path / "frames", 12, fps=10)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hw_sim.camera_replay", str(folder), "--port", "0", "--fast", "--name", "rear"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/rear\.mjpg", url), url
+        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000,
+                                                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, 5000])
+        shades = []
+        while (got := cap.read())[0]:
+            shades.append(shade_of(got[1]))
+        cap.release()
+        assert shades == list(range(12))
+        assert proc.wait(10.0) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_replay_rejects_a_missing_source(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"'.*nothing' is neither a video file nor a folder"):
+        MjpegReplay(tmp_path / "nothing")
+
+
 def test_recorder_cli_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     source = write_folder(tmp_path / "src", 400, fps=20)  # outlasts the test: SIGTERM ends it
+    source2 = write_folder(tmp_path / "src2", 400, fps=20)
     gps_log = tmp_path / "drive.nmea"
     gps_log.write_bytes(nmea("GPRMC,120000.00,V,,,,,,,230394,,,N"))
     session = tmp_path / "session"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hw_sim.recorder", "--camera", str(source), "--gps", str(gps_log),
-         "--out", str(session), "--seconds", "60"],
+        [sys.executable, "-m", "hw_sim.recorder", "--camera", str(source), "--camera2", str(source2),
+         "--gps", str(gps_log), "--out", str(session), "--seconds", "60", "--fps", "10"],
         cwd=REPO, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -258,7 +288,7 @@ def test_recorder_cli_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         seen = []
         for line in proc.stderr:
             seen.append(line)
-            if re.search(r"recorder: front [1-9]\d* frames, gps 1 lines", line):
+            if re.search(r"recorder: front [1-9]\d* frames, rear [1-9]\d* frames, gps 1 lines", line):
                 break
         else:
             pytest.fail("recorder never reported progress:\n" + "".join(seen))
@@ -269,5 +299,10 @@ def test_recorder_cli_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     meta = json.loads((session / "session.json").read_text())
-    assert meta["stopped_at"] is not None and meta["cameras"][0]["frames"] >= 1
+    assert meta["stopped_at"] is not None and meta["fps"] == 10
+    assert [c["name"] for c in meta["cameras"]] == ["front", "rear"]
+    for cam in meta["cameras"]:
+        rows = (session / cam["name"] / "frames.csv").read_text().splitlines()
+        assert cam["frames"] >= 1 and len(rows) == cam["frames"] + 1
+        assert (session / cam["name"] / "fps.txt").read_text().strip() == "10"
     assert (session / "gps.nmea").read_bytes() == gps_log.read_bytes()
