@@ -1,0 +1,155 @@
+"""Per-region plate grammars: re-rank OCR candidates so texts that fit the region's formats come first.
+
+O and 0, I and 1, B and 8 are often told apart only by the national format: where a template needs a
+digit, a letter read there is swapped for the slot's best digit alternative (or its usual look-alike),
+at a cost in confidence. The raw read always stays among the candidates.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import replace
+
+from picar.types import CharRead, OcrResult
+
+_SETS = {"L": string.ascii_uppercase, "D": string.digits, "A": string.ascii_uppercase + string.digits}
+
+# Templates: L letter, D digit, A either; [XYZ] a set of letters. One template per line of a format.
+_UA = "[ABCEHIKMOPTX]"
+REGION_TEMPLATES: dict[str, tuple[str, ...]] = {
+    # Moldova: ABC 123; older regional C AB 123 / CH AB 123
+    "md": ("LLLDDD", "LLLLDDD"),
+    # Romania: B 12 ABC, B 123 ABC, CJ 07 XYZ; temporary: county + 6 digits
+    "ro": ("LDDLLL", "LDDDLLL", "LLDDLLL", "LDDDDDD", "LLDDDDDD"),
+    # Ukraine: AA 1234 BB (Cyrillic letters that look Latin)
+    "ua": (f"{_UA}{_UA}DDDD{_UA}{_UA}",),
+    # Poland: 2-3 letter district, then digits / letters
+    "pl": ("LLDDDDD", "LLDDDLL", "LLDLDDD", "LLLDDDD", "LLLDDLL", "LLLDLDD", "LLLLDDD", "LLDDDDL"),
+    # Germany: district, 1-2 letters, 1-4 digits (the split between district and letters is not read)
+    "de": tuple("L" * n + "D" * d for n in (2, 3, 4, 5) for d in (1, 2, 3, 4) if n + d <= 8),
+    # Brazil: old ABC-1234, Mercosur ABC1D23
+    "br": ("LLLDDDD", "LLLDLDD"),
+    # Argentina: old ABC 123, Mercosur AB 123 CD, motorbike A 123 BCD
+    "ar": ("LLLDDD", "LLDDDLL", "LDDDLLL"),
+    # US: the common issued patterns; vanity plates match none and keep their raw read
+    "us": ("LLLDDDD", "DLLLDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DDDDLL", "LLLLDDD", "DLLDDD", "LLDLDDD",
+           "DDLLDD", "LDDLLL", "DDDDDD", "LLDDDD", "DDDLDD", "LLLDDDL", "DLDDDD"),
+}
+REGION_TEMPLATES["eu"] = tuple(dict.fromkeys(
+    REGION_TEMPLATES["md"] + REGION_TEMPLATES["ro"] + REGION_TEMPLATES["ua"] + REGION_TEMPLATES["pl"]
+    + REGION_TEMPLATES["de"] + (
+        "LLDDDLL",  # FR AB-123-CD, IT AB 123 CD
+        "DDDDLLL",  # ES 1234 ABC
+        "LLDDDDLL",  # BG CA 1234 AB
+        "LLDDDDL",
+        "LLLDDD",  # HU ABC-123, SE ABC 123, LT
+        "LLLDDL",  # SE ABC 12A
+        "DLLDDDD",  # CZ 1AB 2345
+        "LLDDDLL", "LLDDDDD",  # SK RK-099AN, NO AB 12345
+        "LLDDLLL", "LLDDLL",  # GB AB12 CDE, HR
+        "LLDDDD", "DDDLLL", "LLLLDD", "DDLLLD", "LDDDLL", "LLDDLD",  # NL sidecodes and others
+    )))
+REGION_TEMPLATES["auto"] = tuple(dict.fromkeys(t for k in ("eu", "us", "br", "ar") for t in REGION_TEMPLATES[k]))
+REGIONS: tuple[str, ...] = tuple(sorted(REGION_TEMPLATES))
+
+# What a letter most often really is where a digit must be, and the reverse.
+TO_DIGIT = {"O": "0", "Q": "0", "D": "0", "U": "0", "I": "1", "L": "1", "T": "1", "J": "1", "Z": "2",
+            "E": "3", "A": "4", "S": "5", "G": "6", "B": "8", "R": "8"}
+TO_LETTER = {"0": "O", "1": "I", "2": "Z", "3": "B", "4": "A", "5": "S", "6": "G", "7": "T", "8": "B"}
+LOOKALIKE_COST = 0.15  # confidence factor of a swap the OCR itself did not offer
+MAX_SWAPS = 2
+
+
+def _parse(template: str) -> tuple[frozenset[str], ...]:
+    sets: list[frozenset[str]] = []
+    for m in re.finditer(r"\[([A-Z0-9]+)\]|([LDA])", template):
+        sets.append(frozenset(m.group(1) if m.group(1) else _SETS[m.group(2)]))
+    return tuple(sets)
+
+
+_PARSED = {region: tuple(_parse(t) for t in temps) for region, temps in REGION_TEMPLATES.items()}
+
+
+def _check_region(region: str) -> str:
+    key = region.lower()
+    if key not in _PARSED:
+        raise ValueError(f"unknown plate region {region!r}; allowed regions: {', '.join(REGIONS)}")
+    return key
+
+
+def matches(text: str, region: str) -> bool:
+    """Whether `text` (A-Z0-9, no separators) fits one of `region`'s formats."""
+    key = _check_region(region)
+    return any(len(t) == len(text) and all(c in s for c, s in zip(text, t, strict=True)) for t in _PARSED[key])
+
+
+def _conform(text: str, template: tuple[frozenset[str], ...], chars: tuple[CharRead, ...] | None
+             ) -> tuple[str, float, list[tuple[int, str, float]]] | None:
+    """Fit `text` to `template` with at most MAX_SWAPS swaps: (text, confidence factor, swaps)."""
+    out, factor, swaps = [], 1.0, []
+    for i, (c, allowed) in enumerate(zip(text, template, strict=True)):
+        if c in allowed:
+            out.append(c)
+            continue
+        best: tuple[str, float] | None = None
+        if chars is not None:
+            for alt, p in chars[i].alternatives:
+                if alt in allowed:
+                    best = (alt, p / max(chars[i].confidence, 1e-6))
+                    break
+        if best is None:
+            look = TO_DIGIT.get(c) if c.isalpha() else TO_LETTER.get(c)
+            if look is None or look not in allowed:
+                return None
+            best = (look, LOOKALIKE_COST)
+        out.append(best[0])
+        factor *= min(best[1], 1.0)
+        swaps.append((i, best[0], best[1]))
+        if len(swaps) > MAX_SWAPS:
+            return None
+    return "".join(out), factor, swaps
+
+
+def apply_region(result: OcrResult, region: str) -> OcrResult:
+    """Re-rank `result.candidates` so texts valid in `region` come first (best confidence first), with
+    look-alike corrections proposed where a format demands a digit or a letter. Raw texts that fit no
+    format follow; the raw read is never dropped. Raises ValueError for an unknown region."""
+    key = _check_region(region)
+    pool = list(result.candidates) or ([(result.text, result.confidence)] if result.text else [])
+    if result.text and all(t != result.text for t, _ in pool):
+        pool.insert(0, (result.text, result.confidence))
+    valid: dict[str, float] = {}
+    fixed_chars: dict[str, tuple[CharRead, ...]] = {}
+    for text, conf in pool:
+        aligned = result.chars if len(result.chars) == len(text) else None
+        for template in _PARSED[key]:
+            if len(template) != len(text):
+                continue
+            fit = _conform(text, template, aligned)
+            if fit is None:
+                continue
+            new_text, factor, swaps = fit
+            score = conf * factor
+            if score > valid.get(new_text, -1.0):
+                valid[new_text] = score
+                if aligned is not None:
+                    swapped = list(aligned)
+                    for i, ch, f in swaps:
+                        swapped[i] = CharRead(ch, min(1.0, swapped[i].confidence * f),
+                                              tuple((a, p) for a, p in swapped[i].alternatives if a != ch))
+                    fixed_chars[new_text] = tuple(swapped)
+    ranked = sorted(valid.items(), key=lambda t: -t[1])
+    rest = sorted(((t, c) for t, c in pool if t not in valid), key=lambda t: -t[1])
+    limit = max(8, len(pool))
+    candidates = (ranked + rest)[:limit]
+    if result.text and all(t != result.text for t, _ in candidates):
+        candidates[-1] = (result.text, result.confidence)
+    if not candidates:
+        return result
+    top, conf = candidates[0]
+    if top == result.text:
+        chars = result.chars
+    else:
+        chars = fixed_chars.get(top) or tuple(CharRead(c, conf ** (1 / max(1, len(top)))) for c in top)
+    return replace(result, text=top, confidence=conf, chars=chars, candidates=tuple(candidates))
