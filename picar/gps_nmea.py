@@ -342,7 +342,7 @@ class NmeaAssembler:
 
 
 def _junk(s: str) -> bool:
-    return bool(s.strip(" \t\r\n\x00"))
+    return bool(s.strip(" \t\r\n"))
 
 
 def _shorten(s: str, limit: int = 80) -> str:
