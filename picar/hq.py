@@ -1,0 +1,550 @@
+"""The car's link to HQ over MQTT: events are written to the on-disk outbox first, then sent from it.
+
+Delivery rule: an event leaves the outbox backlog only when the broker acknowledged it (PUBACK for its
+message id). A sender thread drains the outbox in seq order with at most ``max_inflight`` unacknowledged
+publishes. While the connection is down nothing is lost: paho retransmits what was in flight when it
+reconnects, and every reconnect rescans the outbox for anything else not acknowledged; a restarted
+process replays the whole backlog. Duplicates are therefore possible; HQ recognises them by event_id.
+Topic tree and payloads: docs/mqtt.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
+
+from picar import __version__ as _PICAR_VERSION
+from picar.outbox import Outbox
+
+_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+RESERVED_KINDS = frozenset({"status", "position", "watchlist", "cmd"})
+_CONNACK_HINTS = {
+    132: "the broker does not speak MQTT 3.1.1",
+    133: "the broker rejected the client id",
+    134: "check username and password",
+    135: "check username/password and the broker ACL for this vehicle",
+    136: "the broker is unavailable",
+}
+
+
+def utc_iso(ts: float) -> str:
+    """Wall-clock seconds as an ISO 8601 UTC string with a Z suffix."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
+    """A technician-readable reason for a failed TCP/TLS connect, and the log level it deserves."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS certificate verification failed ({exc.verify_message}): check ca_file and that the "
+            "broker certificate names this host",
+            logging.ERROR,
+        )
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"TLS handshake failed ({exc.reason or exc}): check ca_file, cert_file, key_file and the "
+            "broker's TLS settings",
+            logging.ERROR,
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused: broker not running or wrong port", logging.WARNING
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host name ({exc.strerror})", logging.WARNING
+    if isinstance(exc, TimeoutError):
+        return "connection timed out", logging.WARNING
+    if exc is None:
+        return "connection failed", logging.WARNING
+    return f"connection failed: {type(exc).__name__}: {exc}", logging.WARNING
+
+
+class HqLink:
+    """MQTT client for one vehicle. Call start(); publish_event() never blocks on the network."""
+
+    def __init__(
+        self,
+        vehicle_id: str,
+        host: str,
+        port: int,
+        outbox: Outbox,
+        *,
+        tls: bool = False,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        keepalive_s: int = 30,
+        topic_prefix: str = "picar/v1",
+        client_id: str | None = None,
+        max_inflight: int = 20,
+        status_provider: Callable[[], dict[str, Any]] | None = None,
+        on_command: Callable[[str, bytes], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+        version: str = _PICAR_VERSION,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 60.0,
+        ready_timeout_s: float = 5.0,
+    ) -> None:
+        if not _LEVEL.match(vehicle_id or ""):
+            raise ValueError(f"hq vehicle_id {vehicle_id!r}: use letters, digits, '_', '-', '.' only")
+        prefix = topic_prefix.strip("/")
+        if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
+            raise ValueError(f"hq topic_prefix {topic_prefix!r}: must be a plain topic path without wildcards")
+        if not 1 <= max_inflight <= 1000:
+            raise ValueError(f"hq max_inflight {max_inflight}: must be between 1 and 1000")
+        if not tls and (ca_file or cert_file or key_file):
+            raise ValueError("hq ca_file/cert_file/key_file given but tls is false")
+        if (cert_file is None) != (key_file is None):
+            raise ValueError("hq cert_file and key_file must be given together")
+        self.vehicle_id = vehicle_id
+        self.host = host
+        self.port = int(port)
+        self.outbox = outbox
+        self.prefix = prefix
+        self.client_id = client_id or f"picar-{vehicle_id}"
+        self.max_inflight = max_inflight
+        self.keepalive_s = keepalive_s
+        self.version = version
+        self._status_provider = status_provider
+        self._on_command = on_command
+        self._clock = clock
+        self._log = logger or logging.getLogger("picar.hq")
+        self._ready_timeout_s = ready_timeout_s
+        self.status_topic = self.topic("status")
+        self.position_topic = self.topic("position")
+        self.command_topics = (
+            f"{self.prefix}/fleet/watchlist",
+            self.topic("watchlist"),
+            self.topic("cmd"),
+        )
+
+        self._cond = threading.Condition()
+        self._connected = False
+        self._epoch = 0  # successful connections so far
+        self._ready_epoch = 0  # connection whose SUBACK arrived (paho has retransmitted by then)
+        self._connected_mono = 0.0
+        self._connected_since: float | None = None
+        self._sub_mid: int | None = None
+        self._inflight: dict[int, str] = {}  # mid -> event_id, kept across reconnects (paho resends)
+        self._inflight_ids: set[str] = set()
+        self._early_acks: OrderedDict[int, bool] = OrderedDict()  # PUBACKs that beat publish() returning
+        self._acked: list[str] = []  # acknowledged, not yet written to the outbox
+        self._put_gen = 0  # bumped by every publish_event: there may be new work
+        self._idle = False  # the sender found nothing more to send in the current connection
+        self._stopping = False
+        self._started = False
+        self._last_problem: str | None = None
+        self._stats = {
+            "sent": 0, "acked": 0, "rejected": 0, "positions_sent": 0, "positions_dropped": 0,
+            "commands": 0, "connects": 0, "connect_failures": 0, "disconnects": 0,
+        }
+        self._sender: threading.Thread | None = None
+
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            clean_session=False,  # HQ's QoS 1 commands queued while we were away arrive on reconnect
+            protocol=mqtt.MQTTv311,
+        )
+        # Room above our own window for status messages, so they are never queued behind events.
+        self._client.max_inflight_messages_set(max_inflight + 4)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)  # type: ignore[arg-type]
+        if username is not None:
+            self._client.username_pw_set(username, password)
+        if tls:
+            try:
+                self._client.tls_set(
+                    ca_certs=None if ca_file is None else str(ca_file),
+                    certfile=None if cert_file is None else str(cert_file),
+                    keyfile=None if key_file is None else str(key_file),
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"hq TLS files (ca_file={ca_file}, cert_file={cert_file}, key_file={key_file}): {exc}"
+                ) from exc
+        self._client.will_set(self.status_topic, self._offline_payload("connection lost"), qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+
+    # ---- public API ----------------------------------------------------------------------------------
+
+    def topic(self, kind: str) -> str:
+        """The topic this vehicle uses for ``kind`` (``{prefix}/{vehicle}/{kind}``)."""
+        return f"{self.prefix}/{self.vehicle_id}/{kind}"
+
+    def start(self) -> None:
+        """Start connecting in the background; returns at once even when the broker is unreachable."""
+        with self._cond:
+            if self._started:
+                raise RuntimeError("HqLink already started")
+            self._started = True
+        self._log.info(
+            "HQ link %s: connecting to %s:%d as %s (backlog %d)",
+            self.vehicle_id, self.host, self.port, self.client_id, self.outbox.backlog(),
+        )
+        self._client.connect_async(self.host, self.port, keepalive=self.keepalive_s)
+        self._client.loop_start()
+        self._sender = threading.Thread(target=self._run_sender, name=f"hq-sender-{self.vehicle_id}", daemon=True)
+        self._sender.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Drain what can be sent within ``timeout``, publish retained offline status, disconnect.
+
+        Whatever is not acknowledged stays in the outbox for the next start.
+        """
+        with self._cond:
+            if not self._started or self._stopping:
+                return
+            self._cond.wait_for(self._drained, timeout)
+            self._stopping = True
+            connected = self._connected
+            self._cond.notify_all()
+        deadline = time.monotonic() + max(timeout, 0.5)
+        if self._sender is not None:
+            self._sender.join(max(0.1, deadline - time.monotonic()))
+        if connected:
+            info = self._client.publish(self.status_topic, self._offline_payload("shutdown"), qos=1, retain=True)
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._flush_acks()
+        self._log.info("HQ link %s stopped; %d events left in the outbox", self.vehicle_id, self.backlog)
+
+    def publish_event(self, kind: str, payload: dict[str, Any], event_id: str | None = None) -> str:
+        """Store an event durably in the outbox, then queue it for HQ (QoS 1). Returns its event_id.
+
+        Raises OutboxFullError when the outbox cannot store it: the caller must know it was not kept.
+        """
+        if not _LEVEL.match(kind or "") or kind in RESERVED_KINDS:
+            raise ValueError(
+                f"hq event kind {kind!r}: must be one topic level (letters, digits, _-.) and not one of "
+                f"{sorted(RESERVED_KINDS)}"
+            )
+        eid = self.outbox.put(self.topic(kind), payload, qos=1, event_id=event_id)
+        with self._cond:
+            self._put_gen += 1
+            self._idle = False
+            self._cond.notify_all()
+        return eid
+
+    def publish_position(self, fix_json: dict[str, Any]) -> bool:
+        """Send a position (QoS 0, not stored). Dropped and counted while offline; True if handed to MQTT."""
+        if not self.connected:
+            with self._cond:
+                self._stats["positions_dropped"] += 1
+            return False
+        info = self._client.publish(self.position_topic, json.dumps(fix_json, separators=(",", ":")), qos=0)
+        ok = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        with self._cond:
+            self._stats["positions_sent" if ok else "positions_dropped"] += 1
+        return ok
+
+    def publish_status(self) -> mqtt.MQTTMessageInfo:
+        """Publish the retained online status now (also done on every connect)."""
+        return self._client.publish(self.status_topic, self._online_payload(), qos=1, retain=True)
+
+    @property
+    def connected(self) -> bool:
+        with self._cond:
+            return self._connected
+
+    @property
+    def backlog(self) -> int:
+        """Events stored but not yet acknowledged by the broker."""
+        return self.outbox.backlog()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and state for health reporting."""
+        with self._cond:
+            out: dict[str, Any] = dict(self._stats)
+            out.update(
+                connected=self._connected,
+                inflight=len(self._inflight),
+                connected_since=None if self._connected_since is None else utc_iso(self._connected_since),
+                last_problem=self._last_problem,
+            )
+        out["backlog"] = self.outbox.backlog()
+        return out
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected and the broker confirmed the HQ->car subscriptions."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._connected and self._ready_epoch == self._epoch, timeout)
+
+    def wait_drained(self, timeout: float) -> bool:
+        """Wait until everything in the outbox has been sent and acknowledged (for tests and shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(self._drained, timeout)
+
+    # ---- payloads ------------------------------------------------------------------------------------
+
+    def _online_payload(self) -> str:
+        extra: dict[str, Any] = {}
+        if self._status_provider is not None:
+            try:
+                extra = dict(self._status_provider())
+            except Exception:
+                self._log.exception("HQ status provider failed; sending status without its fields")
+        body = {
+            **extra,
+            "state": "online",
+            "vehicle": self.vehicle_id,
+            "time": utc_iso(self._clock()),
+            "version": self.version,
+            "backlog": self.outbox.backlog(),
+        }
+        return json.dumps(body, separators=(",", ":"), default=str)
+
+    def _offline_payload(self, reason: str) -> str:
+        body: dict[str, Any] = {"state": "offline", "vehicle": self.vehicle_id, "version": self.version,
+                                "reason": reason}
+        if reason != "connection lost":  # the last will is fixed at connect time, so it carries no time
+            body["time"] = utc_iso(self._clock())
+        return json.dumps(body, separators=(",", ":"))
+
+    # ---- sender thread -------------------------------------------------------------------------------
+
+    def _drained(self) -> bool:
+        # Caller holds self._cond.
+        return self._connected and self._idle and not self._inflight and not self._acked
+
+    def _ready(self) -> bool:
+        # After on_connect paho retransmits what was in flight, and only then processes the SUBACK; waiting
+        # for it keeps new events behind the retransmissions (order preserved). The timeout covers a broker
+        # that never answers the SUBSCRIBE.
+        if not self._connected:
+            return False
+        return self._ready_epoch == self._epoch or (
+            time.monotonic() - self._connected_mono > self._ready_timeout_s
+        )
+
+    def _has_work(self, epoch_seen: int, seen_gen: int) -> bool:
+        # Caller holds self._cond.
+        return (
+            self._stopping
+            or bool(self._acked)
+            or (self._ready() and self._epoch != epoch_seen)
+            or (self._ready() and seen_gen != self._put_gen and len(self._inflight) < self.max_inflight)
+        )
+
+    def _run_sender(self) -> None:
+        epoch_seen = 0
+        cursor = 0  # highest seq handed to paho in this connection
+        seen_gen = -1
+        while True:
+            with self._cond:
+                self._cond.wait_for(functools.partial(self._has_work, epoch_seen, seen_gen), timeout=0.5)
+                if self._stopping:
+                    break
+                new_connection = self._ready() and self._epoch != epoch_seen
+                if new_connection:
+                    epoch_seen = self._epoch
+                    cursor = 0
+                    self._idle = False
+                can_send = self._ready() and len(self._inflight) < self.max_inflight
+                gen = self._put_gen
+            try:
+                self._flush_acks()
+                if new_connection:
+                    self.publish_status()
+                if can_send and (seen_gen != gen or new_connection):
+                    cursor, finished = self._send_some(cursor)
+                    if finished:
+                        seen_gen = gen
+                        with self._cond:
+                            self._idle = self._put_gen == gen
+                            self._cond.notify_all()
+            except Exception:
+                # The outbox or paho failed unexpectedly: keep the thread alive, everything stays stored.
+                self._log.exception("HQ sender error; will retry")
+                with self._cond:
+                    self._cond.wait(1.0)
+        self._flush_acks()
+
+    def _send_some(self, cursor: int) -> tuple[int, bool]:
+        """Hand the next unacknowledged events to paho. Returns the new cursor and whether the end of the
+        backlog was reached."""
+        with self._cond:
+            room = self.max_inflight - len(self._inflight)
+            held = set(self._inflight_ids)
+        limit = room + len(held)
+        items = self.outbox.pending(limit=limit, after_seq=cursor)
+        sent: list[str] = []
+        for item in items:
+            if room <= 0:
+                self._mark_sent(sent)
+                return cursor, False
+            if item.event_id in held:  # paho still holds it and retransmits it itself
+                cursor = item.seq
+                continue
+            info = self._client.publish(item.topic, item.payload, qos=item.qos)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+                # Not queued by paho (NO_CONN is: paho sends it after reconnecting). Retry later.
+                self._log.warning("HQ publish of %s refused by client: %s", item.event_id, mqtt.error_string(info.rc))
+                self._mark_sent(sent)
+                with self._cond:  # back off instead of spinning on a refusal
+                    self._cond.wait_for(lambda: self._stopping, 1.0)
+                return cursor, False
+            with self._cond:
+                if self._early_acks.pop(info.mid, None) is not None:
+                    self._acked.append(item.event_id)
+                    self._stats["acked"] += 1
+                    self._cond.notify_all()
+                else:
+                    self._inflight[info.mid] = item.event_id
+                    self._inflight_ids.add(item.event_id)
+                self._stats["sent"] += 1
+            sent.append(item.event_id)
+            cursor = item.seq
+            room -= 1
+        self._mark_sent(sent)
+        return cursor, len(items) < limit
+
+    def _mark_sent(self, event_ids: list[str]) -> None:
+        if event_ids:
+            self.outbox.mark_sent(event_ids)
+
+    def _flush_acks(self) -> None:
+        with self._cond:
+            acked, self._acked = self._acked, []
+        if not acked:
+            return
+        try:
+            self.outbox.mark_acked_many(acked)
+        except Exception:
+            with self._cond:  # keep them; the events would only be re-sent, never lost
+                self._acked[:0] = acked
+            raise
+        with self._cond:
+            self._cond.notify_all()
+
+    # ---- paho callbacks (network thread: keep short, never raise) -------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if reason.is_failure:
+            hint = _CONNACK_HINTS.get(int(reason.value), "")
+            self._problem(
+                f"HQ broker {self.host}:{self.port} refused the connection: {reason}"
+                + (f" ({hint})" if hint else "") + "; retrying with back-off",
+                logging.ERROR,
+            )
+            return
+        with self._cond:
+            self._connected = True
+            self._epoch += 1
+            self._connected_mono = time.monotonic()
+            self._connected_since = self._clock()
+            self._stats["connects"] += 1
+            self._last_problem = None
+            inflight = len(self._inflight)
+        self._log.info(
+            "HQ link %s connected to %s:%d (session present: %s, %d in flight to resend)",
+            self.vehicle_id, self.host, self.port, flags.session_present, inflight,
+        )
+        _, mid = client.subscribe([(t, 1) for t in self.command_topics])
+        with self._cond:
+            self._sub_mid = mid
+            self._cond.notify_all()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its `except OSError:` block, so the active exception is the cause.
+        text, level = describe_connect_error(sys.exc_info()[1])
+        self._problem(f"HQ broker {self.host}:{self.port}: {text}; retrying with back-off", level)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            self._connected_since = None
+            stopping = self._stopping
+            inflight = len(self._inflight)
+            quiet = self._last_problem is not None
+            if was_connected:
+                self._stats["disconnects"] += 1
+            self._cond.notify_all()
+        if stopping:
+            self._log.info("HQ link %s disconnected from %s:%d", self.vehicle_id, self.host, self.port)
+        elif was_connected:
+            self._log.warning(
+                "HQ link %s lost connection to %s:%d (%s); reconnecting with back-off, %d events in flight",
+                self.vehicle_id, self.host, self.port, reason, inflight,
+            )
+        elif not quiet:
+            self._problem(
+                f"HQ broker {self.host}:{self.port} closed the connection before accepting it ({reason}): "
+                "check the TLS client certificate and broker limits; retrying with back-off",
+                logging.ERROR,
+            )
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
+        refused = [t for t, c in zip(self.command_topics, codes, strict=False) if c.is_failure]
+        if refused:
+            self._log.error("HQ broker %s:%d refused subscriptions %s", self.host, self.port, refused)
+        with self._cond:
+            if mid == self._sub_mid:
+                self._ready_epoch = self._epoch
+                self._cond.notify_all()
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
+        with self._cond:
+            event_id = self._inflight.pop(mid, None)
+            if event_id is None:
+                # Either a status/position message, or a PUBACK that arrived before publish() returned.
+                # Bounded far below the 65535 mid range so a stale entry can never match a reused mid.
+                self._early_acks[mid] = True
+                while len(self._early_acks) > 1_000:
+                    self._early_acks.popitem(last=False)
+                return
+            self._inflight_ids.discard(event_id)
+            if reason.is_failure:
+                # Left unacknowledged: it is sent again after the next reconnect.
+                self._stats["rejected"] += 1
+                self._log.error("HQ broker rejected event %s: %s", event_id, reason)
+            else:
+                self._acked.append(event_id)
+                self._stats["acked"] += 1
+            self._cond.notify_all()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self._stats["commands"] += 1
+        if self._on_command is None:
+            return
+        try:
+            self._on_command(msg.topic, bytes(msg.payload))
+        except Exception:
+            self._log.exception("HQ command handler failed for a message on %s", msg.topic)
+
+    def _problem(self, text: str, level: int) -> None:
+        """Log a connection problem loudly once, then quietly while it repeats."""
+        with self._cond:
+            repeated = text == self._last_problem
+            self._last_problem = text
+            self._stats["connect_failures"] += 1
+            count = self._stats["connect_failures"]
+        if repeated:
+            self._log.debug("%s (attempt %d)", text, count)
+        else:
+            self._log.log(level, text)

@@ -1,0 +1,259 @@
+"""Durable on-disk queue of events for HQ: nothing accepted here is lost, even across SIGKILL or power cut.
+
+The HQ link writes every event here first and sends from here; an event leaves the backlog only once the
+broker acknowledged it (PUBACK). SQLite in WAL mode with ``synchronous=FULL``: in WAL mode NORMAL only
+survives an application crash, and a patrol car loses power (ignition off, flat battery) far more often
+than a server does, so every commit is fsynced before ``put`` returns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id   TEXT NOT NULL UNIQUE,
+    topic      TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    qos        INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at    REAL,
+    acked_at   REAL
+);
+CREATE INDEX IF NOT EXISTS events_unacked ON events (seq) WHERE acked_at IS NULL;
+"""
+
+_COLUMNS = "seq, event_id, topic, payload, qos, created_at, sent_at, acked_at"
+
+
+class OutboxError(RuntimeError):
+    """The outbox could not store or update an event."""
+
+
+class OutboxFullError(OutboxError):
+    """The disk (or the configured size cap) is full: the event was NOT stored; what was stored is intact."""
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One stored event as it will be (re)sent to HQ."""
+
+    seq: int
+    event_id: str
+    topic: str
+    payload: bytes
+    qos: int
+    created_at: float
+    sent_at: float | None
+    acked_at: float | None
+
+
+class Outbox:
+    """SQLite-backed FIFO of events; thread-safe (one connection guarded by a lock).
+
+    ``max_size_bytes`` caps the database file (SQLite ``max_page_count``) so a runaway backlog cannot fill
+    the SD card that the rest of the system needs; hitting the cap behaves exactly like a full disk.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_size_bytes: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves so every write is one explicit transaction.
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
+        try:
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise OutboxError(f"outbox {self.path}: cannot enable WAL journal (got {mode!r})")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            if max_size_bytes is not None:
+                page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
+                pages = max(1, max_size_bytes // page_size)
+                self._db.execute(f"PRAGMA max_page_count={pages}")
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _translate(exc, f"open outbox {self.path}") from exc
+
+    # ---- writing -------------------------------------------------------------------------------------
+
+    def put(self, topic: str, payload: bytes | dict, qos: int = 1, event_id: str | None = None) -> str:
+        """Store one event durably and return its event_id (a new uuid4 when none is given).
+
+        A dict payload is JSON-encoded with the event_id inside as ``"event_id"``. Putting the same
+        event_id twice with the same content is a no-op (safe to retry); with different content it is an
+        error, because HQ de-duplicates by event_id and would silently drop the second one.
+        """
+        if not topic or any(c in topic for c in "+#\0"):
+            raise ValueError(f"outbox topic {topic!r}: must be non-empty without '+', '#' or NUL")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"outbox qos {qos!r}: must be 0, 1 or 2")
+        event_id, body = _encode(payload, event_id)
+        now = self._clock()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO events (event_id, topic, payload, qos, created_at)"
+                        " VALUES (?, ?, ?, ?, ?)",
+                        (event_id, topic, body, qos, now),
+                    )
+                    if cur.rowcount == 0:
+                        row = self._db.execute(
+                            "SELECT topic, payload FROM events WHERE event_id = ?", (event_id,)
+                        ).fetchone()
+                        if row is not None and (row[0], bytes(row[1])) != (topic, body):
+                            raise ValueError(
+                                f"outbox event_id {event_id!r} already stored with a different topic/payload"
+                            )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"store event {event_id} in {self.path}") from exc
+        return event_id
+
+    def mark_sent(self, event_ids: Iterable[str]) -> None:
+        """Record the first time these events were handed to the network (for latency and audit)."""
+        self._update("UPDATE events SET sent_at = ? WHERE event_id = ? AND sent_at IS NULL", event_ids)
+
+    def mark_acked(self, event_id: str) -> None:
+        """Record that the broker acknowledged this event; it leaves the backlog."""
+        self.mark_acked_many([event_id])
+
+    def mark_acked_many(self, event_ids: Iterable[str]) -> None:
+        """Acknowledge several events in one transaction (one fsync instead of one per event)."""
+        self._update("UPDATE events SET acked_at = ? WHERE event_id = ? AND acked_at IS NULL", event_ids)
+
+    def purge_acked(self, older_than_s: float) -> int:
+        """Delete events acknowledged more than ``older_than_s`` seconds ago; return how many."""
+        cutoff = self._clock() - older_than_s
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(
+                        "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?", (cutoff,)
+                    )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"purge acked events from {self.path}") from exc
+        return int(cur.rowcount)
+
+    # ---- reading -------------------------------------------------------------------------------------
+
+    def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxItem]:
+        """Unacknowledged events with seq > ``after_seq``, oldest first, at most ``limit``."""
+        if limit <= 0:
+            return []
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM events WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [_item(r) for r in rows]
+
+    def get(self, event_id: str) -> OutboxItem | None:
+        """The stored event with this id, acknowledged or not."""
+        rows = self._query(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+        return _item(rows[0]) if rows else None
+
+    def backlog(self) -> int:
+        """How many events are not yet acknowledged by the broker."""
+        return int(self._query("SELECT COUNT(*) FROM events WHERE acked_at IS NULL", ())[0][0])
+
+    def close(self) -> None:
+        """Close the database; further calls fail."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- internals -----------------------------------------------------------------------------------
+
+    def _update(self, sql: str, event_ids: Iterable[str]) -> None:
+        ids = list(event_ids)
+        if not ids:
+            return
+        now = self._clock()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executemany(sql, [(now, e) for e in ids])
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"update {len(ids)} events in {self.path}") from exc
+
+    def _query(self, sql: str, args: tuple[object, ...]) -> list[tuple]:
+        with self._lock:
+            try:
+                return list(self._db.execute(sql, args).fetchall())
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"read {self.path}") from exc
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+
+def _encode(payload: bytes | dict, event_id: str | None) -> tuple[str, bytes]:
+    if isinstance(payload, dict):
+        inner = payload.get("event_id")
+        if inner is not None and event_id is not None and inner != event_id:
+            raise ValueError(f"payload event_id {inner!r} differs from event_id argument {event_id!r}")
+        event_id = event_id or (str(inner) if inner is not None else str(uuid.uuid4()))
+        try:
+            body = json.dumps({**payload, "event_id": event_id}, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"event {event_id}: payload is not JSON-serialisable: {exc}") from exc
+        return event_id, body.encode()
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return event_id or str(uuid.uuid4()), bytes(payload)
+    raise TypeError(f"outbox payload must be bytes or dict, not {type(payload).__name__}")
+
+
+def _item(row: tuple) -> OutboxItem:
+    return OutboxItem(
+        seq=int(row[0]),
+        event_id=str(row[1]),
+        topic=str(row[2]),
+        payload=bytes(row[3]),
+        qos=int(row[4]),
+        created_at=float(row[5]),
+        sent_at=None if row[6] is None else float(row[6]),
+        acked_at=None if row[7] is None else float(row[7]),
+    )
+
+
+def _translate(exc: sqlite3.Error, doing: str) -> OutboxError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc):
+        return OutboxFullError(f"cannot {doing}: database or disk is full (nothing new was stored)")
+    return OutboxError(f"cannot {doing}: {exc}")

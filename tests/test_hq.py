@@ -1,0 +1,329 @@
+"""HqLink against a real Mosquitto: nothing is lost across broker down, broker SIGKILL, car SIGKILL."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from picar.hq import HqLink
+from picar.outbox import Outbox
+from tests.broker import Mosquitto, Received, Subscriber, make_tls_files
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "picar/v1"
+
+
+class LogWatch(logging.Handler):
+    """Collects log records and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._cond = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._cond:
+            self.records.append(record)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[logging.LogRecord]], bool], timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self.records), timeout)
+
+
+def watched_logger(name: str) -> tuple[logging.Logger, LogWatch]:
+    watch = LogWatch()
+    logger = logging.getLogger(f"test.hq.{name}")
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    logger.handlers[:] = [watch]
+    return logger, watch
+
+
+def make_link(broker: Mosquitto, outbox: Outbox, vehicle: str = "car1", **kw: Any) -> HqLink:
+    kw.setdefault("reconnect_min_s", 0.1)
+    kw.setdefault("reconnect_max_s", 0.5)
+    if broker.tls is not None:
+        kw.setdefault("tls", True)
+        for k, v in broker.client_tls_kwargs().items():
+            kw.setdefault(k, v)
+    return HqLink(vehicle, broker.host, broker.port, outbox, **kw)
+
+
+def event_ids(msgs: list[Received], kind: str = "read") -> list[str]:
+    return [m.json()["event_id"] for m in msgs if m.topic.endswith(f"/{kind}")]
+
+
+def distinct_at_least(n: int, kind: str = "read") -> Callable[[list[Received]], bool]:
+    return lambda msgs: len(set(event_ids(msgs, kind))) >= n
+
+
+def first_appearances(ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for e in ids:
+        if e not in seen:
+            seen.add(e)
+            out.append(e)
+    return out
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    with Mosquitto(tmp_path, persistence=True) as b:
+        yield b
+
+
+@pytest.fixture
+def hq_sub(broker: Mosquitto) -> Iterator[Subscriber]:
+    """HQ's persistent-session subscriber, saved into the broker's database before the test starts."""
+    sub = Subscriber(broker, [f"{PREFIX}/#"], client_id="hq-test", clean_session=False).start()
+    broker.restart()  # graceful: the session (and its subscription) is now on disk
+    assert sub.wait_subscribed(10)
+    yield sub
+    sub.stop()
+
+
+def test_events_published_while_broker_is_down_arrive_in_order_after_it_starts(
+    tmp_path: Path, broker: Mosquitto, hq_sub: Subscriber
+) -> None:
+    broker.stop()
+    with Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob)
+        link.start()  # must not block although nothing listens
+        ids = [link.publish_event("read", {"plate": f"AB{i:03d}", "n": i}) for i in range(40)]
+        assert not link.connected and link.backlog == 40
+        broker.start()
+        assert hq_sub.wait_for(distinct_at_least(40), 15)
+        assert event_ids(hq_sub.messages) == ids  # in order, no duplicates on a first connection
+        assert link.wait_drained(10) and link.backlog == 0
+        link.stop()
+
+
+def test_broker_sigkill_mid_stream_loses_no_event(tmp_path: Path, broker: Mosquitto, hq_sub: Subscriber) -> None:
+    total = 300
+    with Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob)
+        link.start()
+        assert link.wait_ready(10)
+        produced = [0]
+        ids: list[str] = []
+
+        def produce() -> None:
+            for i in range(total):
+                ids.append(link.publish_event("hit", {"plate": f"K{i:04d}", "list": "stolen_vehicle"}))
+                produced[0] += 1
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        assert hq_sub.wait_for(distinct_at_least(100, "hit"), 30)
+        broker.kill()
+        produced_at_kill = produced[0]
+        broker.start()
+        producer.join(60)
+        assert produced_at_kill < total, "the kill came too late to test anything"
+        assert hq_sub.wait_for(distinct_at_least(total, "hit"), 30), (
+            f"missing: {sorted(set(ids) - set(event_ids(hq_sub.messages, 'hit')))[:10]}"
+        )
+        got = event_ids(hq_sub.messages, "hit")
+        assert set(got) == set(ids)  # nothing missing, nothing invented: duplicates only by event_id
+        assert link.wait_drained(10) and link.backlog == 0
+        stats = link.stats()
+        assert stats["connects"] >= 2 and stats["disconnects"] >= 1
+        link.stop()
+
+
+def _run_child(db: Path, port: int, total: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.test_hq", str(db), str(port), str(total)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def test_car_sigkilled_then_new_link_on_same_outbox_resumes_and_will_says_offline(
+    tmp_path: Path, broker: Mosquitto, hq_sub: Subscriber
+) -> None:
+    total = 300
+    db = tmp_path / "car.db"
+    child = _run_child(db, broker.port, total)
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        assert hq_sub.wait_for(distinct_at_least(30), 30)
+        # Freeze the broker so the car is certainly mid-stream when it dies, then kill the car.
+        broker.pause()
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        broker.resume()
+        if child.poll() is None:
+            child.kill()
+            child.wait(10)
+
+    def offline(msgs: list[Received]) -> bool:
+        return any(m.topic == f"{PREFIX}/car1/status" and m.json()["state"] == "offline" for m in msgs)
+
+    assert hq_sub.wait_for(offline, 15)  # the last will
+    with Subscriber(broker, [f"{PREFIX}/car1/status"]) as fresh:
+        assert fresh.wait_for(lambda m: len(m) >= 1, 5)
+        assert fresh.messages[0].retain and fresh.messages[0].json()["state"] == "offline"
+        assert fresh.messages[0].json()["reason"] == "connection lost"
+
+    with Outbox(db) as ob:
+        left = ob.backlog()
+        assert 0 < left < total, f"backlog after the kill: {left}"
+        link = make_link(broker, ob)
+        link.start()
+        assert hq_sub.wait_for(distinct_at_least(total), 30)
+        assert link.wait_drained(10) and ob.backlog() == 0
+        link.stop()
+    ids = event_ids(hq_sub.messages)
+    assert first_appearances(ids) == [f"ev-{i:04d}" for i in range(total)]
+    assert len(ids) - total <= 20  # duplicates: at most what was in flight when the car died
+
+
+def test_persistent_session_delivers_commands_sent_while_car_was_away(tmp_path: Path, broker: Mosquitto) -> None:
+    received: list[tuple[str, bytes]] = []
+    cond = threading.Condition()
+
+    def on_command(topic: str, payload: bytes) -> None:
+        with cond:
+            received.append((topic, payload))
+            cond.notify_all()
+
+    with Outbox(tmp_path / "car.db") as ob:
+        first = make_link(broker, ob, on_command=on_command)
+        first.start()
+        assert first.wait_ready(10)
+        first.stop()
+        with Subscriber(broker, []) as hq:
+            hq.publish(f"{PREFIX}/car1/cmd", b'{"cmd":"sync"}', qos=1)
+            hq.publish(f"{PREFIX}/fleet/watchlist", b'{"version":7}', qos=1)
+            hq.publish(f"{PREFIX}/car2/cmd", b'{"cmd":"not for car1"}', qos=1)
+        broker.restart()  # the queued messages survive a broker restart too (persistence)
+        second = make_link(broker, ob, on_command=on_command)
+        second.start()
+        with cond:
+            assert cond.wait_for(lambda: len(received) >= 2, 10)
+        assert sorted(received) == [
+            (f"{PREFIX}/car1/cmd", b'{"cmd":"sync"}'),
+            (f"{PREFIX}/fleet/watchlist", b'{"version":7}'),
+        ]
+        second.stop()
+
+
+def test_status_retained_online_then_offline_and_positions_only_while_connected(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    with Outbox(tmp_path / "car.db") as ob:
+        link = make_link(
+            broker, ob, status_provider=lambda: {"cameras": 2, "state": "ignored"}, clock=lambda: 1_700_000_000.0
+        )
+        assert link.publish_position({"lat": 1.0, "lon": 2.0}) is False  # not connected: dropped, counted
+        link.start()
+        assert link.wait_ready(10)
+        with Subscriber(broker, [f"{PREFIX}/car1/#"]) as sub:
+            assert sub.wait_for(lambda m: any(x.topic.endswith("/status") for x in m), 5)
+            status = next(x for x in sub.messages if x.topic.endswith("/status"))
+            assert status.retain
+            assert status.json() == {
+                "cameras": 2, "state": "online", "vehicle": "car1", "time": "2023-11-14T22:13:20.000Z",
+                "version": link.version, "backlog": 0,
+            }
+            assert link.publish_position({"lat": 52.1, "lon": 4.3, "fix": "3d"})
+            assert sub.wait_for(lambda m: any(x.topic.endswith("/position") for x in m), 5)
+            stats = link.stats()
+            assert stats["positions_sent"] == 1 and stats["positions_dropped"] == 1
+        link.stop()
+    with Subscriber(broker, [f"{PREFIX}/car1/status"]) as after:
+        assert after.wait_for(lambda m: len(m) >= 1, 5)
+        assert after.messages[0].retain
+        assert after.messages[0].json()["state"] == "offline"
+        assert after.messages[0].json()["reason"] == "shutdown"
+
+
+def test_tls_client_certificate_and_password(tmp_path: Path) -> None:
+    with Mosquitto(tmp_path, tls=True, users={"car1": "s3cret", "hq": "hqpw"}) as broker:
+        with Subscriber(broker, [f"{PREFIX}/#"], username="hq", password="hqpw") as hq, \
+                Outbox(tmp_path / "car.db") as ob:
+            link = make_link(broker, ob, username="car1", password="s3cret")
+            link.start()
+            eid = link.publish_event("hit", {"plate": "TLS123"})
+            assert hq.wait_for(lambda m: eid in event_ids(m, "hit"), 10)
+            assert link.wait_drained(5)
+            link.stop()
+
+        logger, watch = watched_logger("badpw")
+        with Outbox(tmp_path / "bad.db") as ob:
+            bad = make_link(broker, ob, username="car1", password="wrong", logger=logger,
+                            reconnect_min_s=0.2, reconnect_max_s=5)
+            started = time.monotonic()
+            bad.start()
+            assert watch.wait_for(lambda r: len([x for x in r if "refused" in x.getMessage()]) >= 3, 10)
+            bad.stop(timeout=0.1)
+        refusals = [r for r in watch.records if "refused" in r.getMessage()]
+        first = refusals[0].getMessage()
+        assert f"{broker.host}:{broker.port}" in first
+        assert "username" in first and ("Not authorized" in first or "Bad user name" in first)
+        assert refusals[0].levelno == logging.ERROR
+        assert all(r.levelno == logging.DEBUG for r in refusals[1:])  # said once, loudly
+        # back-off, not a hot loop: waits of 0.2 s then 0.4 s between the three attempts
+        assert refusals[2].created - refusals[0].created >= 0.5
+        assert time.monotonic() - started >= 0.5
+
+
+def test_tls_with_wrong_ca_is_logged_as_a_tls_failure(tmp_path: Path) -> None:
+    other = make_tls_files(tmp_path / "other-ca")
+    logger, watch = watched_logger("badca")
+    with Mosquitto(tmp_path, tls=True) as broker, Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob, ca_file=str(other.ca_file), logger=logger)
+        link.start()
+        assert watch.wait_for(lambda r: any(x.levelno == logging.ERROR for x in r), 10)
+        link.stop(timeout=0.1)
+    error = next(r for r in watch.records if r.levelno == logging.ERROR).getMessage()
+    assert "TLS certificate verification failed" in error and f"{broker.host}:{broker.port}" in error
+
+
+@pytest.mark.parametrize("kind", ["status", "position", "cmd", "watchlist", "a/b", "", "x+"])
+def test_event_kind_must_be_one_plain_topic_level(tmp_path: Path, kind: str) -> None:
+    with Outbox(tmp_path / "car.db") as ob:
+        link = HqLink("car1", "127.0.0.1", 1, ob)
+        with pytest.raises(ValueError, match="kind"):
+            link.publish_event(kind, {"a": 1})
+        assert ob.backlog() == 0
+
+
+def test_constructor_rejects_bad_settings(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "car.db") as ob:
+        with pytest.raises(ValueError, match="vehicle_id"):
+            HqLink("car/1", "h", 1, ob)
+        with pytest.raises(ValueError, match="tls is false"):
+            HqLink("car1", "h", 1, ob, ca_file="/x")
+        with pytest.raises(ValueError, match="TLS files"):
+            HqLink("car1", "h", 1, ob, tls=True, ca_file=tmp_path / "missing.crt")
+
+
+def _child_main(argv: list[str]) -> int:
+    """Run by the SIGKILL test: fill the outbox, start sending, wait to be killed."""
+    db, port, total = Path(argv[0]), int(argv[1]), int(argv[2])
+    ob = Outbox(db)
+    link = HqLink("car1", "127.0.0.1", port, ob, max_inflight=5, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    for i in range(total):
+        link.publish_event("read", {"plate": f"P{i:04d}", "n": i}, event_id=f"ev-{i:04d}")
+    link.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
