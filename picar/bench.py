@@ -1,0 +1,226 @@
+"""`picar bench --clip FILE`: the real pipeline on a recorded clip, measured per stage.
+
+Frames are decoded by the camera worker (as in the car), detected, read, tracked and matched on the
+loop thread, and every hit is published through the on-disk outbox to a local Mosquitto, where an
+HQ subscriber stamps its arrival. Hit latency is frame capture -> arrival at HQ (same clock).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from picar.metrics import StageTimes
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
+from picar.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.types import Hit, Match, PlateRead, WatchEntry
+
+
+class TimedSource:
+    """Wraps a FrameSource to time each decode on the camera thread."""
+
+    def __init__(self, inner: Any, times: StageTimes) -> None:
+        self._inner = inner
+        self._times = times
+        self.description = inner.description
+        self.live = inner.live
+
+    def open(self) -> None:
+        self._inner.open()
+
+    def read(self) -> np.ndarray | None:
+        t0 = time.perf_counter()
+        img = self._inner.read()
+        self._times.add("decode", (time.perf_counter() - t0) * 1000)
+        return img
+
+    def frame_time(self) -> float | None:
+        return self._inner.frame_time()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class BenchSink:
+    """Publishes reads and hits like the daemon does (outbox -> MQTT), timing the publish stage."""
+
+    def __init__(self, hq: Any, times: StageTimes) -> None:
+        self.hq = hq
+        self.times = times
+        self.capture_mono: dict[str, float] = {}
+        self.hits = 0
+
+    def on_read(self, read: PlateRead, voted: VotedRead) -> None:
+        from picar.events import read_payload
+
+        with self.times.time("publish"):
+            if self.hq is not None:
+                self.hq.publish_event("read", read_payload(read), event_id=read.event_id)
+
+    def on_hit(self, hit: Hit, voted: VotedRead) -> None:
+        from picar.events import hit_payload
+
+        self.hits += 1
+        self.capture_mono[hit.event_id] = hit.read.capture_monotonic
+        with self.times.time("publish"):
+            if self.hq is not None:
+                self.hq.publish_event("hit", hit_payload(hit), event_id=hit.event_id)
+
+
+def _every_read_matcher(read: PlateRead) -> list[tuple[WatchEntry, Match]]:
+    """Benchmark mode for clips without a watchlist: treat every read as a hit to time the hit path."""
+    return [(WatchEntry(read.text, list="bench", reason="benchmark: every read is a hit"),
+             Match("exact", read.text))]
+
+
+def _watchlist_matcher(path: Path) -> Any:
+    from picar.watchlist import Watchlist
+    from picar.watchlist_io import read_csv
+
+    wl = Watchlist(read_csv(path))
+    return lambda read: list(wl.match(read.candidates))
+
+
+def _percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
+    p50, p95, p99 = np.percentile(np.asarray(values), [50, 95, 99])
+    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2),
+            "n": len(values)}
+
+
+def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, use_broker: bool,
+              detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
+    import cv2
+
+    from picar.camera import Camera, make_source
+    from picar.pipeline import Pipeline
+    from picar.vision.detector import PlateDetector
+    from picar.vision.formats import apply_region
+    from picar.vision.ocr import PlateOcr
+
+    cv2.setNumThreads(1)
+    times = StageTimes(capacity=100_000)
+    t_start = time.monotonic()
+    detector = PlateDetector(detector_path, threads=threads)
+    reader = PlateOcr(ocr_path, threads=threads)
+    detector.warm_up()
+    reader.warm_up()
+    startup_s = time.monotonic() - t_start
+
+    work = Path(tempfile.mkdtemp(prefix="picar-bench-"))
+    broker = hq = sub = None
+    arrivals: dict[str, float] = {}
+    if use_broker:
+        from hw_sim.broker import Mosquitto, Subscriber
+
+        from picar.hq import HqLink
+        from picar.outbox import Outbox
+
+        broker = Mosquitto(work).start()
+        sub = Subscriber(broker, ["picar/v1/+/hit"])
+        sub.on_message_hook = lambda m: arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
+        sub.start()
+        hq = HqLink(vehicle_id="bench", host=broker.host, port=broker.port, outbox=Outbox(work / "outbox.db"),
+                    tls=False, ca_file=None, cert_file=None, key_file=None, username=None, password=None,
+                    keepalive_s=30, topic_prefix="picar/v1", client_id="picar-bench")
+        hq.start()
+    matcher = _watchlist_matcher(watchlist) if watchlist else _every_read_matcher
+    sink = BenchSink(hq, times)
+    pipeline = Pipeline("bench", detector, reader, PlateTracker(TrackerSettings()), sink, matcher,
+                        position_at=lambda t: None, region_filter=apply_region, times=times)
+    camera = Camera("bench", TimedSource(make_source(str(clip)), times), realtime=realtime, loop=False)
+    stop = threading.Event()
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    w0 = time.monotonic()
+    camera.start()
+    pipeline.run([camera], stop, idle=lambda: camera.finished)
+    wall = time.monotonic() - w0
+    ru1 = resource.getrusage(resource.RUSAGE_SELF)
+    status = camera.status()
+    camera.stop()
+    if sub is not None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not set(sink.capture_mono) <= set(arrivals):
+            time.sleep(0.05)
+    latencies = [(arrivals[e] - c) * 1000 for e, c in sink.capture_mono.items() if e in arrivals and c > 0]
+    for part in (hq, sub, broker):
+        if part is not None:
+            part.stop()
+    frames = pipeline.counters.frames
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    stages = {k: {"p50": v["p50"], "p95": v["p95"], "p99": v["p99"], "n": v["n"]}
+              for k, v in times.summary().items()}
+    return {
+        "clip": str(clip),
+        "realtime": realtime,
+        "threads": threads,
+        "frames": frames,
+        "dropped": int(status.get("dropped", 0)),
+        "broken": int(status.get("broken", 0)),
+        "seconds": round(wall, 3),
+        "fps": round(frames / wall, 2) if wall > 0 else 0.0,
+        "stages": stages,
+        "reads": pipeline.counters.reads,
+        "hits": sink.hits,
+        "hit_mode": "watchlist" if watchlist else "every read is a hit",
+        "hit_latency_ms": _percentiles(latencies),
+        "hits_delivered": len(latencies),
+        "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else 0.0,
+        "peak_rss_mb": round(ru1.ru_maxrss / 1024, 1),
+        "startup_s": round(startup_s, 3),
+    }
+
+
+def _table(r: dict[str, Any]) -> str:
+    lines = [
+        f"clip {r['clip']}  ({'real time' if r['realtime'] else 'as fast as possible'}, {r['threads']} thread(s))",
+        f"frames {r['frames']}  dropped {r['dropped']}  broken {r['broken']}  in {r['seconds']} s  "
+        f"=> {r['fps']} frames/s",
+        f"cpu {r['cpu_percent']} % of one core   peak RSS {r['peak_rss_mb']} MB   models ready in {r['startup_s']} s",
+        f"reads {r['reads']}  hits {r['hits']} ({r['hit_mode']})",
+        "",
+        f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'samples':>10}",
+    ]
+    for name in ("decode", "preprocess", "detect", "ocr", "track_match", "publish"):
+        s = r["stages"].get(name)
+        if s:
+            lines.append(f"{name:<14}{s['p50']:>10.2f}{s['p95']:>10.2f}{s['p99']:>10.2f}{s['n']:>10}")
+    h = r["hit_latency_ms"]
+    lines.append(f"{'hit capture->HQ':<14}{h['p50']:>10}{h['p95']:>10}{h['p99']:>10}{h['n']:>10}")
+    return "\n".join(lines)
+
+
+def bench_main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="picar bench", description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--clip", type=Path, default=DEMO_DIR / "drive.mp4", help="video file or folder of frames")
+    ap.add_argument("--realtime", action="store_true", help="feed frames at the clip's own pace (else max speed)")
+    ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    ap.add_argument("--watchlist", type=Path, help="watchlist CSV (default: the demo's for the demo drive, "
+                    "else every read counts as a hit)")
+    ap.add_argument("--no-broker", action="store_true", help="do not start Mosquitto (no hit latency)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = ap.parse_args(argv)
+    if not args.clip.exists():
+        print(f"picar bench: clip {args.clip} not found", file=sys.stderr)
+        return 2
+    watchlist = args.watchlist
+    if watchlist is None and args.clip.resolve() == (DEMO_DIR / "drive.mp4").resolve():
+        watchlist = DEMO_DIR / "watchlist.csv"
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    result = run_bench(args.clip, args.realtime, args.threads, watchlist, use_broker=not args.no_broker)
+    print(_table(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
