@@ -191,7 +191,8 @@ class Page:
             const check = () => {{
                 let v; try {{ v = ({condition}); }} catch (e) {{ v = false; }}
                 if (v) return resolve(v);
-                if (performance.now() - t0 > {timeout * 1000}) return reject(new Error("timed out: " + {json.dumps(condition)}));
+                if (performance.now() - t0 > {timeout * 1000})
+                    return reject(new Error("timed out: " + {json.dumps(condition)}));
                 setTimeout(check, 20);
             }};
             check();

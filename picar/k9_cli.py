@@ -1,0 +1,209 @@
+"""`picar k9 start|end|list|report --db PATH ...`: the K9 log from the command line.
+
+Starts and ends recorded here cannot reach HQ (this process has no HQ link): they are stored as
+pending and the daemon sends them (`K9Log.publish_pending()`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import math
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from picar.k9 import KINDS, OUTCOMES, K9Error, K9Log, defer_publish
+
+CSV_FIELDS = [
+    "deployment_id", "dog", "handler", "type", "case_number", "trigger", "started_at", "ended_at",
+    "duration_s", "outcome", "notes", "end_notes", "start_lat", "start_lon", "track_points",
+    "track_length_m", "published",
+]
+
+
+def parse_when(field: str, text: str, *, end_of_day: bool) -> float:
+    """'2026-11-23' (a UTC day; the whole day when `end_of_day`) or an ISO 8601 time, as epoch seconds."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return (start + timedelta(days=1 if end_of_day else 0)).timestamp()
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise K9Error(f"{field} {text!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from exc
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "active"
+    minutes, s = divmod(int(seconds), 60)
+    h, m = divmod(minutes, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def track_svg(points: list[dict[str, Any]], width: int = 420, height: int = 280, pad: int = 16) -> str:
+    """The track as an inline SVG polyline (north up, equal scale in both directions)."""
+    if not points:
+        return '<p class="muted">No GPS track recorded.</p>'
+    lat0 = sum(p["lat"] for p in points) / len(points)
+    k = math.cos(math.radians(lat0))
+    xs = [p["lon"] * k for p in points]
+    ys = [-p["lat"] for p in points]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-6)
+    scale = min(width - 2 * pad, height - 2 * pad) / span
+    coords = [(pad + (x - min(xs)) * scale, pad + (y - min(ys)) * scale) for x, y in zip(xs, ys, strict=True)]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+    (sx, sy), (ex, ey) = coords[0], coords[-1]
+    metres = 100 / scale * 111_320  # what 100 px of the drawing are on the ground
+    return (
+        f'<svg class="track" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'xmlns="http://www.w3.org/2000/svg" role="img" aria-label="GPS track">'
+        f'<rect width="{width}" height="{height}" fill="#fff" stroke="#999"/>'
+        f'<polyline points="{line}" fill="none" stroke="#c00" stroke-width="2.5" stroke-linejoin="round"/>'
+        f'<circle cx="{sx:.1f}" cy="{sy:.1f}" r="6" fill="#080"><title>start</title></circle>'
+        f'<rect x="{ex - 5:.1f}" y="{ey - 5:.1f}" width="10" height="10" fill="#000"><title>end</title></rect>'
+        f'<text x="{pad}" y="{height - 4}" font-size="11">N up · 100 px ≈ {metres:.0f} m</text></svg>'
+    )
+
+
+def report_html(deployments: list[dict[str, Any]], since: float, until: float) -> str:
+    """A printable HTML report: one section per deployment with its track as a list and a drawing."""
+    e = html.escape
+    t0, t1 = datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC)
+    period = f"{t0:%Y-%m-%d %H:%M} to {t1:%Y-%m-%d %H:%M} UTC"
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>K9 deployments {e(period)}</title><style>",
+        "body{font:14px/1.4 sans-serif;margin:24px;color:#000}h1{font-size:22px}h2{font-size:18px;"
+        "border-top:2px solid #000;padding-top:10px}table{border-collapse:collapse;margin:8px 0}"
+        "td,th{border:1px solid #999;padding:3px 8px;text-align:left;vertical-align:top}"
+        ".muted{color:#555}.points{font-size:12px}.dep{page-break-inside:avoid}"
+        "@media print{body{margin:0}.dep{page-break-after:always}}</style></head><body>",
+        f"<h1>K9 deployment report</h1><p>{e(period)} · {len(deployments)} deployment(s)</p>",
+    ]
+    if deployments:
+        out.append("<table><tr><th>Start (UTC)</th><th>Dog</th><th>Handler</th><th>Type</th><th>Case</th>"
+                   "<th>Duration</th><th>Outcome</th></tr>")
+        for d in deployments:
+            out.append(
+                f"<tr><td>{e(d['started_at'] or '')}</td><td>{e(d['dog'])}</td><td>{e(d['handler'])}</td>"
+                f"<td>{e(d['type'])}</td><td>{e(d['case_number'] or '')}</td>"
+                f"<td>{_duration(d['duration_s'])}</td><td>{e(d['outcome'] or 'active')}</td></tr>")
+        out.append("</table>")
+    for d in deployments:
+        fields = [
+            ("Deployment", d["deployment_id"]), ("Dog", d["dog"]), ("Handler", d["handler"]),
+            ("Type", d["type"]), ("Case number", d["case_number"] or ""), ("Trigger", d["trigger"]),
+            ("Started (UTC)", d["started_at"] or ""), ("Ended (UTC)", d["ended_at"] or "still active"),
+            ("Duration", _duration(d["duration_s"])), ("Outcome", d["outcome"] or ""),
+            ("Notes at start", d["notes"]), ("Notes at end", d["end_notes"]),
+            ("Track", f"{d['track_points']} points, {d['track_length_m']:.0f} m"),
+            ("Sent to HQ", "yes" if d["published"] else "pending"),
+        ]
+        out.append(f"<section class='dep'><h2>{e(d['dog'])}: {e(d['type'])} · {e(d['started_at'] or '')}</h2>")
+        out.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in fields)
+                   + "</table>")
+        out.append(track_svg(d["track"]))
+        if d["track"]:
+            out.append("<table class='points'><tr><th>#</th><th>Time (UTC)</th><th>Latitude</th>"
+                       "<th>Longitude</th></tr>")
+            out.extend(f"<tr><td>{i}</td><td>{e(p['time'])}</td><td>{p['lat']:.6f}</td><td>{p['lon']:.6f}</td></tr>"
+                       for i, p in enumerate(d["track"], 1))
+            out.append("</table>")
+        out.append("</section>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def _cell(value: Any) -> Any:
+    # A spreadsheet must not run an officer's note as a formula.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def write_csv(deployments: list[dict[str, Any]], path: Path) -> None:
+    """One row per deployment."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for d in deployments:
+            w.writerow({k: _cell(d.get(k)) for k in CSV_FIELDS})
+
+
+def _line(d: dict[str, Any]) -> str:
+    return (f"{d['deployment_id']}  {d['started_at']}  {d['dog']} / {d['handler']}  {d['type']}"
+            f"  {d['outcome'] or 'ACTIVE'}  {_duration(d['duration_s'])}  track {d['track_points']} pts"
+            + ("" if d["published"] else "  (HQ pending)"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="picar k9", description="K9 deployment log")
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("start", help="record the start of a deployment")
+    s.add_argument("--dog", required=True)
+    s.add_argument("--handler", required=True)
+    s.add_argument("--type", required=True, help=", ".join(KINDS))
+    s.add_argument("--case", default=None, help="case number")
+    s.add_argument("--notes", default="")
+    e = sub.add_parser("end", help="record the end of a deployment")
+    e.add_argument("deployment_id")
+    e.add_argument("--outcome", required=True, help=", ".join(OUTCOMES))
+    e.add_argument("--notes", default="")
+    sub.add_parser("list", help="active deployments")
+    r = sub.add_parser("report", help="deployments in a period, as text, HTML and/or CSV")
+    r.add_argument("--from", dest="since", required=True, help="YYYY-MM-DD (UTC) or ISO 8601 time")
+    r.add_argument("--to", dest="until", required=True, help="YYYY-MM-DD (inclusive) or ISO 8601 time")
+    r.add_argument("--html", type=Path, default=None, help="write a printable HTML report here")
+    r.add_argument("--csv", type=Path, default=None, help="write a CSV export here")
+    for p in (s, e, sub.choices["list"], r):
+        p.add_argument("--db", type=Path, required=True, help="the K9 SQLite database")
+    return ap
+
+
+def k9_main(argv: list[str]) -> int:
+    """Entry point for `picar k9 ...`; returns the exit status."""
+    args = _parser().parse_args(argv)
+    if args.command != "start" and not args.db.exists():
+        print(f"picar k9: no database at {args.db}", file=sys.stderr)
+        return 2
+    log = K9Log(args.db, publish=defer_publish, position=lambda: None)
+    try:
+        if args.command == "start":
+            d = log.start(args.dog, args.handler, args.type, case_number=args.case, notes=args.notes)
+            print(_line(d))
+        elif args.command == "end":
+            print(_line(log.end(args.deployment_id, args.outcome, args.notes)))
+        elif args.command == "list":
+            for d in log.active():
+                print(_line(d))
+        else:
+            since = parse_when("--from", args.since, end_of_day=False)
+            until = parse_when("--to", args.until, end_of_day=True)
+            if until <= since:
+                raise K9Error(f"--to {args.until} is not after --from {args.since}")
+            deployments = log.report(since, until)
+            if args.html:
+                args.html.write_text(report_html(deployments, since, until), encoding="utf-8")
+            if args.csv:
+                write_csv(deployments, args.csv)
+            for d in deployments:
+                print(_line(d))
+            print(f"{len(deployments)} deployment(s)")
+    except (K9Error, KeyError) as exc:
+        print(f"picar k9: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2
+    finally:
+        log.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(k9_main(sys.argv[1:]))
