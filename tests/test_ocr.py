@@ -1,0 +1,252 @@
+"""Plate OCR runtime: pure pre/post-processing on tiny arrays, region grammars, a real ONNX session on a
+tiny generated model, and golden crops that the shipped model must read."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from picar.types import CharRead, OcrResult
+from picar.vision.formats import REGIONS, apply_region, matches
+from picar.vision.ocr import PlateOcr, decode, preprocess
+from picar.vision.session import ModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "models" / "plate_ocr.onnx"
+GOLDEN = sorted((ROOT / "tests" / "data" / "ocr").glob("*.jpg"))
+
+
+# --------------------------------------------------------------------------- preprocess
+
+
+def test_preprocess_converts_bgr_to_gray_and_stretches_to_input_size() -> None:
+    crop = np.zeros((10, 40, 3), np.uint8)
+    crop[:, :20] = (255, 0, 0)  # blue in BGR -> gray 29
+    crop[:, 20:] = (0, 0, 255)  # red -> gray 76
+    out = preprocess([crop], height=4, width=8)
+    assert out.shape == (1, 4, 8, 1) and out.dtype == np.uint8
+    assert out[0, :, 0, 0].tolist() == [29] * 4
+    assert out[0, :, 7, 0].tolist() == [76] * 4
+
+
+def test_preprocess_accepts_gray_and_bgra_and_batches_mixed_sizes() -> None:
+    gray = np.full((3, 5), 200, np.uint8)
+    bgra = np.zeros((50, 20, 4), np.uint8)
+    bgra[..., :3] = 100
+    out = preprocess([gray, bgra], height=6, width=12)
+    assert out.shape == (2, 6, 12, 1)
+    assert np.all(out[0] == 200) and np.all(out[1] == 100)
+
+
+def test_preprocess_three_channel_models_get_bgr() -> None:
+    gray = np.full((4, 4), 9, np.uint8)
+    out = preprocess([gray], height=2, width=2, channels=3)
+    assert out.shape == (1, 2, 2, 3) and np.all(out == 9)
+
+
+@pytest.mark.parametrize(
+    ("crop", "message"),
+    [(np.zeros((0, 5, 3), np.uint8), "crop 0"), (np.zeros((4, 4, 2), np.uint8), "shape"),
+     (np.zeros((4, 4, 3), np.float32), "uint8")],
+)
+def test_preprocess_rejects_bad_crops_naming_them(crop: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        preprocess([crop], height=4, width=8)
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def _probs(rows: list[dict[str, float]], classes: str) -> np.ndarray:
+    """One sample: per slot a {char: prob} dict, the remainder spread evenly over other classes."""
+    arr = np.zeros((1, len(rows), len(classes)))
+    for s, row in enumerate(rows):
+        rest = (1.0 - sum(row.values())) / max(1, len(classes) - len(row))
+        arr[0, s] = [row.get(c, rest) for c in classes]
+    return arr
+
+
+def test_decode_drops_pads_and_multiplies_slot_probabilities() -> None:
+    probs = _probs([{"A": 0.9, "B": 0.1}, {"1": 0.8, "B": 0.2}, {"_": 1.0}], "AB1_")
+    (res,) = decode(probs, alphabet="AB1", pad="_", top_k=2)
+    assert res.text == "A1"
+    assert res.confidence == pytest.approx(0.9 * 0.8 * 1.0)
+    assert [c.char for c in res.chars] == ["A", "1"]
+    assert res.chars[0].alternatives == (("B", pytest.approx(0.1)),)
+    assert res.candidates[0] == ("A1", pytest.approx(0.72))
+    assert ("AB", pytest.approx(0.9 * 0.2)) in res.candidates
+    assert ("B1", pytest.approx(0.1 * 0.8)) in res.candidates
+
+
+def test_decode_merges_slot_paths_that_spell_the_same_text() -> None:
+    # "A" then pad, or pad then "A": both spell "A"
+    probs = _probs([{"A": 0.6, "_": 0.4}, {"_": 0.6, "A": 0.4}], "AB_")
+    (res,) = decode(probs, alphabet="AB", pad="_", top_k=2)
+    assert res.text == "A"
+    assert res.candidates[0][0] == "A"
+    assert res.candidates[0][1] == pytest.approx(0.6 * 0.6 + 0.4 * 0.4)
+    assert ("AA", pytest.approx(0.24)) in res.candidates
+
+
+def test_decode_all_pad_gives_empty_text_and_limits_candidates() -> None:
+    probs = np.tile(_probs([{"_": 0.5, "A": 0.3, "B": 0.2}] * 3, "AB_"), (2, 1, 1))
+    results = decode(probs, alphabet="AB", pad="_", top_k=3, max_candidates=4)
+    assert len(results) == 2
+    assert results[0].text == "" and results[0].chars == ()
+    assert len(results[0].candidates) == 4
+    assert all(t for t, _ in results[0].candidates)  # the empty text is never a candidate
+
+
+def test_decode_rejects_mismatched_shapes_and_bad_pad() -> None:
+    with pytest.raises(ValueError, match=r"\(N, slots, 3\)"):
+        decode(np.zeros((1, 2, 4)), alphabet="AB", pad="_")
+    with pytest.raises(ValueError, match="pad"):
+        decode(np.zeros((1, 2, 3)), alphabet="AB", pad="A")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _result(text: str, conf: float, alts: dict[int, tuple[tuple[str, float], ...]] | None = None,
+            extra: tuple[tuple[str, float], ...] = ()) -> OcrResult:
+    alts = alts or {}
+    chars = tuple(CharRead(c, 0.9, alts.get(i, ())) for i, c in enumerate(text))
+    return OcrResult(text, conf, chars, ((text, conf), *extra))
+
+
+def test_region_swaps_letter_for_digit_where_format_demands_it_and_keeps_raw() -> None:
+    raw = _result("ABC12O4", 0.5)  # old Brazilian LLL-DDDD: the O must be a zero
+    fixed = apply_region(raw, "br")
+    assert fixed.text == "ABC1204"
+    assert fixed.chars[5].char == "0"
+    assert fixed.confidence < raw.confidence
+    texts = [t for t, _ in fixed.candidates]
+    assert "ABC12O4" in texts and texts.index("ABC1204") < texts.index("ABC12O4")
+
+
+def test_region_prefers_the_ocr_own_alternative_over_a_lookalike() -> None:
+    raw = _result("B12ABC", 0.4, alts={1: (("I", 0.45),)})  # Romanian B 12 ABC: slot 1 is a digit already
+    assert apply_region(raw, "ro").text == "B12ABC"
+    raw = _result("BI2ABC", 0.4, alts={1: (("1", 0.45),)})
+    fixed = apply_region(raw, "ro")
+    assert fixed.text == "B12ABC"
+    assert fixed.confidence == pytest.approx(0.4 * 0.45 / 0.9)
+
+
+def test_region_leaves_valid_reads_and_unfixable_vanity_plates_alone() -> None:
+    ok = _result("ABC123", 0.8)
+    assert apply_region(ok, "md") == OcrResult("ABC123", 0.8, ok.chars, (("ABC123", 0.8),))
+    vanity = _result("SWEETTHING", 0.7)
+    assert apply_region(vanity, "us").text == "SWEETTHING"
+
+
+def test_region_ranks_a_valid_lower_candidate_above_an_invalid_top_read() -> None:
+    raw = _result("AA1234BBX", 0.6, extra=(("AA1234BB", 0.3),))
+    fixed = apply_region(raw, "ua")
+    assert [t for t, _ in fixed.candidates][:2] == ["AA1234BB", "AA1234BBX"]
+
+
+def test_matches_and_unknown_region() -> None:
+    assert matches("ABC1D23", "br") and matches("ABC1234", "auto") and not matches("ABCD", "br")
+    assert "us" in REGIONS and "eu" in REGIONS and "auto" in REGIONS
+    with pytest.raises(ValueError, match="allowed regions: .*br.*us"):
+        apply_region(_result("ABC123", 0.5), "mars")
+
+
+# --------------------------------------------------------------------------- runtime on a real session
+
+
+def _tiny_model(tmp: Path, alphabet: str = "AB1", slots: int = 3, h: int = 4, w: int = 8) -> Path:
+    """uint8 (N,h,w,1) -> softmax (N,slots,classes) through one random dense layer."""
+    classes = len(alphabet) + 1
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.05, (h * w, slots * classes)).astype(np.float32)
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Flatten", ["f"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        helper.make_node("Reshape", ["logits", "shape"], ["l3"]),
+        helper.make_node("Softmax", ["l3"], ["probs"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny_ocr",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["batch", h, w, 1])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", slots, classes])],
+        [helper.make_tensor("w", TensorProto.FLOAT, weight.shape, weight.flatten()),
+         helper.make_tensor("shape", TensorProto.INT64, [3], [-1, slots, classes])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp / "tiny.onnx"
+    onnx.save(model, str(path))
+    side = {"input": {"name": "image", "shape": [None, h, w, 1], "dtype": "uint8", "layout": "NHWC",
+                      "color": "gray"},
+            "output": {"name": "probs"}, "alphabet": alphabet, "pad": "_", "slots": slots,
+            "decode": {"top_k": 2, "max_candidates": 5},
+            "thresholds": {"min_char_confidence": 0.2, "min_plate_confidence": 0.01}, "version": "test"}
+    path.with_suffix(".json").write_text(json.dumps(side))
+    return path
+
+
+def test_runtime_reads_a_batch_in_order_from_the_sidecar_config(tmp_path: Path) -> None:
+    ocr = PlateOcr(_tiny_model(tmp_path))
+    ocr.warm_up()
+    assert ocr.input_shape == (4, 8, 1)
+    crops = [np.full((20, 60, 3), v, np.uint8) for v in (0, 255, 90)]
+    results = ocr.read(crops)
+    assert len(results) == 3 and ocr.read([]) == []
+    singles = [ocr.read([c])[0] for c in crops]
+    assert [r.text for r in results] == [r.text for r in singles]
+    for r in results:
+        assert 0.0 < r.confidence <= 1.0 and len(r.candidates) <= 5
+        assert set(r.text) <= set("AB1")
+    assert results[0].confidence == pytest.approx(singles[0].confidence, rel=1e-5)
+    assert results[1].text != results[0].text or not math.isclose(results[1].confidence, results[0].confidence)
+
+
+def test_runtime_names_the_missing_or_wrong_sidecar_field(tmp_path: Path) -> None:
+    path = _tiny_model(tmp_path)
+    side = json.loads(path.with_suffix(".json").read_text())
+    del side["thresholds"]["min_char_confidence"]
+    path.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="thresholds.min_char_confidence"):
+        PlateOcr(path)
+    side["thresholds"]["min_char_confidence"] = 0.5
+    side["slots"] = 7
+    path.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="slots=7"):
+        PlateOcr(path)
+
+
+# --------------------------------------------------------------------------- golden crops, shipped model
+
+
+def test_shipped_sidecar_describes_the_model() -> None:
+    side = json.loads(SHIPPED.with_suffix(".json").read_text())
+    ocr = PlateOcr(SHIPPED)
+    assert ocr.input_shape == tuple(side["input"]["shape"][1:])
+    assert ocr.alphabet == side["alphabet"] and ocr.slots == side["slots"]
+    assert SHIPPED.stat().st_size <= 5 * 1024 * 1024
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_golden_crop_reads_as_its_plate(path: Path) -> None:
+    ocr = PlateOcr(SHIPPED)
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    (res,) = ocr.read([img])
+    assert res.text == path.stem.split("_")[-1], res
+    assert ocr.is_confident(res)
+
+
+def test_golden_crops_read_the_same_one_by_one_and_batched() -> None:
+    ocr = PlateOcr(SHIPPED)
+    imgs = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in GOLDEN]
+    batched = ocr.read(imgs)
+    assert [r.text for r in batched] == [ocr.read([i])[0].text for i in imgs]
+    assert len(GOLDEN) >= 8
