@@ -1,0 +1,228 @@
+"""A simulated patrol car and HQ on one machine: broker, signed watchlist, virtual GPS, camera replay,
+and the real daemon in a subprocess. Used by `picar demo` and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from picar.paths import DEMO_DIR
+
+CAR_USER, CAR_PASSWORD = "demo-car-1", "car-demo-password"
+HQ_USER, HQ_PASSWORD = "hq", "hq-demo-password"
+VEHICLE_ID = "demo-car-1"
+
+
+def _q(p: Path | str) -> str:
+    return json.dumps(str(p))
+
+
+@dataclass
+class SimOptions:
+    demo_dir: Path = DEMO_DIR
+    realtime: bool = True
+    use_mjpeg: bool = True  # serve the drive over HTTP MJPEG (the network-camera path) or read the file
+    loop_gps: bool = True
+    extra_config: str = ""
+    ui: bool = True
+    gps_faults: Any = None
+
+
+@dataclass
+class Simulation:
+    """Everything around the daemon. `start_world()`, then `start_daemon()`; `stop()` at the end."""
+
+    work: Path
+    options: SimOptions = field(default_factory=SimOptions)
+    broker: Any = None
+    gps: Any = None
+    replay: Any = None
+    daemon: subprocess.Popen[bytes] | None = None
+    key: Path | None = None
+    config_path: Path | None = None
+    camera_source: str = ""
+    gps_device: str = ""
+    ui_port: int = 0
+    log_path: Path | None = None
+
+    # --- the world around the car -------------------------------------------------------------
+
+    def start_world(self) -> None:
+        from hw_sim.broker import Mosquitto, free_port
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.broker = Mosquitto(self.work, persistence=True, tls=True,
+                                users={CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD}).start()
+        self._write_credentials()
+        self.key = self.work / "hq-signing"
+        from picar.watchlist_cli import hq_main
+
+        if hq_main(["keygen", "--out", str(self.key)]) != 0:
+            raise RuntimeError("HQ key generation failed")
+        self.ui_port = free_port()
+        self.start_gps()
+        self.start_camera()
+
+    def _write_credentials(self) -> None:
+        for name, user, pw in (("car", CAR_USER, CAR_PASSWORD), ("hq", HQ_USER, HQ_PASSWORD)):
+            path = self.work / f"{name}.credentials"
+            path.write_text(f"username={user}\npassword={pw}\n")
+            path.chmod(0o600)
+
+    def start_gps(self) -> None:
+        from hw_sim.track import load_track
+        from hw_sim.virtual_gps import VirtualGps
+
+        kwargs: dict[str, Any] = {}
+        if self.options.gps_faults is not None:
+            kwargs["faults"] = self.options.gps_faults
+        self.gps = VirtualGps(load_track(self.options.demo_dir / "track.csv"), realtime=True,
+                              loop=self.options.loop_gps, link=self.work / "gps", wait_for_reader=False, **kwargs)
+        self.gps_device = self.gps.start()
+
+    def start_camera(self) -> None:
+        drive = self.options.demo_dir / "drive.mp4"
+        if self.options.use_mjpeg:
+            from hw_sim.camera_replay import MjpegReplay
+
+            self.replay = MjpegReplay(drive, realtime=self.options.realtime, loop=False, wait_for_client=True)
+            self.replay.start()
+            self.camera_source = self.replay.url
+        else:
+            self.camera_source = str(drive)
+
+    def hq_tls_args(self) -> list[str]:
+        tls = self.broker.tls
+        return ["--host", "127.0.0.1", "--port", str(self.broker.port), "--ca", str(tls.ca_file),
+                "--cert", str(tls.client_cert), "--keyfile", str(tls.client_key),
+                "--credentials", str(self.work / "hq.credentials")]
+
+    def publish_watchlist(self, csv_path: Path | None = None, version: int = 1) -> Path:
+        """HQ imports a CSV, signs the snapshot and publishes it retained to the fleet topic."""
+        from picar.watchlist_cli import hq_main, watchlist_main
+
+        assert self.key is not None
+        snapshot = self.work / f"watchlist-v{version}.json"
+        src = csv_path or self.options.demo_dir / "watchlist.csv"
+        if watchlist_main(["import", str(src), "--format", "csv", "--out", str(snapshot),
+                           "--version", str(version)]) != 0:
+            raise RuntimeError(f"watchlist import of {src} failed")
+        if hq_main(["watchlist", "publish", str(snapshot), "--key", f"{self.key}.key", *self.hq_tls_args()]) != 0:
+            raise RuntimeError("watchlist publish failed")
+        return snapshot
+
+    def subscriber(self, topics: list[str], client_id: str = "", clean_session: bool = True) -> Any:
+        from hw_sim.broker import Subscriber
+
+        return Subscriber(self.broker, topics, client_id=client_id, clean_session=clean_session,
+                          username=HQ_USER, password=HQ_PASSWORD).start()
+
+    # --- the car --------------------------------------------------------------------------------
+
+    def write_config(self) -> Path:
+        tls = self.broker.tls
+        self.config_path = self.work / "picar.toml"
+        self.config_path.write_text(f"""# Written by the simulator (hw_sim/sim.py) for one run.
+[vehicle]
+id = "{VEHICLE_ID}"
+description = "simulator"
+
+[[cameras]]
+name = "front"
+source = {_q(self.camera_source)}
+realtime = {str(self.options.realtime).lower()}
+reconnect_initial_s = 0.2
+reconnect_max_s = 2.0
+
+[gps]
+source = "serial"
+device = {_q(self.gps_device)}
+baud = 9600
+max_fix_age_s = 5.0
+reopen_initial_s = 0.2
+reopen_max_s = 1.0
+
+[watchlist]
+public_key = {_q(f"{self.key}.pub")}
+require_signature = true
+
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker.port}
+tls = true
+ca_file = {_q(tls.ca_file)}
+cert_file = {_q(tls.client_cert)}
+key_file = {_q(tls.client_key)}
+credentials_file = {_q(self.work / "car.credentials")}
+position_interval_s = 2.0
+
+[storage]
+data_dir = {_q(self.work / "data")}
+min_free_mb = 20
+
+[ui]
+enabled = {str(self.options.ui).lower()}
+bind = "127.0.0.1"
+port = {self.ui_port}
+
+[logging]
+level = "info"
+{self.options.extra_config}
+""")
+        return self.config_path
+
+    def start_daemon(self, extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+        config = self.config_path or self.write_config()
+        self.log_path = self.work / "daemon.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.log_path, "ab") as log_file:
+            self.daemon = subprocess.Popen(
+                [sys.executable, "-m", "picar.cli", "run", "--config", str(config), *extra_args],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env,
+            )
+        return self.daemon
+
+    def daemon_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        d = self.daemon
+        if d is None:
+            return None
+        if d.poll() is None:
+            d.send_signal(sig)
+            try:
+                d.wait(timeout)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait(5)
+        return d.returncode
+
+    def stop(self) -> None:
+        self.stop_daemon()
+        for part in (self.replay, self.gps, self.broker):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception as exc:  # best effort on the way out
+                    print(f"sim: stopping {type(part).__name__}: {exc}", file=sys.stderr)
+
+
+def expected_hits(demo_dir: Path = DEMO_DIR) -> dict[str, dict[str, Any]]:
+    """Listed plate -> what expected.json says about the vehicle that should hit it."""
+    expected = json.loads((demo_dir / "expected.json").read_text())
+    out: dict[str, dict[str, Any]] = {}
+    for v in expected.get("vehicles", []):
+        hit = v.get("hit") or v.get("watchlist")
+        if hit:
+            listed = hit.get("plate") if isinstance(hit, dict) else str(hit)
+            out[str(listed)] = {"drive_plate": v.get("plate") or v.get("text"),
+                                **(hit if isinstance(hit, dict) else {})}
+    return out
