@@ -10,6 +10,7 @@ Every candidate found through a hash is verified against the real plate text bef
 
 from __future__ import annotations
 
+import json
 import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -439,20 +440,68 @@ class Watchlist:
         return int(sum(a.nbytes for a in arrays))
 
     def with_changes(self, add: Iterable[Mapping[str, Any]], remove: Iterable[Mapping[str, Any]],
-                     version: int, list_id: str | None = None) -> Watchlist:
-        """A new Watchlist with `remove` keys dropped and `add` records added or replaced."""
+                     version: int, list_id: str | None = None) -> tuple[Watchlist, int, int]:
+        """Apply a delta: returns (new Watchlist, entries removed, entries replaced).
+
+        Entries are identified by (plate, list, region); an added entry with the key of an existing
+        one replaces it. Removing a key that is not present is not an error (deltas are idempotent).
+        """
         builder = WatchlistBuilder(self.options)
         new_rows = [builder.parse_record(r, f"add[{i}]") for i, r in enumerate(add)]
         gone = {_key_of(r, f"remove[{i}]") for i, r in enumerate(remove)}
-        gone.update(_row_key(r) for r in new_rows)
+        replaced_keys = {_row_key(r) for r in new_rows}
         c = self._c
+        removed = replaced = 0
         for row in range(len(self)):
             key = (c.plates[row], c.lists[c.list_idx[row]], c.regions[c.region_idx[row]] or "")
-            if key not in gone:
+            if key in replaced_keys:
+                replaced += 1
+            elif key in gone:
+                removed += 1
+            else:
                 builder.add_row(c.row(row))
         for r in new_rows:
             builder.add_row(r)
-        return builder.build(version=version, list_id=self.list_id if list_id is None else list_id)
+        wl = builder.build(version=version, list_id=self.list_id if list_id is None else list_id)
+        return wl, removed, replaced
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The columns as plain arrays (no pickles) for `np.savez`; inverse of `from_arrays`."""
+        c = self._c
+        meta = {
+            "version": self.version, "list_id": self.list_id, "lists": list(c.lists),
+            "regions": list(c.regions), "extras": [[row, *texts] for row, texts in c.extras.items()],
+        }
+        return {
+            "plates": c.plates_array(), "list_idx": c.list_idx, "region_idx": c.region_idx,
+            "priority": c.priority, "covert": c.covert, "effective": c.effective, "expires": c.expires,
+            "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], options: MatchOptions | None = None) -> Watchlist:
+        """Rebuild from `to_arrays` output (the car's own saved state, already validated once)."""
+        meta = json.loads(arrays["meta"].tobytes())
+        n = len(arrays["plates"])
+        cols = _Columns(
+            plates=[p.decode("ascii") for p in arrays["plates"].tolist()],
+            lists=tuple(meta["lists"]),
+            list_idx=arrays["list_idx"].astype(np.uint16),
+            regions=tuple(meta["regions"]),
+            region_idx=arrays["region_idx"].astype(np.uint16),
+            priority=arrays["priority"].astype(np.int8),
+            covert=arrays["covert"].astype(bool),
+            effective=arrays["effective"].astype(np.float64),
+            expires=arrays["expires"].astype(np.float64),
+            extras={int(e[0]): (str(e[1]), str(e[2]), str(e[3]), str(e[4])) for e in meta["extras"]},
+        )
+        for name in ("list_idx", "region_idx", "priority", "covert", "effective", "expires"):
+            if len(getattr(cols, name)) != n:
+                raise WatchlistError(f"saved watchlist: column {name} has {len(getattr(cols, name))} rows, "
+                                     f"plates has {n}")
+        if n and (int(cols.list_idx.max()) >= len(cols.lists) or int(cols.region_idx.max()) >= len(cols.regions)):
+            raise WatchlistError("saved watchlist: list or region index out of range")
+        return cls(cols, options or MatchOptions(), version=int(meta["version"]), list_id=str(meta["list_id"]))
 
 
 def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,
@@ -521,7 +570,7 @@ def _key_of(record: Mapping[str, Any], where: str) -> tuple[str, str, str]:
     """The identity of an entry: (plate, list, region); used by delta removals."""
     if not isinstance(record, Mapping) or "plate" not in record:
         raise WatchlistError(f"{where}: a removal needs at least a 'plate' (and 'list', 'region')")
-    plate = parse_plate(str(record["plate"]), f"{where}.plate")
+    plate = parse_plate(str(record["plate"]), f"{where}, field 'plate'")
     region = record.get("region") or ""
     return (plate, str(record.get("list") or "stolen_vehicle"), str(region).upper())
 
@@ -594,7 +643,7 @@ class WatchlistBuilder:
 
     def add_entry(self, e: WatchEntry, where: str) -> None:
         """Add a WatchEntry (its plate is normalised and checked)."""
-        plate = parse_plate(e.plate, f"{where}: plate")
+        plate = parse_plate(e.plate, where)
         _check_priority(e.priority, where)
         extras = (e.description, e.reason, e.notes, e.source)
         self.add_row((plate, _check_list(e.list, where), _norm_region(e.region), e.priority, e.covert,
@@ -613,37 +662,37 @@ class WatchlistBuilder:
             raise WatchlistError(f"{where}: unknown field(s) {unknown}; allowed {list(ENTRY_FIELDS)}")
         raw = rec.get("plate")
         if raw.__class__ is not str:
-            raise WatchlistError(f"{where}.plate: missing or not a string ({raw!r})")
+            raise WatchlistError(f"{where}, field 'plate': missing or not a string ({raw!r})")
         plate = raw.translate(_STRIP).upper()
         if not _PATTERN_RE.fullmatch(plate):
-            parse_plate(raw, f"{where}.plate")
+            parse_plate(raw, f"{where}, field 'plate'")
         list_name = rec.get("list", "stolen_vehicle")
         if list_name not in self._lists:
-            _check_list(list_name, f"{where}.list")
+            _check_list(list_name, f"{where}, field 'list'")
         region = rec.get("region")
         if region is not None:
             if region.__class__ is not str:
-                raise WatchlistError(f"{where}.region: {region!r} is not a string")
+                raise WatchlistError(f"{where}, field 'region': {region!r} is not a string")
             if region not in self._region_names:
                 self._region_names[region] = _norm_region(region)
             region = self._region_names[region]
         prio = rec.get("priority", 2)
         if prio.__class__ is not int or not 1 <= prio <= 9:
-            _check_priority(prio, f"{where}.priority")
+            _check_priority(prio, f"{where}, field 'priority'")
         covert = rec.get("covert", False)
         if covert.__class__ is not bool:
-            raise WatchlistError(f"{where}.covert: {covert!r} is not true/false")
+            raise WatchlistError(f"{where}, field 'covert': {covert!r} is not true/false")
         eff = rec.get("effective")
         exp = rec.get("expires")
-        eff_ts = _NAN if eff is None else _ts(parse_time(eff, f"{where}.effective"))
-        exp_ts = _NAN if exp is None else _ts(parse_time(exp, f"{where}.expires", end_of_day=True))
+        eff_ts = _NAN if eff is None else _ts(parse_time(eff, f"{where}, field 'effective'"))
+        exp_ts = _NAN if exp is None else _ts(parse_time(exp, f"{where}, field 'expires'", end_of_day=True))
         extras = None
         if len(rec) > 2 and not rec.keys() <= _CORE_FIELDS:
             texts = (rec.get("description", ""), rec.get("reason", ""), rec.get("notes", ""),
                      rec.get("source", ""))
             for name, value in zip(("description", "reason", "notes", "source"), texts, strict=True):
                 if value.__class__ is not str:
-                    raise WatchlistError(f"{where}.{name}: {value!r} is not a string")
+                    raise WatchlistError(f"{where}, field '{name}': {value!r} is not a string")
             if any(texts):
                 extras = texts
         return (plate, list_name, region, prio, covert, eff_ts, exp_ts, extras)

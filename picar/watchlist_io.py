@@ -1,0 +1,240 @@
+"""Watchlist import and export: CSV, an NCIC-style fixed-width extract, and HQ update payloads.
+
+Imports return JSON-ready entry records (the snapshot entry format), each already validated, so a
+bad line stops the import with its line number and column before anything is published.
+The fixed-width layout is documented in docs/watchlist.md and in `NCIC_COLUMNS` below.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder, WatchlistError, format_time
+from picar.watchlist_sync import UPDATE_FORMAT
+
+# List codes used by both importers: code -> (list name, default priority, reason text).
+LIST_CODES: dict[str, tuple[str, int, str]] = {
+    "SV": ("stolen_vehicle", 2, "stolen vehicle"),
+    "SP": ("stolen_plate", 2, "stolen plate"),
+    "WP": ("wanted", 1, "wanted person"),
+    "MP": ("amber", 1, "missing person / AMBER alert"),
+    "BOLO": ("bolo", 3, "be on the lookout"),
+}
+
+# NCIC-style fixed-width columns, 1-based inclusive (start, end, field).
+NCIC_COLUMNS: tuple[tuple[int, int, str], ...] = (
+    (1, 4, "list code"),
+    (5, 14, "plate"),
+    (15, 16, "state"),
+    (17, 18, "plate type"),
+    (19, 26, "expiry date"),
+    (27, 46, "case number"),
+    (47, 47, "covert flag"),
+    (48, 127, "description"),
+)
+NCIC_MIN_LENGTH = 14  # a line must reach the end of the plate field
+
+CSV_COLUMNS = ENTRY_FIELDS + ("state",)
+_TRUE = {"1", "y", "yes", "true", "t"}
+_FALSE = {"", "0", "n", "no", "false", "f"}
+
+
+class WatchlistImportError(WatchlistError):
+    """A line that cannot be imported; the message names file, line and column."""
+
+
+def _list_name(value: str) -> tuple[str, int | None]:
+    code = LIST_CODES.get(value.strip().upper())
+    if code is not None:
+        return code[0], code[1]
+    return value.strip().lower().replace(" ", "_").replace("-", "_"), None
+
+
+def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
+    """Parse a CSV watchlist with a header row; columns as in `CSV_COLUMNS` (state = region)."""
+    name = Path(path).name
+    if text is None:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise WatchlistImportError(f"{name}: empty file, expected a header row") from None
+    cols = [h.strip().lower() for h in header]
+    for i, col in enumerate(cols):
+        if col not in CSV_COLUMNS:
+            raise WatchlistImportError(f"{name} line 1, column {i + 1}: unknown column {header[i]!r}; "
+                               f"allowed {', '.join(CSV_COLUMNS)}")
+    if "plate" not in cols:
+        raise WatchlistImportError(f"{name} line 1: no 'plate' column in header {header!r}")
+    if len(set(cols)) != len(cols) or ("state" in cols and "region" in cols):
+        raise WatchlistImportError(f"{name} line 1: duplicate column in header {header!r}")
+    builder = WatchlistBuilder()
+    out: list[dict[str, Any]] = []
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{name} line {line}"
+        if len(row) != len(cols):
+            raise WatchlistImportError(f"{where}: {len(row)} columns, the header has {len(cols)}")
+        rec: dict[str, Any] = {}
+        default_prio = None
+        for col, raw in zip(cols, row, strict=True):
+            value = raw.strip()
+            if col == "state":
+                col = "region"
+            if value == "":
+                continue
+            if col == "list":
+                rec["list"], default_prio = _list_name(value)
+            elif col == "priority":
+                try:
+                    rec["priority"] = int(value)
+                except ValueError:
+                    raise WatchlistImportError(f"{where}, column 'priority': {value!r} is not an integer "
+                                       "1 (highest) .. 9") from None
+            elif col == "covert":
+                if value.lower() not in _TRUE | _FALSE:
+                    raise WatchlistImportError(f"{where}, column 'covert': {value!r} is not yes/no")
+                if value.lower() in _TRUE:
+                    rec["covert"] = True
+            else:
+                rec[col] = value
+        if "priority" not in rec and default_prio is not None:
+            rec["priority"] = default_prio
+        out.append(_validated(builder, rec, where))
+    return out
+
+
+def read_ncic(path: Path, text: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
+    """Parse the NCIC-style fixed-width extract (layout in `NCIC_COLUMNS`); '#' lines are comments."""
+    name = Path(path).name
+    if text is None:
+        text = Path(path).read_text(encoding="ascii", errors="strict")
+    builder = WatchlistBuilder()
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        where = f"{name} line {n}"
+        if len(line) < NCIC_MIN_LENGTH:
+            raise WatchlistImportError(f"{where}: {len(line)} characters; a record needs at least columns 1-14 "
+                               "(list code and plate)")
+        f = {label: line[a - 1:b].strip() for a, b, label in NCIC_COLUMNS}
+        code = f["list code"].upper()
+        if code not in LIST_CODES:
+            raise WatchlistImportError(f"{where}, columns 1-4 (list code): {f['list code']!r} is not one of "
+                               f"{', '.join(LIST_CODES)}")
+        list_name, prio, label = LIST_CODES[code]
+        if not f["plate"]:
+            raise WatchlistImportError(f"{where}, columns 5-14 (plate): empty")
+        rec: dict[str, Any] = {"plate": f["plate"], "list": list_name, "priority": prio}
+        if f["state"]:
+            if not f["state"].isalpha():
+                raise WatchlistImportError(f"{where}, columns 15-16 (state): {f['state']!r} is not a state code")
+            rec["region"] = f["state"].upper()
+        if f["expiry date"]:
+            try:
+                day = datetime.strptime(f["expiry date"], "%Y%m%d").date()
+            except ValueError:
+                raise WatchlistImportError(f"{where}, columns 19-26 (expiry date): {f['expiry date']!r} is not "
+                                   "a date YYYYMMDD") from None
+            rec["expires"] = day.isoformat()
+        covert = f["covert flag"].upper()
+        if covert not in ("", "Y", "N"):
+            raise WatchlistImportError(f"{where}, column 47 (covert flag): {f['covert flag']!r} is not Y, N or blank")
+        if covert == "Y":
+            rec["covert"] = True
+        rec["reason"] = label + (f", case {f['case number']}" if f["case number"] else "")
+        if f["plate type"]:
+            rec["notes"] = f"plate type {f['plate type'].upper()}"
+        if f["description"]:
+            rec["description"] = f["description"]
+        rec["source"] = source or f"NCIC extract {name}"
+        out.append(_validated(builder, rec, where))
+    return out
+
+
+def _validated(builder: WatchlistBuilder, rec: dict[str, Any], where: str) -> dict[str, Any]:
+    """Check a record the way the car will, and return it with the normalised plate."""
+    try:
+        row = builder.parse_record(rec, where)
+    except WatchlistError as exc:
+        raise WatchlistImportError(str(exc)) from None
+    rec["plate"] = row[0]
+    if row[2]:
+        rec["region"] = row[2]
+    return rec
+
+
+def read_file(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
+    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC."""
+    fmt = fmt or ("csv" if Path(path).suffix.lower() == ".csv" else "ncic")
+    if fmt == "csv":
+        return read_csv(path)
+    if fmt == "ncic":
+        return read_ncic(path)
+    raise ValueError(f"format {fmt!r}: expected csv or ncic")
+
+
+def write_csv(records: Iterable[Mapping[str, Any]], out: io.TextIOBase | Any) -> int:
+    """Write records as CSV with the full header; returns the number of rows."""
+    w = csv.DictWriter(out, fieldnames=list(ENTRY_FIELDS), extrasaction="raise")
+    w.writeheader()
+    n = 0
+    for rec in records:
+        w.writerow({k: ("yes" if v is True else v) for k, v in rec.items()})
+        n += 1
+    return n
+
+
+def _header(kind: str, version: int, list_id: str, created_at: datetime | None) -> dict[str, Any]:
+    if version < 1:
+        raise ValueError(f"version {version} must be >= 1")
+    return {"format": UPDATE_FORMAT, "type": kind, "list_id": list_id, "version": version,
+            "created_at": format_time(created_at or datetime.now(UTC))}
+
+
+def _encode(obj: Mapping[str, Any], compress: bool) -> bytes:
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
+
+
+def snapshot_payload(records: Sequence[Mapping[str, Any]], version: int, list_id: str = "",
+                     created_at: datetime | None = None, compress: bool = False) -> bytes:
+    """A full-list update payload (the bytes HQ signs)."""
+    obj = _header("snapshot", version, list_id, created_at)
+    obj["entries"] = list(records)
+    return _encode(obj, compress)
+
+
+def delta_payload(add: Sequence[Mapping[str, Any]], remove: Sequence[Mapping[str, Any]], version: int,
+                  base_version: int, list_id: str = "", created_at: datetime | None = None,
+                  compress: bool = False) -> bytes:
+    """A delta update payload: entries to add (or replace) and keys (plate, list, region) to remove."""
+    obj = _header("delta", version, list_id, created_at)
+    obj["base_version"] = base_version
+    obj["add"] = list(add)
+    obj["remove"] = list(remove)
+    return _encode(obj, compress)
+
+
+def default_version(now: datetime | None = None) -> int:
+    """A version number that increases with time: UTC seconds since 2020-01-01."""
+    now = now or datetime.now(UTC)
+    return int((now - datetime(2020, 1, 1, tzinfo=UTC)).total_seconds())
+
+
+def iter_ncic_layout() -> Iterator[str]:
+    """The fixed-width layout as text lines, for --help and docs."""
+    for a, b, label in NCIC_COLUMNS:
+        yield f"  {a:>3}-{b:<3} {label}"
+

@@ -1,0 +1,281 @@
+"""Applying HQ watchlist updates on the car: verify, check order, build, save atomically, swap.
+
+An update is accepted only if its signature verifies (when required), it parses, its version is
+newer than the list in force (a delta must name the version in force as its base) and every entry
+is valid. Only then is the new list written to disk (tmp file, fsync, os.replace) and swapped in;
+any failure leaves the old list in force and on disk. The saved list is loaded again at start, so
+the car keeps its last good list across restarts and reports its version.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import os
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from picar.watchlist import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError, parse_time
+from picar.watchlist_sign import SignatureError, load_public_key, open_envelope
+
+log = logging.getLogger("picar.watchlist")
+
+UPDATE_FORMAT = "picar-watchlist/1"
+STATE_FILE = "watchlist.npz"
+PREVIOUS_FILE = "watchlist.prev.npz"
+MAX_UPDATE_BYTES = 512 * 2**20  # after decompression; a 1M-entry snapshot is ~60 MB
+
+
+class UpdateError(ValueError):
+    """A malformed or out-of-order update; the message names the field and value."""
+
+
+@dataclass(frozen=True)
+class Update:
+    """A parsed (not yet applied) update payload."""
+
+    kind: Literal["snapshot", "delta"]
+    list_id: str
+    version: int
+    base_version: int | None
+    created_at: str
+    entries: Sequence[Mapping[str, Any]]  # snapshot entries, or delta additions
+    remove: Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What happened to one update; passed to the audit hook for accepted and rejected alike."""
+
+    accepted: bool
+    reason: str
+    origin: str
+    version: int  # version in force after this attempt
+    update_version: int | None = None
+    kind: str | None = None
+    list_id: str = ""
+    entries: int = 0  # entries in force after this attempt
+    added: int = 0
+    removed: int = 0
+    replaced: int = 0
+    signed: bool = False
+    key_id: str | None = None
+
+
+def decode_payload(payload: bytes) -> Any:
+    """gunzip if gzip-compressed (bounded size), then parse JSON."""
+    if payload[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(payload)) as f:
+                payload = f.read(MAX_UPDATE_BYTES + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UpdateError(f"payload is not valid gzip ({exc})") from None
+    if len(payload) > MAX_UPDATE_BYTES:
+        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UpdateError(f"payload is not valid JSON ({exc})") from None
+
+
+def parse_update(payload: bytes) -> Update:
+    """Check the update's header fields; entries are validated when the list is built."""
+    obj = decode_payload(payload)
+    if not isinstance(obj, dict):
+        raise UpdateError(f"payload must be a JSON object, got {type(obj).__name__}")
+    if obj.get("format") != UPDATE_FORMAT:
+        raise UpdateError(f"format {obj.get('format')!r}, expected {UPDATE_FORMAT!r}")
+    kind = obj.get("type", "snapshot")
+    if kind not in ("snapshot", "delta"):
+        raise UpdateError(f"type {kind!r}, expected 'snapshot' or 'delta'")
+    allowed = {"format", "type", "list_id", "fleet", "version", "base_version", "created_at", "entries",
+               "add", "remove", "comment"}
+    unknown = set(obj) - allowed
+    if unknown:
+        raise UpdateError(f"unknown field(s) {sorted(unknown)}")
+    version = obj.get("version")
+    if version.__class__ is not int or version < 1:
+        raise UpdateError(f"version {version!r} must be an integer >= 1")
+    list_id = obj.get("list_id", obj.get("fleet", ""))
+    if not isinstance(list_id, str):
+        raise UpdateError(f"list_id {list_id!r} must be a string")
+    created = obj.get("created_at")
+    try:
+        if parse_time(created, "created_at") is None:
+            raise WatchlistError("created_at: missing")
+    except WatchlistError as exc:
+        raise UpdateError(str(exc)) from None
+    base = obj.get("base_version")
+    if kind == "delta":
+        if base.__class__ is not int:
+            raise UpdateError(f"delta needs an integer base_version, got {base!r}")
+        if base >= version:
+            raise UpdateError(f"delta base_version {base} must be below its version {version}")
+        if "entries" in obj:
+            raise UpdateError("a delta carries 'add' and 'remove', not 'entries'")
+        entries, remove = obj.get("add", []), obj.get("remove", [])
+    else:
+        if "add" in obj or "remove" in obj:
+            raise UpdateError("a snapshot carries 'entries', not 'add'/'remove'")
+        if "entries" not in obj:
+            raise UpdateError("snapshot has no 'entries'")
+        entries, remove = obj["entries"], []
+    for name, value in (("entries" if kind == "snapshot" else "add", entries), ("remove", remove)):
+        if not isinstance(value, list):
+            raise UpdateError(f"{name} must be a list, got {type(value).__name__}")
+    return Update(kind, list_id, version, base, str(created), entries, remove)
+
+
+def write_atomic(path: Path, write: Callable[[Any], None], previous: Path | None = None) -> None:
+    """Write via `write(fileobj)` to a temp file, fsync, rename over `path`, fsync the directory.
+
+    With `previous`, the old `path` is first renamed there, so a fallback copy always exists.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if previous is not None and path.exists():
+        os.replace(path, previous)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class WatchlistStore:
+    """The car's watchlist: the active `Watchlist`, its version, and how updates reach it.
+
+    `current` may be read from any thread at any time; updates are applied one at a time and the
+    new list is swapped in whole. `audit(result)` is called for every accepted or rejected update.
+    """
+
+    def __init__(self, dir: Path, public_key: Path | None, require_signature: bool = True,
+                 options: MatchOptions | None = None,
+                 audit: Callable[[UpdateResult], None] | None = None) -> None:
+        self.dir = Path(dir)
+        self.require_signature = require_signature
+        self.options = options or MatchOptions()
+        self.audit = audit
+        self._public_key = load_public_key(public_key) if public_key is not None else None
+        if require_signature and self._public_key is None:
+            raise SignatureError("require_signature is set but no public key file is configured")
+        self._current = WatchlistBuilder(self.options).build()
+        self._swap_lock = threading.Lock()
+        self._apply_lock = threading.Lock()
+        self.applied_at: float | None = None
+
+    @property
+    def current(self) -> Watchlist:
+        """The list in force (immutable; hold on to it for a whole read)."""
+        with self._swap_lock:
+            return self._current
+
+    @property
+    def version(self) -> int:
+        """Version of the list in force; 0 before any update was accepted."""
+        return self.current.version
+
+    def load(self) -> bool:
+        """Load the last good list saved in `dir` (falls back to the previous one); True if found."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for name in (STATE_FILE, PREVIOUS_FILE):
+            path = self.dir / name
+            if not path.exists():
+                continue
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    wl = Watchlist.from_arrays({k: npz[k] for k in npz.files}, self.options)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("watchlist: cannot load %s (%s); trying the previous copy", path, exc)
+                continue
+            self._swap(wl)
+            log.info("watchlist: loaded %s version %d, %d entries", path, wl.version, len(wl))
+            return True
+        log.warning("watchlist: no saved list in %s; starting empty (version 0)", self.dir)
+        return False
+
+    def apply_update(self, data: bytes, origin: str) -> UpdateResult:
+        """Verify and apply one update (signed envelope bytes); never raises for bad input."""
+        with self._apply_lock:
+            old = self.current
+            try:
+                result, new = self._prepare(data, origin, old)
+                self._save(new)
+            except (SignatureError, UpdateError, WatchlistError) as exc:
+                result = UpdateResult(False, str(exc), origin, old.version, entries=len(old),
+                                      list_id=old.list_id)
+            except OSError as exc:
+                result = UpdateResult(False, f"could not save the list: {exc}", origin, old.version,
+                                      entries=len(old), list_id=old.list_id)
+            else:
+                self._swap(new)
+                self.applied_at = time.time()
+        if result.accepted:
+            log.info("watchlist: accepted %s v%s from %s: %s", result.kind, result.update_version,
+                     origin, result.reason)
+        else:
+            log.warning("watchlist: rejected update from %s: %s (keeping version %d)", origin,
+                        result.reason, result.version)
+        if self.audit is not None:
+            try:
+                self.audit(result)
+            except Exception:
+                log.exception("watchlist: audit hook failed")
+        return result
+
+    def _prepare(self, data: bytes, origin: str, old: Watchlist) -> tuple[UpdateResult, Watchlist]:
+        opened = open_envelope(data, self._public_key, self.require_signature)
+        upd = parse_update(opened.payload)
+        if upd.version <= old.version:
+            raise UpdateError(f"out of order: update version {upd.version} is not newer than the "
+                              f"version in force {old.version}")
+        if upd.kind == "delta":
+            if upd.base_version != old.version:
+                raise UpdateError(f"out of order: delta base_version {upd.base_version} does not match "
+                                  f"the version in force {old.version}")
+            if upd.list_id and old.list_id and upd.list_id != old.list_id:
+                raise UpdateError(f"delta for list {upd.list_id!r}, the list in force is {old.list_id!r}")
+            new, removed, replaced = old.with_changes(upd.entries, upd.remove, upd.version,
+                                                      upd.list_id or old.list_id)
+            added = len(upd.entries) - replaced
+        else:
+            builder = WatchlistBuilder(self.options)
+            for i, rec in enumerate(upd.entries):
+                builder.add_record(rec, f"entries[{i}]")
+            new = builder.build(version=upd.version, list_id=upd.list_id)
+            added, removed, replaced = len(new), len(old), 0
+        reason = (f"{upd.kind} v{upd.version} ({'signed' if opened.signed else 'unsigned'}): "
+                  f"{len(new)} entries, +{added} -{removed} ~{replaced}")
+        result = UpdateResult(True, reason, origin, upd.version, upd.version, upd.kind, new.list_id,
+                              len(new), added, removed, replaced, opened.signed, opened.key_id)
+        return result, new
+
+    def _save(self, wl: Watchlist) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        arrays = wl.to_arrays()
+        write_atomic(self.dir / STATE_FILE, lambda f: _savez(f, arrays), self.dir / PREVIOUS_FILE)
+
+    def _swap(self, wl: Watchlist) -> None:
+        with self._swap_lock:
+            self._current = wl
+
+
+def _savez(f: Any, arrays: Mapping[str, np.ndarray]) -> None:
+    np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
