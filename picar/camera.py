@@ -470,6 +470,8 @@ class Camera:
             stamps = list(self._stamps)
             span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
             fps = (len(stamps) - 1) / span if span > 0 else 0.0
+            if stamps and now - stamps[-1] > max(2.0, 2 * span):
+                fps = 0.0  # nothing recent: a stalled camera must not show its old rate
             return {
                 "name": self.name,
                 "source": self.source.description,
@@ -536,11 +538,16 @@ class Camera:
         pace_base: float | None = None
         next_due = 0.0
         broken_run = 0
+        good_this_pass = False
         while not self._stop.is_set():
             try:
                 image = self.source.read()
             except EndOfSource:
+                if self.loop and not good_this_pass:
+                    # An empty or all-corrupt recording would otherwise loop as fast as the CPU allows.
+                    return "lost", f"no usable frame in {self.source.description}", streamed
                 if self.loop:
+                    good_this_pass = False
                     log.info("camera %s: %s ended, looping", self.name, self.source.description)
                     try:
                         self.source.open()
@@ -568,6 +575,7 @@ class Camera:
                     return "lost", f"{broken_run} broken frames in a row ({problem})", streamed
                 continue
             broken_run = 0
+            good_this_pass = True
             assert image is not None
             if self.fps_cap > 0:
                 if captured_mono < next_due:

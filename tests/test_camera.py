@@ -216,6 +216,23 @@ def test_unopenable_source_backs_off_instead_of_spinning(tmp_path: Path) -> None
     assert int(cam.status()["reconnects"]) >= 1  # type: ignore[call-overload]
 
 
+def test_looping_an_unusable_recording_backs_off_instead_of_spinning(tmp_path: Path) -> None:
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i:06d}.jpg").write_bytes(b"not an image")
+    cam = Camera("front", str(folder), realtime=False, loop=True, reconnect_initial_s=0.05, reconnect_max_s=0.1)
+    cam.start()
+    try:
+        assert cam.wait_state("reconnecting", 5.0)
+        assert "no usable frame" in str(cam.status()["reason"])
+    finally:
+        cam.stop()
+    # Each attempt reads the three files once, then waits out the back-off.
+    status = cam.status()
+    assert int(status["broken"]) <= 3 * (int(status["reconnects"]) + 1)  # type: ignore[call-overload]
+
+
 def test_missing_device_is_retried_not_fatal() -> None:
     cam = open_camera("front", "/dev/video99", reconnect_initial_s=0.05, reconnect_max_s=0.1)
     cam.start()
