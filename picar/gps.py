@@ -420,7 +420,10 @@ def open_gpsd(host: str, port: int) -> socket.socket:
 
 
 def pump_gpsd(
-    sock: socket.socket, decoder: GpsdDecoder, emit: Callable[[Epoch], None], stop: threading.Event
+    sock: socket.socket,
+    decoder: GpsdDecoder,
+    emit: Callable[[Epoch], None],
+    stop: threading.Event,
 ) -> None:
     """Read gpsd reports until stop; raises OSError when gpsd closes the connection."""
     buf = b""
@@ -542,7 +545,8 @@ def open_gps(
 
 def _readable(epoch: Epoch) -> str:
     when = "time unknown" if epoch.time is None else iso_utc(epoch.time)
-    tail = f"sats {epoch.sats if epoch.sats is not None else '-'}  hdop {epoch.hdop if epoch.hdop is not None else '-'}"
+    sats = "-" if epoch.sats is None else epoch.sats
+    tail = f"sats {sats}  hdop {'-' if epoch.hdop is None else epoch.hdop}"
     fix = epoch.fix
     if fix is None:
         return f"{when}  no fix  {tail}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import socket
@@ -264,15 +265,27 @@ def test_serial_gps_reads_a_pty_and_reopens_after_unplug(tmp_path: Path) -> None
 def test_serial_gps_keeps_retrying_a_missing_device(tmp_path: Path) -> None:
     link = tmp_path / "gps0"
     fixes: queue.Queue[Fix] = queue.Queue()
+    failed = threading.Event()
+
+    class Signal(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "cannot open" in record.getMessage():
+                failed.set()
+
+    handler = Signal()
+    logging.getLogger("picar.gps").addHandler(handler)
     gps = SerialGps(str(link), reopen_initial_s=0.02, reopen_max_s=0.05, on_fix=fixes.put)
     gps.start()
     vg = VirtualGps(drive(5), realtime=False, link=link, start_time=T0)
     try:
+        assert failed.wait(5)
+        assert gps.status()["connected"] is False and gps.latest() is None
         vg.start()  # the receiver appears after PiCAR started
         assert gps.wait_connected(5)
         assert fixes.get(timeout=5).time == T0
         assert "cannot open" in str(gps.status()["last_error"])
     finally:
+        logging.getLogger("picar.gps").removeHandler(handler)
         gps.stop()
         vg.stop()
 
