@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import zipfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -202,7 +203,7 @@ class WatchlistStore:
             try:
                 with np.load(path, allow_pickle=False) as npz:
                     wl = Watchlist.from_arrays({k: npz[k] for k in npz.files}, self.options)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
                 log.error("watchlist: cannot load %s (%s); trying the previous copy", path, exc)
                 continue
             self._swap(wl)

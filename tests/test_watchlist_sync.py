@@ -1,0 +1,204 @@
+"""Signed watchlist updates on the car: verify before use, atomic apply, survive restarts."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import stat
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from picar.watchlist_io import delta_payload, snapshot_payload
+from picar.watchlist_sign import SignatureError, generate_keypair, load_private_key, open_envelope, sign
+from picar.watchlist_sync import STATE_FILE, UpdateResult, WatchlistStore
+
+AT = datetime(2026, 6, 1, tzinfo=UTC)
+V1 = [{"plate": "ABC1234", "list": "stolen_vehicle"}, {"plate": "XYZ987", "list": "amber", "priority": 1}]
+
+
+@pytest.fixture()
+def keys(tmp_path: Path) -> tuple[Path, Path]:
+    return generate_keypair(tmp_path / "hq")
+
+
+def signed(payload: bytes, key: Path) -> bytes:
+    return sign(payload, load_private_key(key))
+
+
+def store(tmp_path: Path, pub: Path, audit: list[UpdateResult] | None = None) -> WatchlistStore:
+    s = WatchlistStore(tmp_path / "car", pub, audit=None if audit is None else audit.append)
+    s.load()
+    return s
+
+
+def plates(s: WatchlistStore) -> set[str]:
+    return {e.plate for e in s.current.entries()}
+
+
+def accepted_v1(tmp_path: Path, keys: tuple[Path, Path], audit: list[UpdateResult] | None = None
+                ) -> WatchlistStore:
+    s = store(tmp_path, keys[1], audit)
+    r = s.apply_update(signed(snapshot_payload(V1, version=1, list_id="fleet-a"), keys[0]), "test")
+    assert r.accepted, r.reason
+    return s
+
+
+def assert_still_v1(tmp_path: Path, keys: tuple[Path, Path], s: WatchlistStore) -> None:
+    """The old list stays in force and is what a fresh store on the same directory loads."""
+    for st in (s, store(tmp_path, keys[1])):
+        assert st.version == 1
+        assert plates(st) == {"ABC1234", "XYZ987"}
+        assert [e.plate for e, _ in st.current.match([("A8C1234", 0.9)], at=AT)] == ["ABC1234"]
+
+
+def test_keygen_writes_private_key_0600(keys: tuple[Path, Path]) -> None:
+    key, pub = keys
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert b"PUBLIC KEY" in pub.read_bytes()
+    with pytest.raises(FileExistsError):
+        generate_keypair(key.with_suffix(""))
+
+
+def test_signed_snapshot_accepted_and_survives_restart(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    audit: list[UpdateResult] = []
+    s = accepted_v1(tmp_path, keys, audit)
+    assert s.version == 1
+    assert audit[-1].accepted and audit[-1].signed and audit[-1].version == 1 and audit[-1].entries == 2
+    assert (tmp_path / "car" / STATE_FILE).exists()
+    again = store(tmp_path, keys[1])
+    assert again.version == 1 and again.current.list_id == "fleet-a"
+    [(e, m)] = again.current.match([("XYZ987", 0.9)], at=AT)
+    assert (e.list, e.priority, m.kind) == ("amber", 1, "exact")
+
+
+def test_tampered_payload_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    audit: list[UpdateResult] = []
+    s = accepted_v1(tmp_path, keys, audit)
+    env = json.loads(signed(snapshot_payload([{"plate": "EVIL1"}], version=2), keys[0]))
+    payload = bytearray(base64.b64decode(env["payload"]))
+    payload[payload.index(b"EVIL1")] = ord("F")  # one byte changed after signing
+    env["payload"] = base64.b64encode(bytes(payload)).decode()
+    r = s.apply_update(json.dumps(env).encode(), "test")
+    assert not r.accepted and "bad signature" in r.reason
+    assert audit[-1] == r
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_unsigned_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    r = s.apply_update(snapshot_payload([{"plate": "EVIL1"}], version=2), "test")
+    assert not r.accepted and "unsigned" in r.reason
+    env = json.loads(signed(snapshot_payload([{"plate": "EVIL1"}], version=2), keys[0]))
+    del env["signature"]
+    r = s.apply_update(json.dumps(env).encode(), "test")
+    assert not r.accepted and "unsigned" in r.reason
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_wrong_key_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    other_key, _ = generate_keypair(tmp_path / "rogue")
+    r = s.apply_update(signed(snapshot_payload([{"plate": "EVIL1"}], version=2), other_key), "test")
+    assert not r.accepted and "trusts key" in r.reason
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_out_of_order_snapshot_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    r = s.apply_update(signed(snapshot_payload([{"plate": "SAME1"}], version=1), keys[0]), "t")
+    assert not r.accepted and "out of order" in r.reason and "version in force 1" in r.reason
+    assert_still_v1(tmp_path, keys, s)
+    replay = signed(snapshot_payload([{"plate": "OLD1111"}], version=2), keys[0])
+    assert s.apply_update(signed(snapshot_payload([{"plate": "NEW3333"}], version=3), keys[0]), "t").accepted
+    r = s.apply_update(replay, "t")  # an older, validly signed list replayed later
+    assert not r.accepted and "version 2 is not newer" in r.reason
+    assert store(tmp_path, keys[1]).version == 3 and plates(s) == {"NEW3333"}
+
+
+def test_delta_applied_and_wrong_base_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    bad = delta_payload([{"plate": "NEW5555"}], [], version=3, base_version=2, list_id="fleet-a")
+    r = s.apply_update(signed(bad, keys[0]), "t")
+    assert not r.accepted and "base_version 2" in r.reason
+    assert_still_v1(tmp_path, keys, s)
+    good = delta_payload([{"plate": "NEW 5555", "list": "wanted", "priority": 1},
+                          {"plate": "XYZ987", "list": "amber", "priority": 1, "notes": "updated"}],
+                         [{"plate": "ABC1234", "list": "stolen_vehicle"}], version=2, base_version=1,
+                         list_id="fleet-a", compress=True)
+    r = s.apply_update(signed(good, keys[0]), "t")
+    assert r.accepted, r.reason
+    assert (r.version, r.added, r.removed, r.replaced, r.entries) == (2, 1, 1, 1, 2)
+    again = store(tmp_path, keys[1])
+    assert again.version == 2 and plates(again) == {"NEW5555", "XYZ987"}
+    assert [e.notes for e in again.current.entries() if e.plate == "XYZ987"] == ["updated"]
+    assert again.current.match([("ABC1234", 0.9)], at=AT) == []
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"{not json", "not valid JSON"),
+    (b'{"format": "picar-watchlist/1", "version": 2}', "created_at"),
+    (b'{"format": "other", "version": 2}', "format"),
+    (json.dumps({"format": "picar-watchlist/1", "type": "snapshot", "version": "2",
+                 "created_at": "2026-01-01T00:00:00Z", "entries": []}).encode(), "version '2'"),
+    (json.dumps({"format": "picar-watchlist/1", "type": "snapshot", "version": 2,
+                 "created_at": "2026-01-01T00:00:00Z",
+                 "entries": [{"plate": "OK1"}, {"plate": "B@D"}]}).encode(), "entries[1], field 'plate'"),
+    (gzip.compress(b"\x00garbage")[:-4], "gzip"),
+])
+def test_malformed_rejected(tmp_path: Path, keys: tuple[Path, Path], payload: bytes, reason: str) -> None:
+    s = accepted_v1(tmp_path, keys)
+    r = s.apply_update(signed(payload, keys[0]), "t")
+    assert not r.accepted and reason in r.reason, r.reason
+    r = s.apply_update(b"\x00\x01 not an envelope", "t")
+    assert not r.accepted
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_corrupt_state_falls_back_to_previous(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    r = s.apply_update(signed(snapshot_payload([{"plate": "TWO2222"}], version=2), keys[0]), "t")
+    assert r.accepted
+    state = tmp_path / "car" / STATE_FILE
+    state.write_bytes(state.read_bytes()[:100])  # e.g. a damaged SD card
+    again = store(tmp_path, keys[1])
+    assert again.version == 1 and plates(again) == {"ABC1234", "XYZ987"}
+
+
+def test_require_signature_needs_a_key(tmp_path: Path) -> None:
+    with pytest.raises(SignatureError, match="no public key"):
+        WatchlistStore(tmp_path, None, require_signature=True)
+    s = WatchlistStore(tmp_path / "car", None, require_signature=False)
+    r = s.apply_update(snapshot_payload(V1, version=5), "usb")
+    assert r.accepted and not r.signed and s.version == 5
+
+
+def test_readers_see_old_or_new_list_never_partial(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    s = accepted_v1(tmp_path, keys)
+    big = [{"plate": f"N{i:06d}"} for i in range(20000)]
+    update = signed(snapshot_payload(big, version=2), keys[0])
+    seen: set[tuple[int, int]] = set()
+    done = threading.Event()
+
+    def reader() -> None:
+        while not done.is_set():
+            wl = s.current
+            seen.add((wl.version, len(wl)))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        assert s.apply_update(update, "t").accepted
+    finally:
+        done.set()
+        t.join(timeout=10)
+    assert seen <= {(1, 2), (2, 20000)}
+    assert s.current.match([("N012345", 0.9)], at=AT)[0][1].kind == "exact"
+
+
+def test_open_envelope_without_requirement_accepts_raw_payload() -> None:
+    opened = open_envelope(b'{"format": "picar-watchlist/1"}', None, require_signature=False)
+    assert not opened.signed and opened.payload.startswith(b"{")
