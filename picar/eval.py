@@ -1,0 +1,459 @@
+"""`picar eval`: score the plate detector, the OCR and both together on labelled folders.
+
+Detection folders use the shared data layout: `images/` + `labels/` (YOLO `0 cx cy w h`, normalised)
+and optionally `index.csv` with a `suggested_split` column. `--split val` (the default) takes that
+column's val rows; a folder without index.csv is split by SHA-1 of the file stem, as the detector
+training does (1 in 5 to val); `--split all` takes every image. A folder holding several such folders
+(or a data root with `detect/`) is scored per folder and in total.
+
+Scores: detection recall and precision at IoU 0.5; end-to-end exact-plate accuracy for boxes whose
+text is known (`--texts`, e.g. ocr/ro_dashcam_crops/labels.csv: source_image, box_index, text); OCR
+exact accuracy on an OCR folder (`--ocr-data`: labels.csv with file,text[,suggested_split]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from picar.types import Detection, OcrResult
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_DETECTOR = MODELS_DIR / "plate_detector.onnx"
+DEFAULT_OCR = MODELS_DIR / "plate_ocr.onnx"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+IOU = 0.5
+
+
+class EvalError(ValueError):
+    """Bad evaluation input: the message names the file, line or value."""
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+class Reader(Protocol):
+    def read(self, crops: list[np.ndarray]) -> list[OcrResult]: ...
+
+
+# ---------------------------------------------------------------- matching
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU between every box of `a` (N, 4) and `b` (M, 4), both x1 y1 x2 y2."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def match_boxes(
+    pred: np.ndarray, scores: np.ndarray, gt: np.ndarray, iou_threshold: float = IOU
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching, best score first: (pred_is_tp (N,) bool, gt_matched_to (M,) int, -1 if missed)."""
+    pred = np.asarray(pred, np.float64).reshape(-1, 4)
+    gt = np.asarray(gt, np.float64).reshape(-1, 4)
+    tp = np.zeros(len(pred), bool)
+    owner = np.full(len(gt), -1, np.int64)
+    if len(pred) == 0 or len(gt) == 0:
+        return tp, owner
+    ious = iou_matrix(pred, gt)
+    for i in np.argsort(-np.asarray(scores, np.float64), kind="stable"):
+        cand = np.where(owner < 0, ious[i], -1.0)
+        j = int(np.argmax(cand))
+        if cand[j] >= iou_threshold:
+            owner[j] = i
+            tp[i] = True
+    return tp, owner
+
+
+def detections_xyxy(dets: list[Detection]) -> np.ndarray:
+    return np.array([[d.x, d.y, d.x + d.w, d.y + d.h] for d in dets], np.float64).reshape(-1, 4)
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    path: Path
+    boxes: np.ndarray  # (N, 4) normalised x1 y1 x2 y2, label-file order
+
+
+def read_yolo(path: Path) -> np.ndarray:
+    """YOLO `0 cx cy w h` lines -> (N, 4) normalised x1y1x2y2, one row per non-empty line, in order."""
+    rows: list[list[float]] = []
+    if not path.exists():
+        return np.zeros((0, 4), np.float64)
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 5:
+            raise EvalError(f"{path}:{n}: expected 'class cx cy w h', got {line!r}")
+        try:
+            cx, cy, w, h = (float(v) for v in parts[1:5])
+        except ValueError as exc:
+            raise EvalError(f"{path}:{n}: expected 'class cx cy w h' numbers, got {line!r}") from exc
+        rows.append([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+    return np.asarray(rows, np.float64).reshape(-1, 4)
+
+
+def hash_split(stem: str, val_every: int = 5) -> str:
+    """Deterministic split for folders without index.csv: SHA-1 of the stem, 1 in `val_every` to val.
+    The detector training uses this same rule, so `--split val` never scores training images."""
+    digest = int(hashlib.sha1(stem.encode()).hexdigest()[:8], 16)
+    return "val" if digest % val_every == 0 else "train"
+
+
+def load_detect_folder(folder: Path, split: str) -> tuple[list[LabelledImage], str]:
+    """Labelled images of one folder in `split` ('all' for every image); (images, how the split was made)."""
+    images_dir, labels_dir = folder / "images", folder / "labels"
+    if not images_dir.is_dir() or not labels_dir.is_dir():
+        raise EvalError(f"{folder}: expected images/ and labels/ folders")
+    splits: dict[str, str] | None = None
+    index = folder / "index.csv"
+    if index.exists():
+        with index.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames and "suggested_split" in reader.fieldnames and "file" in reader.fieldnames:
+                splits = {Path(r["file"]).stem: r["suggested_split"] for r in reader}
+    if split == "all":
+        how = "all images"
+    elif splits is not None:
+        how = f"index.csv suggested_split == {split}"
+    else:
+        how = f"no index.csv: SHA-1 of file stem, 1 in 5 to val (split == {split})"
+    out: list[LabelledImage] = []
+    for img in sorted(p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        if split != "all":
+            s = splits.get(img.stem, "") if splits is not None else hash_split(img.stem)
+            if s != split:
+                continue
+        out.append(LabelledImage(img, read_yolo(labels_dir / f"{img.stem}.txt")))
+    return out, how
+
+
+def detect_folders(root: Path) -> list[Path]:
+    """`root` itself if it is a detect folder, else its (or its detect/) sub-folders that are."""
+    if (root / "images").is_dir():
+        return [root]
+    base = root / "detect" if (root / "detect").is_dir() else root
+    found = sorted(p for p in base.iterdir() if p.is_dir() and (p / "images").is_dir()) if base.is_dir() else []
+    if not found:
+        raise EvalError(f"{root}: no images/ + labels/ folder found (nor in its sub-folders)")
+    return found
+
+
+def load_texts(path: Path) -> dict[tuple[str, int], str]:
+    """CSV with source_image, box_index, text -> {(image stem, box index): text}."""
+    if not path.is_file():
+        raise EvalError(f"--texts {path}: file not found")
+    out: dict[tuple[str, int], str] = {}
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"source_image", "box_index", "text"}
+        if reader.fieldnames is None or not need <= set(reader.fieldnames):
+            raise EvalError(f"{path}: needs columns {sorted(need)}, has {reader.fieldnames}")
+        for n, row in enumerate(reader, 2):
+            try:
+                idx = int(row["box_index"])
+            except ValueError as exc:
+                raise EvalError(f"{path}:{n}: box_index {row['box_index']!r} is not an integer") from exc
+            out[(Path(row["source_image"]).stem, idx)] = row["text"].strip().upper()
+    return out
+
+
+def load_ocr_folder(folder: Path, split: str) -> list[tuple[Path, str]]:
+    """labels.csv (file, text[, suggested_split]) -> [(image path, text)] in `split` (if the column exists)."""
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise EvalError(f"{folder}: labels.csv not found")
+    out: list[tuple[Path, str]] = []
+    with labels.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or not {"file", "text"} <= set(reader.fieldnames):
+            raise EvalError(f"{labels}: needs columns file,text, has {reader.fieldnames}")
+        has_split = "suggested_split" in reader.fieldnames
+        for row in reader:
+            if split != "all" and has_split and row["suggested_split"] != split:
+                continue
+            out.append((folder / row["file"], row["text"].strip().upper()))
+    return out
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise EvalError(f"cannot read image {path}")
+    return img
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass
+class Failure:
+    """One thing to show on the contact sheet."""
+
+    kind: str  # "missed", "false_positive", "misread"
+    path: Path
+    caption: str
+    gt: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    pred: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    crop: np.ndarray | None = None
+
+
+@dataclass
+class Counts:
+    images: int = 0
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    e2e_total: int = 0
+    e2e_correct: int = 0
+    e2e_detected: int = 0
+
+    def add(self, other: Counts) -> None:
+        for k in vars(self):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def as_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(vars(self))
+        d["recall"] = self.tp / max(self.tp + self.fn, 1)
+        d["precision"] = self.tp / max(self.tp + self.fp, 1)
+        if self.e2e_total:
+            d["e2e_accuracy"] = self.e2e_correct / self.e2e_total
+            d["e2e_read_given_detected"] = self.e2e_correct / max(self.e2e_detected, 1)
+        return d
+
+
+def score_detection(
+    images: list[LabelledImage],
+    detector: Detector,
+    texts: dict[tuple[str, int], str] | None,
+    reader: Reader | None,
+    failures: list[Failure],
+    times_ms: list[float],
+) -> Counts:
+    """Detection counts at IoU 0.5 and, where texts are known and a reader is given, end-to-end reads."""
+    from picar.pipeline import crop_plate
+
+    c = Counts()
+    for item in images:
+        img = read_bgr(item.path)
+        h, w = img.shape[:2]
+        gt = item.boxes * np.array([w, h, w, h], np.float64)
+        t = time.perf_counter()
+        dets = detector.detect(img)
+        times_ms.append((time.perf_counter() - t) * 1000)
+        pred = detections_xyxy(dets)
+        tp, owner = match_boxes(pred, np.array([d.score for d in dets]), gt)
+        c.images += 1
+        c.tp += int(tp.sum())
+        c.fp += int((~tp).sum())
+        c.fn += int((owner < 0).sum())
+        if (owner < 0).any():
+            failures.append(Failure("missed", item.path, f"missed {int((owner < 0).sum())}", gt, pred))
+        elif (~tp).any():
+            failures.append(Failure("false_positive", item.path, f"{int((~tp).sum())} extra", gt, pred))
+        if texts is None or reader is None:
+            continue
+        wanted = [(j, texts[(item.path.stem, j)]) for j in range(len(gt)) if (item.path.stem, j) in texts]
+        crops, truth = [], []
+        for j, text in wanted:
+            c.e2e_total += 1
+            if owner[j] >= 0:
+                c.e2e_detected += 1
+                crops.append(crop_plate(img, dets[int(owner[j])]))
+                truth.append(text)
+        for crop, text, res in zip(crops, truth, reader.read(crops) if crops else [], strict=True):
+            if res.text == text:
+                c.e2e_correct += 1
+            else:
+                failures.append(Failure("misread", item.path, f"{text} read {res.text or '-'}", crop=crop))
+    return c
+
+
+def score_ocr(
+    items: list[tuple[Path, str]], reader: Reader, failures: list[Failure], batch: int = 32
+) -> dict[str, Any]:
+    """Exact-text accuracy and character accuracy (per position, same-length reads) on plate crops."""
+    correct, chars_ok, chars_total = 0, 0, 0
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        crops = [read_bgr(p) for p, _ in chunk]
+        for (path, text), crop, res in zip(chunk, crops, reader.read(crops), strict=True):
+            chars_total += len(text)
+            chars_ok += sum(a == b for a, b in zip(res.text, text, strict=False)) if len(res.text) == len(text) else 0
+            if res.text == text:
+                correct += 1
+            else:
+                failures.append(Failure("misread", path, f"{text} read {res.text or '-'}", crop=crop))
+    n = len(items)
+    return {"crops": n, "correct": correct, "accuracy": correct / max(n, 1),
+            "char_accuracy": chars_ok / max(chars_total, 1)}
+
+
+# ---------------------------------------------------------------- output
+
+
+def _tile(f: Failure, tw: int, th: int) -> np.ndarray:
+    tile = np.full((th, tw, 3), 32, np.uint8)
+    body_h = th - 18
+    if f.crop is not None:
+        img = f.crop
+        scale = min(tw / max(img.shape[1], 1), body_h / max(img.shape[0], 1), 4.0)
+    else:
+        img = read_bgr(f.path)
+        scale = min(tw / img.shape[1], body_h / img.shape[0])
+    nw, nh = max(1, int(img.shape[1] * scale)), max(1, int(img.shape[0] * scale))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+    for boxes, colour in ((f.gt, (0, 220, 0)), (f.pred, (0, 0, 255))):
+        for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4) * scale:
+            cv2.rectangle(small, (int(x1), int(y1)), (int(x2), int(y2)), colour, 1)
+    tile[:nh, :nw] = small
+    caption = f"{f.kind}: {f.path.stem[:22]} {f.caption}"
+    cv2.putText(tile, caption[:52], (2, th - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(failures: list[Failure], path: Path, limit: int = 48, cols: int = 4) -> int:
+    """Save up to `limit` failures as a grid PNG (green = truth, red = detector); returns tiles drawn."""
+    shown = failures[:limit]
+    tw, th = 320, 198
+    rows = max(1, -(-len(shown) // cols))
+    sheet = np.full((rows * th, cols * tw, 3), 16, np.uint8)
+    for i, f in enumerate(shown):
+        r, c = divmod(i, cols)
+        sheet[r * th : r * th + th - 2, c * tw : c * tw + tw - 2] = _tile(f, tw - 2, th - 2)
+    if not shown:
+        cv2.putText(sheet, "no failures", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), sheet):
+        raise EvalError(f"cannot write {path}")
+    return len(shown)
+
+
+def format_table(report: dict[str, Any]) -> str:
+    lines = []
+    det = report.get("detection")
+    if det:
+        lines.append(f"Detection at IoU {IOU} ({report['detector']})")
+        lines.append(f"{'folder':<32}{'images':>7}{'plates':>7}{'recall':>8}{'precision':>10}{'e2e':>14}")
+        for name, c in det.items():
+            e2e = f"{c['e2e_correct']}/{c['e2e_total']} {c['e2e_accuracy']:.3f}" if c.get("e2e_total") else "-"
+            lines.append(f"{name:<32}{c['images']:>7}{c['tp'] + c['fn']:>7}{c['recall']:>8.3f}"
+                         f"{c['precision']:>10.3f}{e2e:>14}")
+        if "detect_ms" in report:
+            t = report["detect_ms"]
+            lines.append(f"detect time per image: median {t['median']:.1f} ms, p90 {t['p90']:.1f} ms")
+    ocr = report.get("ocr")
+    if ocr:
+        lines.append(f"OCR ({report['ocr_model']}) on {ocr['folder']}: {ocr['correct']}/{ocr['crops']} exact "
+                     f"= {ocr['accuracy']:.3f}, char accuracy {ocr['char_accuracy']:.3f}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="picar eval", description="Score the detector and OCR on labelled folders.")
+    ap.add_argument("--data", type=Path, help="detect folder (images/, labels/[, index.csv]) or a folder of them")
+    ap.add_argument("--split", default="val", help="val (default), train or all")
+    ap.add_argument("--texts", type=Path, help="CSV with source_image, box_index, text: end-to-end accuracy")
+    ap.add_argument("--ocr-data", type=Path, help="OCR folder with labels.csv (file, text[, suggested_split])")
+    ap.add_argument("--ocr-split", default="val", help="split of --ocr-data when it has one (default val)")
+    ap.add_argument("--json", type=Path, help="write the scores here")
+    ap.add_argument("--failures", type=Path, help="save a contact sheet of failures (PNG)")
+    ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
+    ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
+    ap.add_argument("--threshold", type=float, help="detector score threshold (default: the sidecar's)")
+    ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
+def eval_main(argv: list[str]) -> int:
+    """`picar eval`: print a score table; 0 on success, 2 on bad input."""
+    args = _parser().parse_args(argv)
+    if args.data is None and args.ocr_data is None:
+        print("picar eval: give --data (detection) and/or --ocr-data (OCR)")
+        return 2
+    try:
+        report = run_eval(args)
+    except (EvalError, FileNotFoundError) as exc:
+        print(f"picar eval: {exc}")
+        return 2
+    print(format_table(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"scores written to {args.json}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> dict[str, Any]:
+    """Run every requested score; returns the JSON-able report (and writes the contact sheet)."""
+    report: dict[str, Any] = {"iou": IOU, "split": args.split}
+    failures: list[Failure] = []
+    reader: Reader | None = None
+    needs_ocr = args.ocr_data is not None or args.texts is not None
+    if needs_ocr:
+        from picar.vision.ocr import PlateOcr
+
+        if not args.ocr.is_file():
+            raise EvalError(f"OCR model not found: {args.ocr} (give --ocr)")
+        reader = PlateOcr(args.ocr, threads=args.threads)
+        report["ocr_model"] = str(args.ocr)
+    if args.data is not None:
+        from picar.vision.detector import PlateDetector
+
+        if not args.detector.is_file():
+            raise EvalError(f"detector model not found: {args.detector} (give --detector)")
+        detector = PlateDetector(args.detector, threads=args.threads, score_threshold=args.threshold)
+        detector.warm_up()
+        report["detector"] = str(args.detector)
+        report["score_threshold"] = detector.threshold
+        texts = load_texts(args.texts) if args.texts else None
+        total = Counts()
+        per: dict[str, dict[str, Any]] = {}
+        times: list[float] = []
+        splits: dict[str, str] = {}
+        for folder in detect_folders(args.data):
+            images, how = load_detect_folder(folder, args.split)
+            splits[folder.name] = how
+            c = score_detection(images, detector, texts, reader, failures, times)
+            per[folder.name] = c.as_dict()
+            total.add(c)
+        if len(per) > 1:
+            per["total"] = total.as_dict()
+        report["detection"] = per
+        report["split_rule"] = splits
+        if times:
+            report["detect_ms"] = {"median": float(np.median(times)), "p90": float(np.percentile(times, 90))}
+    if args.ocr_data is not None:
+        assert reader is not None
+        items = load_ocr_folder(args.ocr_data, args.ocr_split)
+        report["ocr"] = {"folder": str(args.ocr_data), **score_ocr(items, reader, failures)}
+    if args.failures:
+        report["failures_shown"] = contact_sheet(failures, args.failures)
+        report["failures_total"] = len(failures)
+    return report

@@ -1,0 +1,122 @@
+"""A tiny fully-convolutional plate detector (CenterNet/TTFNet-like, one class).
+
+The network reads a uint8 NHWC BGR image (so the runtime only resizes and pads), and writes two maps at
+stride 4: `scores` (plate-centre probability, already suppressed to local 3x3 maxima) and `boxes`
+(x1, y1, x2, y2 in input pixels for a plate centred at that cell). Decoding is then a threshold and a
+gather in numpy. Being fully convolutional, it trains on small crops and runs at any input size.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+STRIDE = 4
+MAX_LOG_DIST = 6.0  # exp(6) * 4 px = 1600 px: larger than any plate at the input sizes used
+
+
+def _conv_bn(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, s, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class _Block(nn.Module):
+    """Depthwise k x k then pointwise 1x1; residual when the shape is kept."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, k: int = 3) -> None:
+        super().__init__()
+        self.dw = _conv_bn(cin, cin, k, stride, groups=cin, act=False)
+        self.pw = _conv_bn(cin, cout, 1)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pw(self.dw(x))
+        return x + y if self.residual else y
+
+
+class PlateNet(nn.Module):
+    """Backbone to stride 16, a light top-down path back to stride 4, and a shared head."""
+
+    def __init__(self, channels: tuple[int, int, int, int, int] = (16, 24, 64, 128, 40)) -> None:
+        super().__init__()
+        c1, c2, c3, c4, ch = channels
+        self.stem = _conv_bn(3, c1, 3, 2)  # /2
+        self.s4 = nn.Sequential(_Block(c1, c2, 2), _Block(c2, c2))  # /4
+        self.s8 = nn.Sequential(_Block(c2, c3, 2, k=5), _Block(c3, c3, k=5))  # /8
+        self.s16 = nn.Sequential(_Block(c3, c4, 2, k=5), _Block(c4, c4, k=5), _Block(c4, c4, k=5))  # /16
+        self.lat16 = _conv_bn(c4, ch, 1)
+        self.lat8 = _conv_bn(c3, ch, 1)
+        self.lat4 = _conv_bn(c2, ch, 1)
+        self.fuse8 = _Block(ch, ch, k=5)
+        self.fuse4 = _Block(ch, ch)
+        self.head = _conv_bn(ch, ch, 3, groups=ch, act=True)
+        self.heat = nn.Conv2d(ch, 1, 1)
+        self.dist = nn.Conv2d(ch, 4, 1)
+        nn.init.constant_(self.heat.bias, -4.6)  # prior 0.01: focal loss starts stable
+        nn.init.constant_(self.dist.bias, 1.0)
+        self.register_buffer("mean", torch.tensor([0.406, 0.456, 0.485]).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor([0.225, 0.224, 0.229]).view(1, 3, 1, 1) * 255.0))
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised float NCHW BGR in; (heat logits, log distances) at stride 4 out."""
+        f4 = self.s4(self.stem(x))
+        f8 = self.s8(f4)
+        f16 = self.s16(f8)
+        p = self.lat16(f16)
+        p = self.fuse8(self.lat8(f8) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        p = self.fuse4(self.lat4(f4) + F.interpolate(p, scale_factor=2.0, mode="nearest"))
+        p = self.head(p)
+        return self.heat(p), self.dist(p)
+
+    def normalise(self, image_nhwc_u8: torch.Tensor) -> torch.Tensor:
+        x = image_nhwc_u8.permute(0, 3, 1, 2).float()
+        return (x - self.mean) * self.inv_std
+
+    def forward(self, image_nhwc_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deployment graph: uint8 NHWC BGR in; (scores N1HW at peaks, boxes N4HW x1y1x2y2 input px)."""
+        logits, logd = self.features(self.normalise(image_nhwc_u8))
+        heat = torch.sigmoid(logits)
+        peaks = F.max_pool2d(heat, 3, 1, 1)
+        scores = heat * (heat >= peaks).to(heat.dtype)
+        return scores, distances_to_boxes(logd)
+
+
+def distances_to_boxes(logd: torch.Tensor) -> torch.Tensor:
+    """(l, t, r, b) log distances in stride units at each cell -> x1y1x2y2 in input pixels."""
+    _, _, h, w = logd.shape
+    d = torch.exp(logd.clamp(-4.0, MAX_LOG_DIST)) * STRIDE
+    ys = (torch.arange(h, dtype=logd.dtype, device=logd.device) + 0.5) * STRIDE
+    xs = (torch.arange(w, dtype=logd.dtype, device=logd.device) + 0.5) * STRIDE
+    cx = xs.view(1, 1, 1, w)
+    cy = ys.view(1, 1, h, 1)
+    return torch.cat([cx - d[:, 0:1], cy - d[:, 1:2], cx + d[:, 2:3], cy + d[:, 3:4]], dim=1)
+
+
+def count_macs(model: nn.Module, height: int, width: int) -> int:
+    """Multiply-accumulates of the convolutions for one image (what dominates the cost)."""
+    total = 0
+
+    def hook(mod: nn.Module, _inp: object, out: torch.Tensor) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.Conv2d)
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += int(out.numel() * k * mod.in_channels // mod.groups)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, height, width, 3, dtype=torch.uint8))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,194 @@
+"""Plate detector runtime: letterbox a BGR frame, run the ONNX model, decode plate boxes.
+
+The model (see models/plate_detector.json) takes a uint8 NHWC BGR image and returns two stride-4 maps:
+`scores` (plate-centre probability, zero except at 3x3 local maxima) and `boxes` (x1, y1, x2, y2 in
+input pixels). Everything the runtime needs to know about the model is read from that sidecar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from picar.types import Detection
+from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
+
+PAD_VALUE = 114
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a frame landed in the model input: input = frame * scale + pad."""
+
+    scale: float
+    pad: tuple[int, int]  # (left, top) in input pixels
+    resized: tuple[int, int]  # (width, height) of the frame inside the input
+
+
+def letterbox_geometry(frame_hw: tuple[int, int], size: tuple[int, int]) -> Letterbox:
+    """Fit a frame of (height, width) into `size` = (height, width) keeping its aspect, centred."""
+    fh, fw = frame_hw
+    h, w = size
+    if fh <= 0 or fw <= 0:
+        raise ValueError(f"frame size must be positive, got {fw}x{fh}")
+    scale = min(w / fw, h / fh)
+    nw, nh = max(1, min(w, round(fw * scale))), max(1, min(h, round(fh * scale)))
+    return Letterbox(scale, ((w - nw) // 2, (h - nh) // 2), (nw, nh))
+
+
+def letterbox(
+    image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None
+) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize a BGR uint8 image into a (1, H, W, 3) uint8 tensor of `size` = (H, W), padded with grey.
+
+    Returns (tensor, scale, (pad_left, pad_top)): a frame pixel x maps to x * scale + pad_left.
+    `out`, if given, is a (1, H, W, 3) uint8 buffer that is filled and returned (no allocation).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an HxWx3 uint8 BGR image, got shape {image.shape} dtype {image.dtype}")
+    h, w = size
+    if out is None:
+        out = np.empty((1, h, w, 3), np.uint8)
+    elif out.shape != (1, h, w, 3) or out.dtype != np.uint8:
+        raise ValueError(f"letterbox buffer must be (1, {h}, {w}, 3) uint8, got {out.shape} {out.dtype}")
+    geo = letterbox_geometry(image.shape[:2], size)
+    nw, nh = geo.resized
+    px, py = geo.pad
+    canvas = out[0]
+    if nw != w or nh != h:
+        canvas[:py] = PAD_VALUE
+        canvas[py + nh :] = PAD_VALUE
+        canvas[py : py + nh, :px] = PAD_VALUE
+        canvas[py : py + nh, px + nw :] = PAD_VALUE
+    target = canvas[py : py + nh, px : px + nw]
+    if (nw, nh) == (image.shape[1], image.shape[0]):
+        target[...] = image
+    else:
+        resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        target[...] = resized
+    return out, geo.scale, geo.pad
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of boxes (x1, y1, x2, y2) kept by greedy IoU suppression, best score first."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    areas = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        ix1 = np.maximum(boxes[i, 0], boxes[rest, 0])
+        iy1 = np.maximum(boxes[i, 1], boxes[rest, 1])
+        ix2 = np.minimum(boxes[i, 2], boxes[rest, 2])
+        iy2 = np.minimum(boxes[i, 3], boxes[rest, 3])
+        inter = np.maximum(ix2 - ix1, 0) * np.maximum(iy2 - iy1, 0)
+        iou = inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9)
+        order = rest[iou <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(
+    outputs: tuple[np.ndarray, np.ndarray] | list[np.ndarray],
+    scale: float,
+    pad: tuple[int, int],
+    frame_hw: tuple[int, int],
+    threshold: float,
+    nms_iou: float = 0.5,
+    max_detections: int = 50,
+    min_size: int = 2,
+) -> list[Detection]:
+    """Model outputs (scores (1,1,h,w), boxes (1,4,h,w) in input px) -> Detections in frame pixels.
+
+    Peaks are already local maxima (in-graph 3x3 max-pool); an IoU NMS removes the second peak a wide
+    plate can produce. Boxes are clipped to the frame; boxes smaller than `min_size` px are dropped.
+    """
+    scores, boxes = outputs[0], outputs[1]
+    if scores.ndim != 4 or boxes.ndim != 4 or boxes.shape[1] != 4 or scores.shape[2:] != boxes.shape[2:]:
+        raise ValueError(f"unexpected detector output shapes {scores.shape} and {boxes.shape}")
+    flat = scores[0, 0].ravel()
+    idx = np.flatnonzero(flat >= threshold)
+    if idx.size == 0:
+        return []
+    if idx.size > 4 * max_detections:
+        idx = idx[np.argpartition(-flat[idx], 4 * max_detections)[: 4 * max_detections]]
+    sel = flat[idx].astype(np.float32)
+    b = boxes[0].reshape(4, -1)[:, idx].T.astype(np.float32)
+    b[:, 0::2] -= pad[0]
+    b[:, 1::2] -= pad[1]
+    b /= scale
+    fh, fw = frame_hw
+    np.clip(b[:, 0::2], 0, fw, out=b[:, 0::2])
+    np.clip(b[:, 1::2], 0, fh, out=b[:, 1::2])
+    keep = nms(b, sel, nms_iou)[:max_detections]
+    result: list[Detection] = []
+    for i in keep:
+        x1, y1, x2, y2 = (int(round(float(v))) for v in b[i])
+        if x2 - x1 >= min_size and y2 - y1 >= min_size:
+            result.append(Detection(x1, y1, x2 - x1, y2 - y1, float(sel[i])))
+    return result
+
+
+def _require(side: dict[str, Any], *keys: str) -> Any:
+    node: Any = side
+    path = []
+    for key in keys:
+        path.append(key)
+        if not isinstance(node, dict) or key not in node:
+            raise ModelError(f"detector sidecar is missing '{'.'.join(path)}'")
+        node = node[key]
+    return node
+
+
+class PlateDetector:
+    """One ONNX session plus pre-allocated buffers; `detect` turns a BGR frame into plate boxes."""
+
+    def __init__(self, model_path: Path, threads: int = 1, score_threshold: float | None = None) -> None:
+        model_path = Path(model_path)
+        side = load_sidecar(model_path)
+        if side.get("task") != "plate_detection":
+            raise ModelError(f"{model_path.with_suffix('.json')} is not a plate detector sidecar")
+        inp = _require(side, "input")
+        if inp.get("layout") != "NHWC" or inp.get("dtype") != "uint8" or inp.get("colour_order") != "BGR":
+            raise ModelError(f"detector input must be NHWC uint8 BGR, sidecar says {inp}")
+        self.input_name = str(_require(side, "input", "name"))
+        h, w = (int(v) for v in _require(side, "input", "size_hw"))
+        self.size = (h, w)
+        self.output_names = [str(o["name"]) for o in _require(side, "outputs")]
+        post = _require(side, "postprocess")
+        self.threshold = float(post["score_threshold"] if score_threshold is None else score_threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"score_threshold must be between 0 and 1, got {self.threshold}")
+        self.nms_iou = float(post["nms_iou"])
+        self.max_detections = int(post["max_detections"])
+        self.min_size = int(post.get("min_box_px", 2))
+        self.version = str(side.get("version", ""))
+        self.session = create_session(model_path, threads)
+        got = [i.name for i in self.session.get_inputs()]
+        if got != [self.input_name]:
+            raise ModelError(f"{model_path}: model inputs {got} do not match sidecar input '{self.input_name}'")
+        self._buffer = np.full((1, h, w, 3), PAD_VALUE, np.uint8)
+
+    def warm_up(self) -> None:
+        """Run the model twice on a grey frame so the first real frame is not slow."""
+        self._buffer[...] = PAD_VALUE
+        warm_up(self.session, {self.input_name: self._buffer})
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Plates in one BGR frame of any size; boxes in that frame's pixels, best score first."""
+        tensor, scale, pad = letterbox(image, self.size, out=self._buffer)
+        outputs = self.session.run(self.output_names, {self.input_name: tensor})
+        return decode(
+            (outputs[0], outputs[1]),
+            scale,
+            pad,
+            (image.shape[0], image.shape[1]),
+            self.threshold,
+            self.nms_iou,
+            self.max_detections,
+            self.min_size,
+        )
