@@ -92,11 +92,33 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
         results = []
         for i in range(0, len(crops), batch):
             results += ocr.read([c.image for c in crops[i: i + batch]])
+        pairs = list(zip(results, crops, strict=True))
         top1 = _exact([r.text for r in results], crops)
-        in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in zip(results, crops,
-                                                                                             strict=True)]))
-        out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4)}
+        in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in pairs]))
+        confident = [r.text == c.text for r, c in pairs if ocr.is_confident(r)]
+        out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4),
+                     "confident_share": round(len(confident) / len(crops), 4),
+                     "confident_exact": round(float(np.mean(confident)), 4) if confident else None}
     return out
+
+
+def latency_report(model_path: Path, crops: list[np.ndarray]) -> dict[str, Any]:
+    """Single-thread ORT latency of the model alone (batch 1 and 8) and of PlateOcr.read end to end."""
+    ocr = PlateOcr(model_path, threads=1)
+    h, w, c = ocr.input_shape
+    x = preprocess(crops[:8] * (8 // max(1, len(crops[:8])) + 1), h, w, c)[:8]
+    report: dict[str, Any] = {"model_batch1": measure_latency(model_path, x[:1]),
+                              "model_batch8": measure_latency(model_path, x, runs=50)}
+    ocr.warm_up()
+    for n in (1, 8):
+        times = []
+        for _ in range(100):
+            t0 = time.perf_counter()
+            ocr.read(list(crops[:n]) * (n // max(1, len(crops[:n]))))
+            times.append((time.perf_counter() - t0) * 1000)
+        report[f"read_batch{n}_median_ms"] = float(np.median(times))
+        report[f"read_batch{n}_median_ms_per_plate"] = float(np.median(times)) / n
+    return report
 
 
 def _mean_score(scores: dict[str, float]) -> float:
@@ -279,9 +301,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--export-only", action="store_true")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--evaluate", type=Path, help="only evaluate this ONNX model (with its sidecar) on real val")
+    p.add_argument("--latency", type=Path, help="only measure single-thread latency of this ONNX model")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
+    if args.latency:
+        import cv2
+
+        golden = sorted(Path("tests/data/ocr").glob("*.jpg"))
+        crops = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in golden] or [np.zeros((60, 200, 3), np.uint8)]
+        print(json.dumps(latency_report(args.latency, crops), indent=2))
+        return 0
     if args.evaluate:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
         print(json.dumps(evaluate_onnx(args.evaluate, load_val(Path(args.data))), indent=2))

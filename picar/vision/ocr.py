@@ -47,6 +47,9 @@ def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: i
     return out
 
 
+_MIN_OPTION = 1e-3  # relative to the slot's best probability
+
+
 def _text_candidates(slot_top: list[list[tuple[str, float]]], pad: str, limit: int) -> list[tuple[str, float]]:
     """Most probable texts from per-slot top-k lists (beam search on log probabilities). Slot paths that
     spell the same text (a pad in a different place) add up."""
@@ -82,7 +85,11 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     results = []
     for sample in arr:
         order = np.argsort(-sample, axis=1)[:, :k]
-        slot_top = [[(classes[j], float(sample[s, j])) for j in order[s]] for s in range(sample.shape[0])]
+        # options far below a slot's best cannot reach the candidate list: dropping them keeps the beam
+        # small on confident plates
+        slot_top = [[(classes[j], float(sample[s, j])) for n, j in enumerate(order[s])
+                     if n == 0 or sample[s, j] >= _MIN_OPTION * sample[s, order[s][0]]]
+                    for s in range(sample.shape[0])]
         chars = []
         conf = 1.0
         for options in slot_top:
