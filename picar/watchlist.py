@@ -127,7 +127,8 @@ class MatchOptions:
                                   ("max_edit", self.max_edit, 1)):
             for key, value in limits.items():
                 if not isinstance(value, int) or not 0 <= value <= top:
-                    raise WatchlistError(f"{name}[{key!r}] = {value!r}: allowed 0..{top}")
+                    why = " (the index covers one edit; more would match too many plates)" if top == 1 else ""
+                    raise WatchlistError(f"{name}[{key!r}] = {value!r}: allowed 0..{top}{why}")
         if not 0 <= self.max_stars <= 2 or self.wildcard_run < 0 or self.min_literals < 1:
             raise WatchlistError("wildcard limits: max_stars 0..2, wildcard_run >= 0, min_literals >= 1")
 

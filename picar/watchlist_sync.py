@@ -9,6 +9,7 @@ the car keeps its last good list across restarts and reports its version.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
@@ -70,6 +71,10 @@ class UpdateResult:
     replaced: int = 0
     signed: bool = False
     key_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict for the audit log and HQ status."""
+        return dataclasses.asdict(self)
 
 
 def decode_payload(payload: bytes) -> Any:
@@ -136,6 +141,22 @@ def parse_update(payload: bytes) -> Update:
     return Update(kind, list_id, version, base, str(created), entries, remove)
 
 
+def _options(max_substitutions: int | Mapping[str, int] | None, max_edit: int | Mapping[str, int] | None,
+             confusables: Sequence[str] | None) -> MatchOptions:
+    defaults = MatchOptions()
+
+    def per_list(value: int | Mapping[str, int] | None, default: Mapping[str, int]) -> Mapping[str, int]:
+        if value is None:
+            return default
+        return {"default": value} if isinstance(value, int) else dict(value)
+
+    return MatchOptions(
+        confusables=tuple(confusables) if confusables is not None else defaults.confusables,
+        max_substitutions=per_list(max_substitutions, defaults.max_substitutions),
+        max_edit=per_list(max_edit, defaults.max_edit),
+    )
+
+
 def write_atomic(path: Path, write: Callable[[Any], None], previous: Path | None = None) -> None:
     """Write via `write(fileobj)` to a temp file, fsync, rename over `path`, fsync the directory.
 
@@ -169,10 +190,14 @@ class WatchlistStore:
 
     def __init__(self, dir: Path, public_key: Path | None, require_signature: bool = True,
                  options: MatchOptions | None = None,
-                 audit: Callable[[UpdateResult], None] | None = None) -> None:
+                 audit: Callable[[UpdateResult], None] | None = None, *,
+                 max_substitutions: int | Mapping[str, int] | None = None,
+                 max_edit_distance: int | Mapping[str, int] | None = None,
+                 confusables: Sequence[str] | None = None) -> None:
+        """`options`, or the three matcher settings one by one (an int applies to every list)."""
         self.dir = Path(dir)
         self.require_signature = require_signature
-        self.options = options or MatchOptions()
+        self.options = options or _options(max_substitutions, max_edit_distance, confusables)
         self.audit = audit
         self._public_key = load_public_key(public_key) if public_key is not None else None
         if require_signature and self._public_key is None:
