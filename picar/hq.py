@@ -217,7 +217,8 @@ class HqLink:
         with self._cond:
             if not self._started or self._stopping:
                 return
-            self._cond.wait_for(self._drained, timeout)
+            # Offline there is nothing to drain into; do not hold up shutdown waiting for a reconnect.
+            self._cond.wait_for(lambda: self._drained() or not self._connected, timeout)
             self._stopping = True
             connected = self._connected
             self._cond.notify_all()

@@ -391,6 +391,8 @@ class Subscriber:
         self._messages: list[Received] = []
         self._connected = False
         self._subscribed = 0
+        # Called on the network thread for every message, after it was collected (for timing probes).
+        self.on_message_hook: Callable[[Received], None] | None = None
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -474,6 +476,9 @@ class Subscriber:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        received = Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain))
         with self._cond:
-            self._messages.append(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+            self._messages.append(received)
             self._cond.notify_all()
+        if self.on_message_hook is not None:
+            self.on_message_hook(received)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import signal
 import subprocess
@@ -9,13 +11,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hw_sim.hq_console import console_main, format_line, split_topic
+from picar.events import hit_payload
 from picar.hq import HqLink
 from picar.outbox import Outbox
+from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 from tests.broker import Mosquitto, Received, Subscriber, make_tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,6 +316,82 @@ def test_constructor_rejects_bad_settings(tmp_path: Path) -> None:
             HqLink("car1", "h", 1, ob, ca_file="/x")
         with pytest.raises(ValueError, match="TLS files"):
             HqLink("car1", "h", 1, ob, tls=True, ca_file=tmp_path / "missing.crt")
+
+
+# ---- HQ console ----------------------------------------------------------------------------------------
+
+
+def test_console_formats_hits_positions_and_status_on_one_line() -> None:
+    fix = Fix(datetime(2023, 11, 14, 22, 13, 19, tzinfo=UTC), 52.3702157, 4.8951679, "3d")
+    read = PlateRead("r-1", "car7", "front", "AB12CDE", 0.93, (("AB12CDE", 0.93),), 1_700_000_000.0,
+                     1_699_999_999.0, 1_700_000_000.0, 5, (1, 2, 3, 4), fix)
+    hit = Hit("0123456789abcdef", read, WatchEntry("AB12CDE", list="stolen_vehicle"),
+              Match("confusable", "AB12CDE", 1, ((2, "1", "I"),)), raised_at=1_700_000_001.0)
+    line = format_line(f"{PREFIX}/car7/hit", json.dumps(hit_payload(hit)).encode(), PREFIX, received_at=0.0)
+    assert line.split() == [
+        "2023-11-14T22:13:20.000Z", "car7", "hit", "AB12CDE", "list=stolen_vehicle",
+        "match=confusable", "(pos", "3:", "read", "1", "listed", "I)", "52.37022,4.89517", "id=01234567",
+    ]
+    position = format_line(f"{PREFIX}/car7/position", json.dumps(fix.to_json()).encode(), PREFIX, 0.0)
+    assert position.split()[:4] == ["2023-11-14T22:13:19Z", "car7", "position", "52.37022,4.89517"]
+    nested = json.dumps({"read": {"text": "XY99", "fix": {"lat": 1.5, "lon": -2.25}},
+                         "entry": {"list": "wanted"}, "match": "exact"}).encode()
+    assert "XY99" in format_line(f"{PREFIX}/car7/hit", nested, PREFIX, 0.0, dup=True)
+    assert format_line(f"{PREFIX}/car7/hit", nested, PREFIX, 0.0, dup=True).endswith("1.50000,-2.25000  dup")
+    status = format_line(f"{PREFIX}/car7/status", b'{"state":"offline","reason":"shutdown"}', PREFIX, 0.0)
+    assert "state=offline" in status and "reason=shutdown" in status
+    assert "not a JSON object" in format_line(f"{PREFIX}/car7/read", b"\xff\x00", PREFIX, 0.0)
+    assert split_topic(f"{PREFIX}/fleet/watchlist", PREFIX) == ("fleet", "watchlist")
+
+
+def test_console_exits_zero_after_n_distinct_hits(tmp_path: Path, broker: Mosquitto) -> None:
+    with Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob)
+        link.start()
+        assert link.wait_ready(10)
+        console = subprocess.Popen(
+            [sys.executable, "-m", "hw_sim.hq_console", "--host", broker.host, "--port", str(broker.port),
+             "--until-hits", "2", "--timeout", "20"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert console.stdout is not None
+            first = console.stdout.readline()  # the car's retained status: the console is subscribed
+            assert "car1" in first and "state=online" in first
+            eid = link.publish_event("hit", {"plate": "HIT001", "list": "stolen_vehicle", "match": "exact"})
+            with Subscriber(broker, []) as hq:  # a redelivered duplicate must not count twice
+                hq.publish(f"{PREFIX}/car1/hit", json.dumps({"event_id": eid, "plate": "HIT001"}))
+                link.publish_event("read", {"plate": "READ01"})
+                link.publish_event("hit", {"plate": "HIT002", "list": "wanted", "lat": 51.5, "lon": -0.12})
+                out, err = console.communicate(timeout=20)
+        finally:
+            if console.poll() is None:
+                console.kill()
+                console.wait(10)
+        link.stop()
+    assert console.returncode == 0, err
+    lines = [first, *out.splitlines()]
+    assert sum("HIT001" in x for x in lines) == 2 and sum("dup" in x for x in lines) == 1
+    assert any("HIT002" in x and "list=wanted" in x and "51.50000,-0.12000" in x for x in lines)
+
+
+def test_console_timeout_without_enough_hits_exits_one(broker: Mosquitto) -> None:
+    started = time.monotonic()
+    rc = console_main(["--host", broker.host, "--port", str(broker.port), "--until-hits", "1", "--timeout", "0.5"],
+                      out=io.StringIO())
+    assert rc == 1 and time.monotonic() - started >= 0.5
+
+
+def test_console_json_lines(broker: Mosquitto) -> None:
+    with Subscriber(broker, []) as hq:
+        hq.publish(f"{PREFIX}/car3/hit", json.dumps({"event_id": "h1", "plate": "J1"}), retain=True)
+    out = io.StringIO()
+    rc = console_main(["--host", broker.host, "--port", str(broker.port), "--json", "--until-hits", "1",
+                       "--timeout", "10"], out=out)
+    assert rc == 0
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert rows == [{"topic": f"{PREFIX}/car3/hit", "vehicle": "car3", "kind": "hit", "retain": True,
+                     "payload": {"event_id": "h1", "plate": "J1"}}]
 
 
 def _child_main(argv: list[str]) -> int:
