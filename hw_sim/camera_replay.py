@@ -21,7 +21,7 @@ from types import FrameType
 import cv2
 
 from hw_sim.mjpeg_server import FrameBoard, MjpegServer
-from picar.camera import Camera, make_source
+from picar.camera import Camera, SourceLost, make_source
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,10 @@ class MjpegReplay:
         self._quality = jpeg_quality
         self._board = FrameBoard()
         self._server = MjpegServer(self._board, name, host, port)
+        self._source = make_source(str(self.source), fps=fps)
         self._camera = Camera(
             f"replay-{name}",
-            make_source(str(self.source), fps=fps),
+            self._source,
             realtime=realtime,
             loop=loop,
         )
@@ -86,7 +87,14 @@ class MjpegReplay:
         return self._board.frames_served
 
     def start(self) -> str:
-        """Start serving and playing; returns the stream URL."""
+        """Start serving and playing; returns the stream URL. Raises OSError if unreadable."""
+        # Open the recording before any client can connect: OpenCV serialises FFmpeg opens, so
+        # opening it while an in-process client waits inside its own open for our first frame
+        # would deadlock until that client's timeout. The camera's own open then just rewinds.
+        try:
+            self._source.open()
+        except SourceLost as exc:
+            raise OSError(f"cannot replay {self.source}: {exc}") from exc
         url = self._server.start()
         self._thread = threading.Thread(target=self._pump, name=f"replay-{self.name}", daemon=True)
         self._thread.start()

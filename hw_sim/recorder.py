@@ -135,6 +135,10 @@ class Recorder:
             raise ValueError(f"camera names must differ, got {names}")
         if fps < 0:
             raise ValueError(f"--fps must be >= 0, got {fps}")
+        if not 1 <= jpeg_quality <= 100:
+            raise ValueError(f"--quality must be 1..100, got {jpeg_quality}")
+        if baud <= 0:
+            raise ValueError(f"--baud must be a positive rate such as 9600, got {baud}")
         self.out = Path(out)
         if (self.out / "session.json").exists():
             raise ValueError(f"{self.out} already holds a session; choose a new --out folder")

@@ -116,6 +116,13 @@ class OpenCvSource:
         self._fail_position = -1.0
 
     def open(self) -> None:
+        if self.kind == "file" and self._cap is not None and self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
+            # Rewind instead of reopening: OpenCV serialises every FFmpeg open behind one global
+            # lock, so a reopen could wait on another thread's slow network open.
+            self._read_count = 0
+            self._failures = 0
+            self._fail_position = -1.0
+            return
         self.close()
         cap = self._make_capture()
         if not cap.isOpened():

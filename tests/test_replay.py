@@ -70,9 +70,22 @@ class RetryCounter(logging.Handler):
                 self.reached.set()
 
 
-def test_opencv_reads_every_frame_of_a_fast_replay(tmp_path: Path) -> None:
-    folder = write_folder(tmp_path / "frames", 30, fps=10)
-    replay = MjpegReplay(folder, realtime=False)
+def write_video(path: Path, count: int, fps: float) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (64, 48))
+    assert writer.isOpened()
+    for i in range(count):
+        writer.write(shaded(i))
+    writer.release()
+    return path
+
+
+@pytest.mark.parametrize("kind", ["folder", "video"])
+def test_opencv_reads_every_frame_of_a_fast_replay(tmp_path: Path, kind: str) -> None:
+    if kind == "folder":
+        source = write_folder(tmp_path / "frames", 30, fps=10)
+    else:
+        source = write_video(tmp_path / "drive.avi", 30, fps=10)
+    replay = MjpegReplay(source, realtime=False)
     url = replay.start()
     try:
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/front\.mjpg", url)
