@@ -221,8 +221,8 @@ class _ReconnectingSource:
         while not self._stop.is_set():
             try:
                 conn = self._open()
-            except OSError as e:
-                self._note_error(f"cannot open {self._where()}: {e}; retry in {delay:.1f} s")
+            except (OSError, ValueError) as e:
+                self._note_error(f"cannot open {self._where()}: {e}; retry in {delay:g} s")
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, self._reopen_max_s)
@@ -230,14 +230,22 @@ class _ReconnectingSource:
             self.opens += 1
             self._connected.set()
             log.info("GPS %s open", self._where())
-            delay = self._reopen_initial_s
+            before = self._progress()
             try:
                 self._pump(conn)
             except OSError as e:
                 self._note_error(f"{self._where()} lost: {e}")
+            except Exception as e:  # a bug must not end GPS input for the rest of the shift
+                log.exception("GPS %s reader failed", self._where())
+                self.last_error = f"{self._where()} reader failed: {e!r}"
             finally:
                 self._connected.clear()
                 self._close(conn)
+            # A device that opens but fails at once must not be reopened in a tight loop:
+            # the back-off only starts over once data came through.
+            delay = self._reopen_initial_s if self._progress() != before else min(delay * 2, self._reopen_max_s)
+            if self._stop.wait(delay):
+                return
 
     def _note_error(self, message: str) -> None:
         if message != self.last_error:
@@ -257,6 +265,9 @@ class _ReconnectingSource:
         raise NotImplementedError
 
     def _counters(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def _progress(self) -> int:
         raise NotImplementedError
 
 
@@ -324,6 +335,9 @@ class SerialGps(_ReconnectingSource):
 
     def _counters(self) -> dict[str, int]:
         return self.assembler.counters.as_dict()
+
+    def _progress(self) -> int:
+        return self.assembler.counters.lines
 
 
 # -- gpsd ----------------------------------------------------------------------------------------------------
@@ -487,6 +501,9 @@ class GpsdGps(_ReconnectingSource):
 
     def _counters(self) -> dict[str, int]:
         return dict(self.decoder.counters)
+
+    def _progress(self) -> int:
+        return self.decoder.counters["messages"] + self.decoder.counters["bad_json"]
 
 
 class NoGps:

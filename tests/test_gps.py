@@ -290,6 +290,31 @@ def test_serial_gps_keeps_retrying_a_missing_device(tmp_path: Path) -> None:
         vg.stop()
 
 
+def test_reopen_back_off_doubles_up_to_the_maximum(tmp_path: Path) -> None:
+    retries: list[str] = []
+    at_max = threading.Event()
+
+    class Record(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            msg = record.getMessage()
+            if "retry in" in msg:
+                retries.append(msg.rsplit("retry in ", 1)[1])
+                if msg.endswith("retry in 0.2 s"):
+                    at_max.set()
+
+    handler = Record()
+    logging.getLogger("picar.gps").addHandler(handler)
+    gps = SerialGps(str(tmp_path / "gps0"), reopen_initial_s=0.05, reopen_max_s=0.2)
+    gps.start()
+    try:
+        assert at_max.wait(5)
+    finally:
+        gps.stop()
+        logging.getLogger("picar.gps").removeHandler(handler)
+    assert retries == ["0.05 s", "0.1 s", "0.2 s"]
+    assert gps.status()["opens"] == 0
+
+
 def test_open_gps_factory_and_none() -> None:
     none = open_gps("none", "", 9600, "", 0, 3.0, 1.0, 30.0)
     assert isinstance(none, NoGps) and none.fix_at(0.0) is None and none.latest() is None
