@@ -281,11 +281,11 @@ class HeatMonitor:
         t, h = r.temp_c, self.hysteresis_c
         engine = "" if r.engine is None else (" engine on" if r.engine else " engine OFF")
         if t >= self.alarm_c or (self._state == "alarm" and t > self.alarm_c - h):
-            return "alarm", f"{t:.1f} C (alarm at {self.alarm_c:.1f} C){engine}"
+            return "alarm", f"{t:.1f} °C (alarm at {self.alarm_c:.1f} °C){engine}"
         held = self._state in ("warning", "alarm") and not self._silent
         if t >= self.warn_c or (held and t > self.warn_c - h):
-            return "warning", f"{t:.1f} C (warning at {self.warn_c:.1f} C){engine}"
-        return "normal", f"{t:.1f} C{engine}"
+            return "warning", f"{t:.1f} °C (warning at {self.warn_c:.1f} °C){engine}"
+        return "normal", f"{t:.1f} °C{engine}"
 
     def _set(self, state: str, reason: str) -> dict[str, Any] | None:
         previous = self._state

@@ -532,6 +532,8 @@ function wire() {
       localStorage.setItem("picar.k9.dog", body.dog);
       localStorage.setItem("picar.k9.handler", body.handler);
       $("k9-case").value = ""; $("k9-notes").value = "";
+      k9Type = null;
+      $("k9-types").querySelectorAll("button").forEach((b) => press(b, false));
       showError("k9-error", null);
       await refreshState();
     } catch (err) { showError("k9-error", err); }
