@@ -39,6 +39,8 @@ KINDS = (
 OUTCOMES = ("found", "not_found", "apprehended", "called_off", "handed_over", "other")
 TRIGGERS = ("manual", "door")
 MAX_TEXT = 2000
+_START_KEYS = ("deployment_id", "dog", "handler", "type", "case_number", "notes", "trigger", "started_at",
+               "started_ts", "start_lat", "start_lon")
 TRACK_POINTS_TO_HQ = 200  # the end event carries a thinned copy of the track
 
 Publish = Callable[[str, dict[str, Any]], str]
@@ -348,8 +350,12 @@ class K9Log:
 
     def _send(self, deployment_id: str, event: str) -> int:
         dep = self.get(deployment_id, with_track=event == "end")
-        payload = {k: v for k, v in dep.items() if k not in ("published", "active", "track")}
+        # The same event always has the same id and content, so a retry is a no-op in the outbox and
+        # HQ can de-duplicate. A start carries only what was known at the start.
+        keys = _START_KEYS if event == "start" else [k for k in dep if k not in ("published", "active", "track")]
+        payload = {k: dep[k] for k in keys}
         payload["event"] = f"k9_{event}"
+        payload["event_id"] = f"k9-{deployment_id}-{event}"
         if event == "end":
             payload["track"] = [
                 {"time": p["time"], "lat": p["lat"], "lon": p["lon"]}

@@ -53,6 +53,7 @@ def test_start_track_end_report(tmp_path: Path, gps: dict[str, Any]) -> None:
     start = hq.sent[0][1]
     assert start["event"] == "k9_start" and start["dog"] == "Rex" and start["type"] == "track"
     assert start["start_lat"] == pytest.approx(52.37) and start["trigger"] == "manual"
+    assert start["event_id"] == f"k9-{dep['deployment_id']}-start" and "outcome" not in start
     assert [d["deployment_id"] for d in k9.active()] == [dep["deployment_id"]]
 
     for i in range(1, 6):  # the dog goes north, one fix a second
@@ -71,6 +72,7 @@ def test_start_track_end_report(tmp_path: Path, gps: dict[str, Any]) -> None:
     assert ended["duration_s"] == pytest.approx(10.2) and not ended["active"]
     end = hq.sent[1][1]
     assert end["event"] == "k9_end" and end["outcome"] == "apprehended"
+    assert end["event_id"] == f"k9-{dep['deployment_id']}-end"
     assert len(end["track"]) == 7 and end["track"][0]["lat"] == pytest.approx(52.37)
     assert 60 < end["track_length_m"] < 80  # ~0.0005 deg of latitude plus a short hop east
     assert k9.active() == []

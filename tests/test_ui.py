@@ -51,7 +51,8 @@ class Calls:
 
 def status() -> dict[str, Any]:
     return {
-        "cameras": [{"name": "front", "state": "ok", "fps": 14.9}, {"name": "rear", "state": "ok", "fps": 15.0}],
+        "cameras": [{"name": "front", "state": "streaming", "fps": 14.9},
+                    {"name": "rear", "state": "streaming", "fps": 15.0}],
         "gps": {"fix": "3d", "lat": 52.37, "lon": 4.89, "age_s": 0.3},
         "hq": {"connected": True, "backlog": 0},
         "watchlist_version": "2026-11-23.2",
@@ -329,3 +330,7 @@ def test_images_refuse_traversal_and_bad_requests(station: dict[str, Any]) -> No
     assert station["dispositions"].calls == [] and station["hq"].calls == []
     with pytest.raises(ValueError, match="kind 'gossip'"):
         station["srv"].push("gossip", {})
+    with pytest.raises(ValueError, match="hit event without an event_id"):
+        station["srv"].push("hit", {"plate": "ABC123"})
+    with pytest.raises(ValueError, match="station token must be"):
+        StationServer("127.0.0.1", 0, "short", status, Calls(), None, station["images"])

@@ -46,6 +46,7 @@ CLIENT_QUEUE = 512
 RECENT_HITS = 50
 RECENT_READS = 100
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; "
     "style-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -144,8 +145,8 @@ class StationServer:
         k9: K9Log | None,
         image_dir: Path,
     ) -> None:
-        if token is not None and len(token) < 8:
-            raise ValueError("station token must be at least 8 characters")
+        if token is not None and not _TOKEN.match(token):
+            raise ValueError("station token must be 8-200 characters of A-Z a-z 0-9 . _ ~ - (it goes in a cookie)")
         self.bind = bind
         self.port = port
         self._token = token
@@ -203,6 +204,8 @@ class StationServer:
         """Send an event to every live page and remember what a reconnecting page needs."""
         if kind not in KINDS:
             raise ValueError(f"station event kind {kind!r} is not one of {', '.join(KINDS)}")
+        if kind in ("hit", "disposition") and not data.get("event_id"):
+            raise ValueError(f"station {kind} event without an event_id: {data!r:.200}")
         with self._lock:
             if kind == "hit":
                 event_id = str(data.get("event_id", ""))

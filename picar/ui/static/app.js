@@ -323,9 +323,10 @@ function renderStatus() {
   const cams = $("st-cameras");
   cams.replaceChildren();
   for (const c of s.cameras || []) {
-    const ok = c.state === "ok" || c.state === "running" || c.state === "streaming";
+    const ok = c.state === "streaming" || c.state === "ok";
+    const level = ok ? "ok" : c.state === "starting" || c.state === "reconnecting" ? "warn" : "bad";
     const fps = typeof c.fps === "number" ? " " + c.fps.toFixed(0) + "fps" : "";
-    cams.append(el("span", { className: "chip " + (ok ? "ok" : "bad"),
+    cams.append(el("span", { className: "chip " + level,
       textContent: "CAM " + c.name + (ok ? fps : " " + String(c.state || "?").toUpperCase()) }));
   }
   const g = s.gps;
