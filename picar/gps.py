@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 64  # epochs kept for fix_at: about a minute at 1 Hz
 READ_TIMEOUT_S = 0.2  # how often a reader thread looks at its stop flag
+VANISH_CHECK_S = 0.5  # how often a reader looks whether its device node still exists
 
 
 class GpsSource(Protocol):
@@ -280,10 +281,14 @@ def pump_serial(
     port: serial.Serial, device: str, asm: NmeaAssembler, emit: Callable[[Epoch], None], stop: threading.Event
 ) -> None:
     """Read a serial port into epochs until stop; raises OSError when the device goes away."""
+    checked = time.monotonic()
     while not stop.is_set():
         data = port.read(max(1, port.in_waiting))
-        if not data and not os.path.exists(device):
-            raise DeviceGone(f"{device} disappeared")
+        # A removed device node does not always make reads fail, so look at the path itself too.
+        if not data or time.monotonic() - checked >= VANISH_CHECK_S:
+            checked = time.monotonic()
+            if not os.path.exists(device):
+                raise DeviceGone(f"{device} disappeared")
         for epoch in asm.feed_bytes(data):
             emit(epoch)
 

@@ -290,6 +290,36 @@ def test_serial_gps_keeps_retrying_a_missing_device(tmp_path: Path) -> None:
         vg.stop()
 
 
+def test_serial_gps_reopens_when_the_device_node_disappears_and_returns(tmp_path: Path) -> None:
+    link = tmp_path / "gps0"
+    lost = threading.Event()
+
+    class Signal(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "disappeared" in record.getMessage():
+                lost.set()
+
+    handler = Signal()
+    logging.getLogger("picar.gps").addHandler(handler)
+    vg = VirtualGps(drive(600), realtime=True, speed=20.0, link=link, start_time=T0)
+    fixes: queue.Queue[Fix] = queue.Queue()
+    gps = SerialGps(str(link), reopen_initial_s=0.02, reopen_max_s=0.05, on_fix=fixes.put)
+    vg.start()
+    gps.start()
+    try:
+        first = fixes.get(timeout=5)
+        link.unlink()
+        assert lost.wait(5)
+        os.symlink(vg.path, link)  # the same receiver comes back
+        while gps.opens < 2:
+            fixes.get(timeout=5)
+        assert fixes.get(timeout=5).time > first.time
+    finally:
+        logging.getLogger("picar.gps").removeHandler(handler)
+        gps.stop()
+        vg.stop()
+
+
 def test_reopen_back_off_doubles_up_to_the_maximum(tmp_path: Path) -> None:
     retries: list[str] = []
     at_max = threading.Event()
@@ -435,6 +465,24 @@ def test_picar_gps_json_contract_against_the_virtual_receiver(tmp_path: Path) ->
         else:
             assert (o["fix"], o["lat"], o["lon"]) == ("none", None, None)
     assert "unparsed" in err  # the junk was noticed and reported
+
+
+def test_picar_gps_exits_0_when_the_device_node_disappears(tmp_path: Path) -> None:
+    link = tmp_path / "gps0"
+    vg = VirtualGps(drive(600), realtime=True, speed=20.0, link=link, start_time=T0)
+    vg.start()
+    proc = run_picar_gps("--device", str(link), "--json")
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["fix"] == "3d"
+        link.unlink()  # udev removes the node; the open descriptor just goes quiet
+        assert proc.wait(timeout=10) == 0
+        err = proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
+        vg.stop()
+    assert "disappeared" in err
 
 
 def test_picar_gps_exits_2_when_the_device_cannot_be_opened(tmp_path: Path) -> None:
