@@ -1,6 +1,6 @@
 """Kennel heat alarm: a temperature sensor on a serial line, normal/warning/alarm with hysteresis.
 
-Line protocol (docs/station.md): ``T=31.5 ENGINE=ON AC=OFF*5A\\r\\n``. ``T`` (degrees C) is required,
+Line protocol (docs/station.md): ``T=31.5 ENGINE=ON AC=OFF*32\\r\\n``. ``T`` (degrees C) is required,
 ``ENGINE`` and ``AC`` (ON/OFF) are optional, ``*HH`` is an optional XOR checksum of the characters
 before the ``*`` (as in NMEA). Lines that do not parse are counted and logged with the line itself.
 
