@@ -1,0 +1,13 @@
+"""`picar hq ...`: the tools an HQ operator runs on any machine that reaches the broker."""
+
+from __future__ import annotations
+
+
+def hq_main(argv: list[str]) -> int:
+    if argv and argv[0] == "monitor":
+        from picar.hq_monitor import monitor_main
+
+        return monitor_main(argv[1:])
+    from picar.watchlist_cli import hq_main as watchlist_hq_main
+
+    return watchlist_hq_main(argv)
