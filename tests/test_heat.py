@@ -166,3 +166,13 @@ def test_silent_sensor_on_a_pty_warns() -> None:
         m.stop()
         sim.stop()
     assert warning["reason"].startswith("sensor silent") and warning["temp_c"] == 22.0
+
+
+def test_protocol_examples_in_the_docs_parse() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "station.md").read_text()
+    assert parse_heat_line(b"T=31.5 ENGINE=ON AC=OFF*32").temp_c == 31.5
+    for line in ("T=31.5 ENGINE=ON AC=OFF*32", "DOOR OPEN*22", "DOOR CLOSED*24"):
+        assert f"\n{line}\n" in doc
+    from picar.heat import checked_text
+
+    assert checked_text(b"DOOR OPEN*22") == "DOOR OPEN" and checked_text(b"DOOR CLOSED*24") == "DOOR CLOSED"
