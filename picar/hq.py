@@ -73,7 +73,14 @@ def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
 
 
 class HqLink:
-    """MQTT client for one vehicle. Call start(); publish_event() never blocks on the network."""
+    """MQTT client for one vehicle. Call start(); publish_event() never blocks on the network.
+
+    ``status_provider()`` adds fields to the retained online status. ``on_command(topic, payload)``
+    receives HQ->car messages (watchlists, commands); it runs on the network thread and the message is
+    acknowledged to the broker only when it returns, so keep it quick. ``reconnect_min_s`` doubles up to
+    ``reconnect_max_s`` between failed attempts. Acknowledged events older than ``keep_acked_s`` are
+    purged from the outbox hourly (None keeps them).
+    """
 
     def __init__(
         self,
@@ -100,6 +107,7 @@ class HqLink:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         ready_timeout_s: float = 5.0,
+        keep_acked_s: float | None = 7 * 86400.0,
     ) -> None:
         if not _LEVEL.match(vehicle_id or ""):
             raise ValueError(f"hq vehicle_id {vehicle_id!r}: use letters, digits, '_', '-', '.' only")
@@ -126,6 +134,7 @@ class HqLink:
         self._clock = clock
         self._log = logger or logging.getLogger("picar.hq")
         self._ready_timeout_s = ready_timeout_s
+        self._keep_acked_s = keep_acked_s
         self.status_topic = self.topic("status")
         self.position_topic = self.topic("position")
         self.command_topics = (
@@ -227,7 +236,10 @@ class HqLink:
             self._sender.join(max(0.1, deadline - time.monotonic()))
         if connected:
             info = self._client.publish(self.status_topic, self._offline_payload("shutdown"), qos=1, retain=True)
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            try:
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+            except (RuntimeError, ValueError) as exc:  # the connection dropped meanwhile: the will covers it
+                self._log.warning("HQ offline status not sent: %s", exc)
         self._client.disconnect()
         self._client.loop_stop()
         self._flush_acks()
@@ -262,8 +274,11 @@ class HqLink:
             self._stats["positions_sent" if ok else "positions_dropped"] += 1
         return ok
 
-    def publish_status(self) -> mqtt.MQTTMessageInfo:
-        """Publish the retained online status now (also done on every connect)."""
+    def publish_status(self) -> mqtt.MQTTMessageInfo | None:
+        """Publish the retained online status now; None while offline (it is sent on every connect anyway,
+        so a stale one is never queued)."""
+        if not self.connected:
+            return None
         return self._client.publish(self.status_topic, self._online_payload(), qos=1, retain=True)
 
     @property
@@ -350,11 +365,26 @@ class HqLink:
             or (self._ready() and seen_gen != self._put_gen and len(self._inflight) < self.max_inflight)
         )
 
+    def _purge_old(self) -> None:
+        if self._keep_acked_s is None:
+            return
+        removed = self.outbox.purge_acked(self._keep_acked_s)
+        if removed:
+            self._log.info("HQ outbox: purged %d events acknowledged more than %.0f s ago",
+                           removed, self._keep_acked_s)
+
     def _run_sender(self) -> None:
         epoch_seen = 0
         cursor = 0  # highest seq handed to paho in this connection
         seen_gen = -1
+        next_purge = 0.0
         while True:
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + 3600.0
+                try:
+                    self._purge_old()
+                except Exception:
+                    self._log.exception("HQ outbox purge failed; acknowledged events are kept")
             with self._cond:
                 self._cond.wait_for(functools.partial(self._has_work, epoch_seen, seen_gen), timeout=0.5)
                 if self._stopping:
@@ -389,7 +419,7 @@ class HqLink:
         backlog was reached."""
         with self._cond:
             room = self.max_inflight - len(self._inflight)
-            held = set(self._inflight_ids)
+            held = self._inflight_ids | set(self._acked)  # acked but not yet written counts as done
         limit = room + len(held)
         items = self.outbox.pending(limit=limit, after_seq=cursor)
         sent: list[str] = []
@@ -397,7 +427,7 @@ class HqLink:
             if room <= 0:
                 self._mark_sent(sent)
                 return cursor, False
-            if item.event_id in held:  # paho still holds it and retransmits it itself
+            if item.event_id in held:  # paho still holds it (and retransmits it itself), or it is acked
                 cursor = item.seq
                 continue
             info = self._client.publish(item.topic, item.payload, qos=item.qos)
@@ -529,6 +559,8 @@ class HqLink:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Runs on the network thread and paho sends the PUBACK only after it returns: a command is not
+        # lost if the car dies while handling it. Handlers must therefore be quick.
         with self._cond:
             self._stats["commands"] += 1
         if self._on_command is None:

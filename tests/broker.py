@@ -25,12 +25,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -264,6 +265,20 @@ class Mosquitto:
             lines += ["persistence true", f"persistence_location {data}/", "autosave_interval 1"]
         lines += self.extra_config
         self.config_path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A plain broker for one test: ``from tests.broker import mosquitto`` then take ``mosquitto``."""
+    with Mosquitto(tmp_path) as broker:
+        yield broker
+
+
+@pytest.fixture
+def mosquitto_persistent(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A broker whose retained messages and persistent sessions survive restart()."""
+    with Mosquitto(tmp_path, persistence=True) as broker:
+        yield broker
 
 
 # ---- TLS material ------------------------------------------------------------------------------------

@@ -22,9 +22,11 @@ from picar.events import hit_payload
 from picar.hq import HqLink
 from picar.outbox import Outbox
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
+from tests import broker as broker_helpers
 from tests.broker import Mosquitto, Received, Subscriber, make_tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
+mosquitto = broker_helpers.mosquitto  # the shared fixture, used here the way other test modules can
 PREFIX = "picar/v1"
 
 
@@ -299,6 +301,24 @@ def test_tls_with_wrong_ca_is_logged_as_a_tls_failure(tmp_path: Path) -> None:
     assert "TLS certificate verification failed" in error and f"{broker.host}:{broker.port}" in error
 
 
+def test_acknowledged_events_are_purged_after_keep_acked_s(tmp_path: Path, broker: Mosquitto) -> None:
+    now = [1_000_000.0]
+    logger, watch = watched_logger("purge")
+    with Outbox(tmp_path / "car.db", clock=lambda: now[0]) as ob:
+        old = ob.put(f"{PREFIX}/car1/read", {"plate": "OLD1"})
+        ob.mark_acked(old)
+        kept = ob.put(f"{PREFIX}/car1/read", {"plate": "UNSENT"})
+        now[0] += 8 * 86400
+        link = make_link(broker, ob, logger=logger, keep_acked_s=7 * 86400)
+        link.start()
+        assert watch.wait_for(lambda r: any("purged 1 events" in x.getMessage() for x in r), 10)
+        assert link.wait_drained(10)
+        link.stop()
+        assert ob.get(old) is None
+        stored = ob.get(kept)  # never purged before it was acknowledged, and acked just now
+        assert stored is not None and stored.acked_at is not None
+
+
 @pytest.mark.parametrize("kind", ["status", "position", "cmd", "watchlist", "a/b", "", "x+"])
 def test_event_kind_must_be_one_plain_topic_level(tmp_path: Path, kind: str) -> None:
     with Outbox(tmp_path / "car.db") as ob:
@@ -375,10 +395,10 @@ def test_console_exits_zero_after_n_distinct_hits(tmp_path: Path, broker: Mosqui
     assert any("HIT002" in x and "list=wanted" in x and "51.50000,-0.12000" in x for x in lines)
 
 
-def test_console_timeout_without_enough_hits_exits_one(broker: Mosquitto) -> None:
+def test_console_timeout_without_enough_hits_exits_one(mosquitto: Mosquitto) -> None:
     started = time.monotonic()
-    rc = console_main(["--host", broker.host, "--port", str(broker.port), "--until-hits", "1", "--timeout", "0.5"],
-                      out=io.StringIO())
+    rc = console_main(["--host", mosquitto.host, "--port", str(mosquitto.port), "--until-hits", "1",
+                       "--timeout", "0.5"], out=io.StringIO())
     assert rc == 1 and time.monotonic() - started >= 0.5
 
 
