@@ -3,6 +3,7 @@
     python -m hw_sim.hq_console --host 127.0.0.1 --port 1883
     python -m hw_sim.hq_console --host H --port P --json                 # one JSON object per line
     python -m hw_sim.hq_console --host H --port P --until-hits 3 --timeout 60   # exit 0 after 3 hits, 1 on timeout
+    python -m hw_sim.hq_console --host H --port 8883 --ca ca.crt --cert hq.crt --keyfile hq.key --credentials hq.cred
 
 Subscribes to ``{prefix}/+/#`` at QoS 1. Hits are counted by distinct event_id, so a hit redelivered after
 a reconnect is printed (marked ``dup``) but counted once.
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
@@ -147,12 +149,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--prefix", default="picar/v1")
-    p.add_argument("--tls", action="store_true", help="connect with TLS (use --ca-file, --cert-file, --key-file)")
-    p.add_argument("--ca-file")
-    p.add_argument("--cert-file")
-    p.add_argument("--key-file")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (implied by any of the files below)")
+    # The short spellings match `picar hq watchlist publish`.
+    p.add_argument("--ca-file", "--ca", dest="ca_file", help="CA certificate (PEM) that signed the broker's")
+    p.add_argument("--cert-file", "--cert", dest="cert_file", help="client certificate (PEM)")
+    p.add_argument("--key-file", "--keyfile", dest="key_file", help="client private key (PEM)")
+    p.add_argument("--credentials", type=Path, help="file with username=... and password=... lines")
     p.add_argument("--username")
-    p.add_argument("--password")
+    p.add_argument("--password", help="prefer --credentials: a password here is visible in ps")
     p.add_argument("--client-id", default="", help="a fixed id gives a persistent session (queued messages)")
     p.add_argument("--json", action="store_true", help="print one JSON object per message")
     p.add_argument("--until-hits", type=int, metavar="N", help="exit 0 after N distinct hit event_ids")
@@ -167,9 +171,19 @@ def console_main(argv: list[str], out: TextIO | None = None) -> int:
     if args.until_hits is not None and args.until_hits < 1:
         print(f"--until-hits {args.until_hits}: must be at least 1", file=sys.stderr)
         return 2
-    if (args.ca_file or args.cert_file or args.key_file) and not args.tls:
-        print("--ca-file/--cert-file/--key-file need --tls", file=sys.stderr)
+    if (args.cert_file is None) != (args.key_file is None):
+        print("--cert-file and --key-file must be given together", file=sys.stderr)
         return 2
+    username, password = args.username, args.password
+    if args.credentials is not None:
+        from picar.config import ConfigError, read_credentials
+
+        try:
+            username, password = read_credentials(args.credentials)
+        except ConfigError as exc:
+            print(f"hq_console: {exc}", file=sys.stderr)
+            return 2
+    use_tls = bool(args.tls or args.ca_file or args.cert_file)
     console = Console(args.prefix.strip("/"), args.json, args.until_hits, out or sys.stdout)
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
@@ -177,9 +191,9 @@ def console_main(argv: list[str], out: TextIO | None = None) -> int:
         clean_session=not args.client_id,
         protocol=mqtt.MQTTv311,
     )
-    if args.username is not None:
-        client.username_pw_set(args.username, args.password)
-    if args.tls:
+    if username is not None:
+        client.username_pw_set(username, password)
+    if use_tls:
         try:
             client.tls_set(ca_certs=args.ca_file, certfile=args.cert_file, keyfile=args.key_file)
         except (OSError, ValueError) as exc:

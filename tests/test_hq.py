@@ -414,6 +414,23 @@ def test_console_json_lines(broker: Mosquitto) -> None:
                      "payload": {"event_id": "h1", "plate": "J1"}}]
 
 
+def test_console_over_tls_with_client_certificate_and_credentials_file(tmp_path: Path) -> None:
+    creds = tmp_path / "hq.credentials"
+    creds.write_text("# HQ console\nusername=hq\npassword=hqpw\n")
+    with Mosquitto(tmp_path, tls=True, users={"hq": "hqpw"}) as broker:
+        assert broker.tls is not None
+        with Subscriber(broker, [], username="hq", password="hqpw") as hq:
+            hq.publish(f"{PREFIX}/car9/hit", json.dumps({"event_id": "t1", "plate": "TLS9"}), retain=True)
+        out = io.StringIO()
+        rc = console_main(["--host", broker.host, "--port", str(broker.port), "--ca", str(broker.tls.ca_file),
+                           "--cert", str(broker.tls.client_cert), "--keyfile", str(broker.tls.client_key),
+                           "--credentials", str(creds), "--until-hits", "1", "--timeout", "10"], out=out)
+        assert rc == 0 and "TLS9" in out.getvalue()
+        bad = tmp_path / "bad.credentials"
+        bad.write_text("user=hq\n")
+        assert console_main(["--host", broker.host, "--port", str(broker.port), "--credentials", str(bad)]) == 2
+
+
 def _child_main(argv: list[str]) -> int:
     """Run by the SIGKILL test: fill the outbox, start sending, wait to be killed."""
     db, port, total = Path(argv[0]), int(argv[1]), int(argv[2])
