@@ -15,13 +15,22 @@ import json
 import random
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from picar.watchlist import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
+from picar.watchlist_io import snapshot_payload
+from picar.watchlist_sign import sign
+from picar.watchlist_sync import STATE_FILE, WatchlistStore
 
 _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 _DIGITS = "0123456789"
@@ -35,6 +44,15 @@ def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * resource.getpagesize() / 2**20
+
+
+def peak_mb() -> float:
+    """Peak RSS of this process image in MiB (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def synthetic_records(n: int, rng: random.Random) -> list[dict[str, Any]]:
@@ -102,7 +120,7 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(entries: int, reads: int, n_cand: int, seed: int) -> dict[str, Any]:
+def run(entries: int, reads: int, n_cand: int, seed: int, store: bool = False) -> dict[str, Any]:
     """Build the list, time loading and matching; returns the numbers as a dict."""
     rng = random.Random(seed)
     records = synthetic_records(entries, rng)
@@ -130,24 +148,67 @@ def run(entries: int, reads: int, n_cand: int, seed: int) -> dict[str, Any]:
                  "index_s": round(t3 - t2, 3), "total_s": round(t3 - t0, 3)},
         "rss_mb": {"before": round(rss_before, 1), "after": round(rss_after, 1),
                    "watchlist": round(rss_after - rss_before, 1),
-                   "peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)},
+                   "peak": round(peak_mb(), 1)},
         "index_mb": round(wl.index_bytes() / 2**20, 1),
         "match_ms": {},
     }
     at = datetime(2026, 6, 1, tzinfo=UTC)
     for kind, batch in batches.items():
-        times, hits = [], 0
+        times, cpu, hits = [], [], 0
         for cands in batch:
-            s = time.perf_counter()
+            s, c = time.perf_counter(), time.thread_time()
             found = wl.match(cands, region=None, at=at)
+            cpu.append((time.thread_time() - c) * 1000)
             times.append((time.perf_counter() - s) * 1000)
             hits += bool(found)
         result["match_ms"][kind] = {
             "p50": round(_pct(times, 0.50), 4), "p95": round(_pct(times, 0.95), 4),
             "p99": round(_pct(times, 0.99), 4), "mean": round(statistics.fmean(times), 4),
+            "cpu_p50": round(_pct(cpu, 0.50), 4), "cpu_p99": round(_pct(cpu, 0.99), 4),
             "reads_with_hit": hits,
         }
+    if store:
+        result["store"] = _bench_store(payload)
     return result
+
+
+def _bench_store(payload: bytes) -> dict[str, Any]:
+    """Sign the snapshot, apply it through WatchlistStore (verify, parse, index, save), then time a
+    cold start that loads the saved list in a fresh process (the car's restart path)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        key = Ed25519PrivateKey.generate()
+        pub = Path(tmp) / "hq.pub"
+        pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
+        body = json.loads(payload)
+        update = snapshot_payload(body["entries"], version=1)
+        del body
+        envelope = sign(update, key)
+        store = WatchlistStore(Path(tmp) / "car", pub)
+        t0 = time.perf_counter()
+        res = store.apply_update(envelope, "bench")
+        apply_s = time.perf_counter() - t0
+        if not res.accepted:
+            raise RuntimeError(res.reason)
+        saved = (Path(tmp) / "car" / STATE_FILE).stat().st_size
+        out = subprocess.run([sys.executable, "-m", "picar.bench_watchlist", "--load-dir", str(Path(tmp) / "car")],
+                             capture_output=True, text=True, check=True)
+        cold = json.loads(out.stdout)
+    return {"signed_update_mb": round(len(envelope) / 2**20, 1), "apply_signed_snapshot_s": round(apply_s, 3),
+            "saved_mb": round(saved / 2**20, 1), "cold_start": cold}
+
+
+def _cold_load(path: Path) -> dict[str, Any]:
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    store = WatchlistStore(path, None, require_signature=False)
+    if not store.load():
+        raise RuntimeError(f"nothing saved in {path}")
+    load_s = time.perf_counter() - t0
+    gc.collect()
+    return {"load_s": round(load_s, 3), "entries": len(store.current), "rss_mb_before": round(rss0, 1),
+            "rss_mb_after": round(rss_mb(), 1),
+            "peak_mb": round(peak_mb(), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,8 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=8)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--no-store", action="store_true", help="skip the signed apply / cold start part")
+    ap.add_argument("--load-dir", help=argparse.SUPPRESS)  # internal: the cold-start child process
     args = ap.parse_args(argv)
-    res = run(args.entries, args.reads, args.candidates, args.seed)
+    if args.load_dir:
+        print(json.dumps(_cold_load(Path(args.load_dir))))
+        return 0
+    res = run(args.entries, args.reads, args.candidates, args.seed, store=not args.no_store)
     if args.json:
         print(json.dumps(res))
         return 0
@@ -170,7 +236,15 @@ def main(argv: list[str] | None = None) -> int:
           f"numpy columns+index {res['index_mb']} MiB")
     for kind, t in res["match_ms"].items():
         print(f"match {kind:<10} p50 {t['p50']:.3f} ms  p95 {t['p95']:.3f} ms  p99 {t['p99']:.3f} ms  "
+              f"(cpu p50 {t['cpu_p50']:.3f} p99 {t['cpu_p99']:.3f})  "
               f"hits {t['reads_with_hit']}/{res['reads_per_path']}")
+    st = res.get("store")
+    if st:
+        cold = st["cold_start"]
+        print(f"store: signed update {st['signed_update_mb']} MiB applied in {st['apply_signed_snapshot_s']} s "
+              f"(verify+parse+index+save), saved {st['saved_mb']} MiB")
+        print(f"cold start: load saved list {cold['load_s']} s, process RSS {cold['rss_mb_before']} -> "
+              f"{cold['rss_mb_after']} MiB (peak {cold['peak_mb']} MiB)")
     return 0
 
 
