@@ -425,8 +425,7 @@ class HqLink:
         sent: list[str] = []
         for item in items:
             if room <= 0:
-                self._mark_sent(sent)
-                return cursor, False
+                break
             if item.event_id in held:  # paho still holds it (and retransmits it itself), or it is acked
                 cursor = item.seq
                 continue
@@ -451,6 +450,9 @@ class HqLink:
             cursor = item.seq
             room -= 1
         self._mark_sent(sent)
+        if room <= 0:
+            self._log.debug("HQ send window full: %d events in flight", self.max_inflight)
+            return cursor, False
         return cursor, len(items) < limit
 
     def _mark_sent(self, event_ids: list[str]) -> None:

@@ -199,6 +199,27 @@ def test_car_sigkilled_then_new_link_on_same_outbox_resumes_and_will_says_offlin
     assert len(ids) - total <= 20  # duplicates: at most what was in flight when the car died
 
 
+def test_at_most_max_inflight_unacknowledged_publishes(tmp_path: Path, broker: Mosquitto, hq_sub: Subscriber) -> None:
+    logger, watch = watched_logger("window")
+    with Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob, max_inflight=5, logger=logger)
+        link.start()
+        assert link.wait_ready(10)
+        broker.pause()  # the connection stays up but no PUBACK comes back
+        try:
+            ids = [link.publish_event("read", {"n": i}) for i in range(30)]
+            assert watch.wait_for(lambda r: any("window full" in x.getMessage() for x in r), 10)
+            handed = [e for e in ids if (item := ob.get(e)) is not None and item.sent_at is not None]
+            assert handed == ids[:5]
+            assert link.stats()["inflight"] == 5 and link.backlog == 30
+        finally:
+            broker.resume()
+        assert hq_sub.wait_for(distinct_at_least(30), 15)
+        assert event_ids(hq_sub.messages) == ids
+        assert link.wait_drained(10)
+        link.stop()
+
+
 def test_persistent_session_delivers_commands_sent_while_car_was_away(tmp_path: Path, broker: Mosquitto) -> None:
     received: list[tuple[str, bytes]] = []
     cond = threading.Condition()
