@@ -114,6 +114,14 @@ class HqLink:
         prefix = topic_prefix.strip("/")
         if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
             raise ValueError(f"hq topic_prefix {topic_prefix!r}: must be a plain topic path without wildcards")
+        if not 1 <= int(port) <= 65535:
+            raise ValueError(f"hq port {port}: must be between 1 and 65535")
+        if not 1 <= keepalive_s <= 65535:
+            raise ValueError(f"hq keepalive_s {keepalive_s}: must be between 1 and 65535 seconds")
+        if not 0 < reconnect_min_s <= reconnect_max_s:
+            raise ValueError(
+                f"hq reconnect_min_s {reconnect_min_s} / reconnect_max_s {reconnect_max_s}: need 0 < min <= max"
+            )
         if not 1 <= max_inflight <= 1000:
             raise ValueError(f"hq max_inflight {max_inflight}: must be between 1 and 1000")
         if not tls and (ca_file or cert_file or key_file):

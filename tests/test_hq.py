@@ -353,6 +353,14 @@ def test_constructor_rejects_bad_settings(tmp_path: Path) -> None:
     with Outbox(tmp_path / "car.db") as ob:
         with pytest.raises(ValueError, match="vehicle_id"):
             HqLink("car/1", "h", 1, ob)
+        with pytest.raises(ValueError, match="port"):
+            HqLink("car1", "h", 0, ob)
+        with pytest.raises(ValueError, match="keepalive_s"):
+            HqLink("car1", "h", 1883, ob, keepalive_s=0)
+        with pytest.raises(ValueError, match="max_inflight"):
+            HqLink("car1", "h", 1883, ob, max_inflight=0)
+        with pytest.raises(ValueError, match="topic_prefix"):
+            HqLink("car1", "h", 1883, ob, topic_prefix="picar/+")
         with pytest.raises(ValueError, match="tls is false"):
             HqLink("car1", "h", 1, ob, ca_file="/x")
         with pytest.raises(ValueError, match="TLS files"):
