@@ -161,17 +161,24 @@ class _Alphabet:
     def same_class(self, a: str, b: str) -> bool:
         return self.code.get(a, -1) == self.code.get(b, -2)
 
-    def hashes(self, text: str) -> tuple[int, list[int]]:
-        """The hash of `text`'s canonical form and of each one-character deletion of it."""
-        codes = [self.code[ch] for ch in text]
+    def full_hash(self, text: str) -> int:
+        """Hash of `text`'s canonical form (the same function `_column_hashes` vectorises)."""
+        h = 0
+        code = self.code
+        for ch in reversed(text):
+            h = (h * _P + code[ch]) & _MASK
+        return h
+
+    def deletion_hashes(self, text: str) -> list[int]:
+        """Hashes of the canonical form with each one character deleted."""
+        code = self.code
         pre = [0]
         power = 1
-        for c in codes:
-            pre.append((pre[-1] + c * power) & _MASK)
+        for ch in text:
+            pre.append((pre[-1] + code[ch] * power) & _MASK)
             power = (power * _P) & _MASK
         full = pre[-1]
-        dels = [(pre[p] + (full - pre[p + 1]) * _P_INV) & _MASK for p in range(len(codes))]
-        return full, dels
+        return [(pre[p] + (full - pre[p + 1]) * _P_INV) & _MASK for p in range(len(text))]
 
 
 def _column_hashes(codes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -311,31 +318,38 @@ class Watchlist:
                 reads.append((norm, conf))
         if not reads or not len(self):
             return []
-        found: dict[int, list[int]] = {}  # row -> candidate indexes that may match it
-        full_q: list[int] = []
-        del_q: list[int] = []
+        queries: list[int] = []
         owners: list[int] = []
-        del_owners: list[int] = []
         for i, (text, _conf) in enumerate(reads):
-            full, dels = self._abc.hashes(text)
-            full_q.append(full)
+            queries.append(self._abc.full_hash(text))
             owners.append(i)
-            if self._fuzzy and len(text) >= self.options.min_fuzzy_length:
-                del_q.extend(dels)
-                del_owners.extend([i] * len(dels))
-        self._lookup(self._full_keys, full_q, owners, found)
-        if del_q:
-            self._lookup(self._full_keys, del_q, del_owners, found)
-            self._lookup(self._del_keys, full_q + del_q, owners + del_owners, found)
+        n_full = len(queries)
+        if self._fuzzy:
+            for i, (text, _conf) in enumerate(reads):
+                if len(text) >= self.options.min_fuzzy_length:
+                    dels = self._abc.deletion_hashes(text)
+                    queries.extend(dels)
+                    owners.extend([i] * len(dels))
+        q = np.array(queries, dtype=np.uint64) & _HASH_BITS
+        same: dict[int, set[int]] = {}  # row -> candidates with the same canonical form
+        near: dict[int, set[int]] = {}  # row -> candidates maybe one edit away
+        for j, row in _lookup(self._full_keys, q):
+            (same if j < n_full else near).setdefault(row, set()).add(owners[j])
+        if len(queries) > n_full:
+            for j, row in _lookup(self._del_keys, q):
+                near.setdefault(row, set()).add(owners[j])
         best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
-        for row, cand_idx in found.items():
-            for i in sorted(set(cand_idx)):
+        for row, cands in same.items():
+            for i in sorted(cands):
                 text, conf = reads[i]
-                old = best.get(row)
-                if old is not None and old[0][0] <= _KIND_RANK["confusable"] and len(text) != len(
-                    self._c.plates[row]
-                ):
-                    continue  # only an edit match is possible and it would rank lower
+                m = self._verify(text, row)
+                if m is not None:
+                    _keep_best(best, row, m, conf, i)
+        for row, cands in near.items():
+            if row in best:
+                continue  # an exact or confusable match outranks any edit match
+            for i in sorted(cands):
+                text, conf = reads[i]
                 m = self._verify(text, row)
                 if m is not None:
                     _keep_best(best, row, m, conf, i)
@@ -344,17 +358,6 @@ class Watchlist:
                 for row, m in self._match_patterns(text):
                     _keep_best(best, row, m, conf, i)
         return self._finish(best, region, at)
-
-    def _lookup(self, keys: np.ndarray, queries: list[int], owners: list[int],
-                found: dict[int, list[int]]) -> None:
-        if not len(keys):
-            return
-        q = np.array(queries, dtype=np.uint64) & _HASH_BITS
-        lo = np.searchsorted(keys, q, "left")
-        hi = np.searchsorted(keys, q | _ROW_BITS, "right")
-        for j in np.nonzero(hi > lo)[0].tolist():
-            for row in (keys[lo[j]:hi[j]] & _ROW_BITS).tolist():
-                found.setdefault(row, []).append(owners[j])
 
     def _verify(self, text: str, row: int) -> Match | None:
         listed = self._c.plates[row]
@@ -510,6 +513,17 @@ class Watchlist:
         if n and (int(cols.list_idx.max()) >= len(cols.lists) or int(cols.region_idx.max()) >= len(cols.regions)):
             raise WatchlistError("saved watchlist: list or region index out of range")
         return cls(cols, options or MatchOptions(), version=int(meta["version"]), list_id=str(meta["list_id"]))
+
+
+def _lookup(keys: np.ndarray, q: np.ndarray) -> Iterator[tuple[int, int]]:
+    """(query index, row) for every key whose hash bits equal a (masked) query hash."""
+    if not len(keys):
+        return
+    lo = np.searchsorted(keys, q, "left")
+    hi = np.searchsorted(keys, q | _ROW_BITS, "right")
+    for j in np.nonzero(hi > lo)[0].tolist():
+        for row in (keys[lo[j]:hi[j]] & _ROW_BITS).tolist():
+            yield j, row
 
 
 def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,
