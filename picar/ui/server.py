@@ -444,6 +444,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(404, f"no such file {name!r}")
             self._send(200, (STATIC_DIR / name).read_bytes(), STATIC_FILES[name], {"Cache-Control": "no-cache"})
         elif path == "/events":
+            if self.command == "HEAD":
+                raise HttpError(405, "the event stream needs GET")
             self._events()
         elif path == "/api/state":
             self._json(200, station.state())

@@ -226,7 +226,7 @@ function renderHit() {
   box.replaceChildren();
   if (others.length) {
     box.append(others.length + " MORE");
-    for (const h of others.slice(0, 3)) {
+    for (const h of others.slice(0, 2)) {
       box.append(el("button", { type: "button", textContent: "P" + h.priority + " " + h.plate,
         onclick: () => { state.current = h.event_id; render(); } }));
     }
