@@ -176,14 +176,15 @@ def test_higher_priority_hit_and_sound_pattern(chromium: Browser, station: dict[
     page.click("#sound-toggle")  # a real click: the gesture browsers need before audio
     page.wait_for("sound.on()")
     station["srv"].push("hit", hit_payload(station["images"], "hit-0003", "LOW333", priority=3))
-    page.wait_for("document.body.dataset.alarm === 'p3' || document.body.dataset.alarm === undefined")
+    page.wait_for("document.getElementById('hit-plate').textContent === 'LOW333'"
+                  " && document.body.dataset.alarm === 'p3'")
     station["srv"].push("hit", hit_payload(station["images"], "hit-0004", "TOP111", priority=1))
     page.wait_for("document.getElementById('hit-plate').textContent === 'TOP111'"
                   " && document.body.dataset.alarm === 'p1'")
     assert page.evaluate("document.getElementById('tab-alert-count').textContent") == "2"
     page.click("#btn-silence")
     # Silencing P1 leaves the other pending hit's (one-shot) pattern, never the siren.
-    page.wait_for("document.body.dataset.alarm !== 'p1'")
+    page.wait_for("document.body.dataset.alarm === 'p3'")
     close(page)
 
 
