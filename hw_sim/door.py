@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sim = DoorSim(checksum=not args.no_checksum)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+
+    def on_term(*_: object) -> None:
+        stop.set()
+        if args.script is None:
+            raise KeyboardInterrupt  # a read of stdin is not interrupted otherwise
+
+    signal.signal(signal.SIGTERM, on_term)
     print(f"PTY {sim.path}", flush=True)
     try:
         if args.script is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -206,3 +208,30 @@ def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert k9_main(["end", "--db", db, "abc", "--outcome", "found"]) == 2
     assert "no K9 deployment 'abc'" in capsys.readouterr().err
     assert k9_main(["list", "--db", str(tmp_path / "missing.sqlite")]) == 2
+
+
+def test_door_simulator_cli_drives_the_door_input(tmp_path: Path, gps: dict[str, Any]) -> None:
+    hq = Hq()
+    k9 = make_log(tmp_path, hq, gps, Clock())
+    started = threading.Event()
+    k9.add_listener(lambda d: started.set())
+    sim = subprocess.Popen([sys.executable, "-m", "hw_sim.door"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           text=True, cwd=Path(__file__).resolve().parents[1])
+    door: DoorInput | None = None
+    try:
+        assert sim.stdout is not None and sim.stdin is not None
+        word, path = sim.stdout.readline().split()
+        assert word == "PTY"
+        door = DoorInput(path, 9600, k9, "Rex", "Jansen")
+        door.start()
+        assert door._reader.connected.wait(5)
+        sim.stdin.write("closed\nopen\n")
+        sim.stdin.flush()
+        assert started.wait(5), "the simulated door pop started nothing"
+    finally:
+        if door is not None:
+            door.stop()
+        sim.terminate()
+        assert sim.wait(5) == 0
+    (dep,) = k9.active()
+    assert dep["trigger"] == "door" and door.state == "OPEN"

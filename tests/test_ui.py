@@ -331,6 +331,9 @@ def test_images_refuse_traversal_and_bad_requests(station: dict[str, Any]) -> No
     assert station["dispositions"].calls == [] and station["hq"].calls == []
     with pytest.raises(ValueError, match="kind 'gossip'"):
         station["srv"].push("gossip", {})
+    with pytest.raises(ValueError, match="covert hit h-9 must not be pushed"):
+        station["srv"].push("hit", {"event_id": "h-9", "plate": "ABC123", "covert": True})
+    assert station["srv"].state()["hits"] == []
     with pytest.raises(ValueError, match="hit event without an event_id"):
         station["srv"].push("hit", {"plate": "ABC123"})
     with pytest.raises(ValueError, match="station token must be"):

@@ -206,6 +206,9 @@ class StationServer:
             raise ValueError(f"station event kind {kind!r} is not one of {', '.join(KINDS)}")
         if kind in ("hit", "disposition") and not data.get("event_id"):
             raise ValueError(f"station {kind} event without an event_id: {data!r:.200}")
+        if kind == "hit" and data.get("covert"):
+            # Covert hits must never reach the officer's screen; refuse loudly so the bug is seen.
+            raise ValueError(f"covert hit {data['event_id']} must not be pushed to the station page")
         with self._lock:
             if kind == "hit":
                 event_id = str(data.get("event_id", ""))
