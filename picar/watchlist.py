@@ -31,6 +31,7 @@ _PATTERN_RE = re.compile(rf"[A-Z0-9*?]{{1,{MAX_PLATE_LEN}}}")
 _MASK = (1 << 64) - 1
 _P = 0x9E3779B97F4A7C15  # odd, so it has an inverse modulo 2**64
 _P_INV = pow(_P, -1, 1 << 64)
+_MIX = 0xBF58476D1CE4E5B9
 _ROW_BITS = np.uint64((1 << 24) - 1)
 _HASH_BITS = np.uint64(_MASK ^ ((1 << 24) - 1))
 MAX_ENTRIES = 1 << 24
@@ -167,7 +168,7 @@ class _Alphabet:
         code = self.code
         for ch in reversed(text):
             h = (h * _P + code[ch]) & _MASK
-        return h
+        return _mix(h)
 
     def deletion_hashes(self, text: str) -> list[int]:
         """Hashes of the canonical form with each one character deleted."""
@@ -178,7 +179,19 @@ class _Alphabet:
             pre.append((pre[-1] + code[ch] * power) & _MASK)
             power = (power * _P) & _MASK
         full = pre[-1]
-        return [(pre[p] + (full - pre[p + 1]) * _P_INV) & _MASK for p in range(len(text))]
+        return [_mix((pre[p] + (full - pre[p + 1]) * _P_INV) & _MASK) for p in range(len(text))]
+
+
+def _mix(h: int) -> int:
+    """Finalise a polynomial hash so its high bits (the ones the index keeps) depend on every
+    character; the first character alone would only touch the low bits."""
+    h = ((h ^ (h >> 31)) * _MIX) & _MASK
+    return h ^ (h >> 29)
+
+
+def _mix_array(h: np.ndarray) -> np.ndarray:
+    h = (h ^ (h >> np.uint64(31))) * np.uint64(_MIX)
+    return h ^ (h >> np.uint64(29))
 
 
 def _column_hashes(codes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -190,8 +203,8 @@ def _column_hashes(codes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         power = (power * _P) & _MASK
     full = pre[-1]
     inv = np.uint64(_P_INV)
-    dels = [pre[k] + (full - pre[k + 1]) * inv for k in range(codes.shape[1])]
-    return full, dels
+    dels = [_mix_array(pre[k] + (full - pre[k + 1]) * inv) for k in range(codes.shape[1])]
+    return _mix_array(full), dels
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -95,16 +96,20 @@ def sign(payload: bytes, private_key: Ed25519PrivateKey) -> bytes:
     return json.dumps(envelope).encode()
 
 
-def is_envelope(data: bytes) -> bool:
-    """True if `data` looks like a signed envelope (a JSON object with a payload field)."""
-    head = data.lstrip()[:1]
-    if head != b"{":
-        return False
+def _envelope(data: bytes) -> dict[str, Any] | None:
+    """The envelope object if `data` is one (a JSON object with a payload field), else None."""
+    if data.lstrip()[:1] != b"{":
+        return None
     try:
         obj = json.loads(data)
     except ValueError:
-        return False
-    return isinstance(obj, dict) and "payload" in obj
+        return None
+    return obj if isinstance(obj, dict) and "payload" in obj else None
+
+
+def is_envelope(data: bytes) -> bool:
+    """True if `data` looks like a signed envelope (a JSON object with a payload field)."""
+    return _envelope(data) is not None
 
 
 def open_envelope(data: bytes, public_key: Ed25519PublicKey | None, require_signature: bool) -> Opened:
@@ -113,11 +118,11 @@ def open_envelope(data: bytes, public_key: Ed25519PublicKey | None, require_sign
     Data that is not an envelope is accepted as an unsigned payload only when signatures are not
     required. Raises SignatureError naming what is wrong.
     """
-    if not is_envelope(data):
+    env = _envelope(data)
+    if env is None:
         if require_signature:
             raise SignatureError("unsigned update: a signed envelope is required")
         return Opened(data, False, None)
-    env = json.loads(data)
     if env.get("format") != ENVELOPE_FORMAT:
         raise SignatureError(f"envelope format {env.get('format')!r}, expected {ENVELOPE_FORMAT!r}")
     try:
