@@ -123,11 +123,13 @@ class Mosquitto:
         """SIGSTOP the broker: connections stay open but nothing is read or acknowledged."""
         assert self._proc is not None
         self._proc.send_signal(signal.SIGSTOP)
+        os.waitpid(self._proc.pid, os.WUNTRACED)  # returns once it is really stopped
 
     def resume(self) -> None:
         """SIGCONT after pause()."""
         assert self._proc is not None
         self._proc.send_signal(signal.SIGCONT)
+        os.waitpid(self._proc.pid, os.WCONTINUED)
 
     def restart(self, *, kill: bool = False) -> None:
         """Stop (or SIGKILL) and start again on the same port with the same config and data."""

@@ -263,7 +263,6 @@ def test_status_retained_online_then_offline_and_positions_only_while_connected(
         with Subscriber(broker, [f"{PREFIX}/car1/#"]) as sub:
             assert sub.wait_for(lambda m: any(x.topic.endswith("/status") for x in m), 5)
             status = next(x for x in sub.messages if x.topic.endswith("/status"))
-            assert status.retain
             assert status.json() == {
                 "cameras": 2, "state": "online", "vehicle": "car1", "time": "2023-11-14T22:13:20.000Z",
                 "version": link.version, "backlog": 0,
@@ -272,6 +271,9 @@ def test_status_retained_online_then_offline_and_positions_only_while_connected(
             assert sub.wait_for(lambda m: any(x.topic.endswith("/position") for x in m), 5)
             stats = link.stats()
             assert stats["positions_sent"] == 1 and stats["positions_dropped"] == 1
+        with Subscriber(broker, [f"{PREFIX}/car1/status"]) as late:  # a late subscriber gets it retained
+            assert late.wait_for(lambda m: len(m) >= 1, 5)
+            assert late.messages[0].retain and late.messages[0].json()["state"] == "online"
         link.stop()
     with Subscriber(broker, [f"{PREFIX}/car1/status"]) as after:
         assert after.wait_for(lambda m: len(m) >= 1, 5)
