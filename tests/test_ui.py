@@ -133,8 +133,10 @@ def test_hit_shows_with_image_within_a_second_and_accept_needs_confirmation(
                   " && document.getElementById('hit-crop').naturalWidth === 240"
                   " && document.getElementById('hit-frame').naturalWidth === 640", timeout=1.0)
     assert time.monotonic() - t0 < 1.0
-    facts = page.evaluate("[...document.querySelectorAll('.hit-facts dd')].map(e => e.textContent)")
-    assert facts[0].startswith("Stolen") and "pos 3: read 0 listed O" in facts[2] and "52.37022" in facts[3]
+    facts = page.evaluate("Object.fromEntries([...document.querySelectorAll('.hit-facts dd')]"
+                          ".map(e => [e.id, e.hidden ? null : e.textContent]))")
+    assert facts["hit-reason"].startswith("Stolen") and facts["hit-notes"] is None
+    assert facts["hit-match"] == "confusable (pos 3: read 0 listed O)" and "52.37022" in facts["hit-where"]
     page.screenshot(tmp_path / "night.png")
 
     page.click("#theme-toggle")
@@ -156,8 +158,15 @@ def test_hit_shows_with_image_within_a_second_and_accept_needs_confirmation(
 
 def test_reject_with_reason_and_note(chromium: Browser, station: dict[str, Any]) -> None:
     page = open_page(chromium, station["url"])
-    station["srv"].push("hit", hit_payload(station["images"], "hit-0002", "XYZ789", priority=2))
+    hit = hit_payload(station["images"], "hit-0002", "XYZ789", priority=2)
+    # The shape picar.events.hit_payload gives: match as an object, HQ notes, a re-check flag.
+    hit.update(match={"kind": "edit", "distance": 1, "differences": [], "text": "edit (pos 6: read - listed 9)"},
+               notes="Owner reports plates swapped", recheck=True, covert=False)
+    station["srv"].push("hit", hit)
     page.wait_for("document.getElementById('hit-plate').textContent === 'XYZ789'")
+    assert page.evaluate("document.getElementById('hit-match').textContent") == (
+        "edit (pos 6: read - listed 9) · found on re-check of an earlier read")
+    assert page.evaluate("document.getElementById('hit-notes').textContent") == "Owner reports plates swapped"
     page.click("#btn-reject")
     page.click("[data-reason='other']")
     # 'other' needs a note before it can be sent.

@@ -210,7 +210,11 @@ function renderHit() {
   $("hit-read").textContent = "camera read " + (hit.read_text || "?") + conf;
   $("hit-reason").textContent = hit.reason || "-";
   $("hit-description").textContent = hit.description || "-";
-  $("hit-match").textContent = hit.match || "-";
+  // The daemon sends match as {kind, distance, differences, text}; a plain string is accepted too.
+  const match = hit.match && typeof hit.match === "object" ? hit.match.text || hit.match.kind : hit.match;
+  $("hit-match").textContent = (match || "-") + (hit.recheck ? " · found on re-check of an earlier read" : "");
+  $("hit-notes").textContent = hit.notes || "";
+  $("hit-notes").hidden = $("hit-notes-label").hidden = !hit.notes;
   const where = typeof hit.lat === "number" && typeof hit.lon === "number"
     ? hit.lat.toFixed(5) + ", " + hit.lon.toFixed(5) : "no GPS fix";
   $("hit-where").textContent = where + (hit.camera ? " · camera " + hit.camera : "");
