@@ -230,8 +230,8 @@ def console_main(argv: list[str], out: TextIO | None = None) -> int:
     client.on_connect_fail = on_connect_fail
     client.on_message = on_message
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: console.done.set())
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: console.done.set()) if in_main else None
     client.connect_async(args.host, args.port, keepalive=30)
     client.loop_start()
     try:
@@ -241,6 +241,8 @@ def console_main(argv: list[str], out: TextIO | None = None) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     if args.until_hits is not None and len(console.hit_ids) < args.until_hits:
         print(f"hq_console: only {len(console.hit_ids)} of {args.until_hits} hits", file=sys.stderr)
         return 1

@@ -433,6 +433,27 @@ def test_console_timeout_without_enough_hits_exits_one(mosquitto: Mosquitto) -> 
     assert rc == 1 and time.monotonic() - started >= 0.5
 
 
+def test_console_stops_cleanly_on_sigterm(broker: Mosquitto) -> None:
+    with Subscriber(broker, []) as hq:
+        hq.publish(f"{PREFIX}/car4/status", b'{"state":"online"}', retain=True)
+    console = subprocess.Popen(
+        [sys.executable, "-m", "hw_sim.hq_console", "--host", broker.host, "--port", str(broker.port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert console.stdout is not None
+        assert "car4" in console.stdout.readline()
+        console.send_signal(signal.SIGTERM)
+        assert console.wait(10) == 0
+    finally:
+        if console.poll() is None:
+            console.kill()
+            console.wait(10)
+        for stream in (console.stdout, console.stderr):
+            if stream is not None:
+                stream.close()
+
+
 def test_console_json_lines(broker: Mosquitto) -> None:
     with Subscriber(broker, []) as hq:
         hq.publish(f"{PREFIX}/car3/hit", json.dumps({"event_id": "h1", "plate": "J1"}), retain=True)
