@@ -98,7 +98,9 @@ def chromium() -> Iterator[Browser]:
 def station(tmp_path: Path) -> Iterator[dict[str, Any]]:
     hq = Calls(result=lambda kind, payload: f"msg-{payload['deployment_id']}-{payload['event']}")
     k9 = K9Log(tmp_path / "k9.sqlite", hq, lambda: {"lat": 52.3702, "lon": 4.8951})
-    dispositions = Calls(result=lambda eid, d, r, n: {"stored_at": "2026-11-23T01:00:00Z"})
+    # Answers the way App.dispose does: its own event_id is the disposition message's, not the hit's.
+    dispositions = Calls(result=lambda eid, d, r, n: {"hit_event_id": eid, "decision": d, "reason": r, "note": n,
+                                                      "event_id": f"disp-{eid}"})
     images = tmp_path / "images"
     images.mkdir()
     srv = StationServer("127.0.0.1", 0, TOKEN, status, dispositions, k9, images)
@@ -152,6 +154,9 @@ def test_hit_shows_with_image_within_a_second_and_accept_needs_confirmation(
     (call,) = station["dispositions"].wait(1)
     assert call == ("hit-0001", "accept", None, None)
     page.wait_for("document.getElementById('hit-done').textContent === 'ACCEPTED'")
+    page.goto(station["url"] + "/")  # a reloaded page still knows the hit was decided
+    page.wait_for("document.getElementById('hit-done').textContent === 'ACCEPTED'"
+                  " && document.getElementById('hit-actions').hidden")
     page.click("#theme-toggle")  # back to night for the next test's page (stored in localStorage)
     close(page)
 

@@ -305,9 +305,10 @@ class StationServer:
             raise HttpError(404, f"no hit {hit_id}: {exc}") from exc
         except ValueError as exc:
             raise HttpError(400, str(exc)) from exc
-        record = {"event_id": hit_id, "decision": decision, "reason": reason, "note": note}
-        if isinstance(stored, dict):
-            record.update(stored)
+        record: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
+        if record.get("event_id") not in (None, hit_id):
+            record["disposition_event_id"] = record["event_id"]  # the daemon's own id for the HQ message
+        record.update(event_id=hit_id, decision=decision, reason=reason, note=note)
         self.push("disposition", record)
         return record
 
