@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -654,23 +653,24 @@ class _Columns:
 
 
 class WatchlistBuilder:
-    """Collects entries into compact columns, validating each; `build()` indexes them into a Watchlist.
+    """Collects entries into columns, validating each; `build()` indexes them into a Watchlist.
 
-    Columns are stdlib arrays while collecting, so a million entries never become a million objects.
+    Columns are lists of shared small objects (small ints, bools, one NaN) while collecting, so a
+    million entries never become a million objects beyond their plate strings.
     """
 
     def __init__(self, options: MatchOptions | None = None) -> None:
         self.options = options or MatchOptions()
         self._plates: list[str] = []
-        self._list_idx = array("H")
+        self._list_idx: list[int] = []
         self._lists: dict[str, int] = {}
-        self._region_idx = array("H")
+        self._region_idx: list[int] = []
         self._regions: dict[str | None, int] = {None: 0}
         self._region_names: dict[str, str | None] = {}
-        self._prio = array("b")
-        self._covert = bytearray()
-        self._eff = array("d")
-        self._exp = array("d")
+        self._prio: list[int] = []
+        self._covert: list[bool] = []
+        self._eff: list[float] = []  # NaN (the shared _NAN object) when unset
+        self._exp: list[float] = []
         self._extras: dict[int, tuple[str, str, str, str]] = {}
 
     def __len__(self) -> int:
@@ -690,7 +690,7 @@ class WatchlistBuilder:
 
     def parse_record(self, rec: Mapping[str, Any], where: str) -> _Row:
         """Validate one JSON entry record into a row; raises WatchlistError naming the field."""
-        if not isinstance(rec, Mapping):
+        if rec.__class__ is not dict and not isinstance(rec, Mapping):
             raise WatchlistError(f"{where}: an entry must be a JSON object, got {type(rec).__name__}")
         if not rec.keys() <= _FIELD_SET:
             unknown = sorted(set(rec) - _FIELD_SET)
@@ -756,13 +756,13 @@ class WatchlistBuilder:
         cols = _Columns(
             plates=self._plates,
             lists=tuple(self._lists),
-            list_idx=np.frombuffer(self._list_idx, dtype=np.uint16).copy(),
+            list_idx=np.array(self._list_idx, dtype=np.uint16),
             regions=tuple(self._regions),
-            region_idx=np.frombuffer(self._region_idx, dtype=np.uint16).copy(),
-            priority=np.frombuffer(self._prio, dtype=np.int8).copy(),
-            covert=np.frombuffer(self._covert, dtype=np.uint8).astype(bool),
-            effective=np.frombuffer(self._eff, dtype=np.float64).copy(),
-            expires=np.frombuffer(self._exp, dtype=np.float64).copy(),
+            region_idx=np.array(self._region_idx, dtype=np.uint16),
+            priority=np.array(self._prio, dtype=np.int8),
+            covert=np.array(self._covert, dtype=bool),
+            effective=np.array(self._eff, dtype=np.float64),
+            expires=np.array(self._exp, dtype=np.float64),
             extras=self._extras,
         )
         return Watchlist(cols, self.options, version=version, list_id=list_id)
