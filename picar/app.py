@@ -78,6 +78,7 @@ class Daemon:
         self.ui: Any = None
         self.k9: Any = None
         self.heat: Any = None
+        self.door: Any = None
         self.pipeline: Pipeline | None = None
         self._threads: list[threading.Thread] = []
         self._groups = HitGroups(config.watchlist.hit_cooldown_s)
@@ -218,6 +219,13 @@ class Daemon:
         k = self.cfg.k9
         self.k9 = K9Log(self.store.data_dir / "k9.db", publish=self._publish,
                         position=lambda: (f.to_json() if (f := self.gps.latest()) else None))
+        self.k9.publish_pending()  # starts and ends logged from the CLI while the daemon was down
+        if k.door_device:
+            from picar.k9 import DoorInput
+
+            self.door = DoorInput(k.door_device, 9600, self.k9, dog=k.dogs[0] if k.dogs else "unknown",
+                                  handler=k.handlers[0] if k.handlers else "unknown")
+            self.door.start()
         if k.heat_device:
             self.heat = HeatMonitor(k.heat_device, k.heat_baud, k.heat_warn_c, k.heat_alarm_c,
                                     on_state=self._on_heat, alarm_command=k.alarm_command)
@@ -474,7 +482,7 @@ class Daemon:
             cam.stop()
         for t in self._threads:
             t.join(timeout=10)
-        for part in (self.heat, self.ui, self.gps):
+        for part in (self.door, self.heat, self.ui, self.gps):
             if part is not None:
                 part.stop()
         if self.hq is not None:
