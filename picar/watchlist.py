@@ -33,7 +33,7 @@ _P_INV = pow(_P, -1, 1 << 64)
 _MIX = 0xBF58476D1CE4E5B9
 _ROW_BITS = np.uint64((1 << 24) - 1)
 _HASH_BITS = np.uint64(_MASK ^ ((1 << 24) - 1))
-MAX_ENTRIES = 1 << 24
+MAX_ENTRIES = (1 << 24) - 1
 _KIND_RANK = {"exact": 0, "confusable": 1, "wildcard": 2, "edit": 3}
 ENTRY_FIELDS = (
     "plate", "list", "region", "priority", "covert", "effective", "expires",
@@ -531,11 +531,16 @@ def _lookup(keys: np.ndarray, q: np.ndarray) -> Iterator[tuple[int, int]]:
     """(query index, row) for every key whose hash bits equal a (masked) query hash."""
     if not len(keys):
         return
-    lo = np.searchsorted(keys, q, "left")
-    hi = np.searchsorted(keys, q | _ROW_BITS, "right")
-    for j in np.nonzero(hi > lo)[0].tolist():
-        for row in (keys[lo[j]:hi[j]] & _ROW_BITS).tolist():
-            yield j, row
+    uq, inv = np.unique(q, return_inverse=True)  # sorted queries: the binary searches share cache lines
+    n = len(uq)
+    bounds = np.searchsorted(keys, np.concatenate((uq, uq | _ROW_BITS)), "left")
+    lo, hi = bounds[:n], bounds[n:]
+    # `uq | _ROW_BITS` with side="left" excludes a key equal to it; row 2**24-1 is never used.
+    for u in np.nonzero(hi > lo)[0].tolist():
+        rows = (keys[lo[u]:hi[u]] & _ROW_BITS).tolist()
+        for j in np.nonzero(inv == u)[0].tolist():
+            for row in rows:
+                yield j, row
 
 
 def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,
