@@ -162,6 +162,7 @@ class HqLink:
         self._inflight_ids: set[str] = set()
         self._early_acks: OrderedDict[int, bool] = OrderedDict()  # PUBACKs that beat publish() returning
         self._acked: list[str] = []  # acknowledged, not yet written to the outbox
+        self._flush_lock = threading.Lock()
         self._put_gen = 0  # bumped by every publish_event: there may be new work
         self._idle = False  # the sender found nothing more to send in the current connection
         self._stopping = False
@@ -311,6 +312,10 @@ class HqLink:
             )
         out["backlog"] = self.outbox.backlog()
         return out
+
+    def flush_acks(self) -> None:
+        """Write the acknowledgements received so far to the outbox now (the sender does this anyway)."""
+        self._flush_acks()
 
     def wait_ready(self, timeout: float) -> bool:
         """Wait until connected and the broker confirmed the HQ->car subscriptions."""
@@ -468,16 +473,18 @@ class HqLink:
             self.outbox.mark_sent(event_ids)
 
     def _flush_acks(self) -> None:
-        with self._cond:
-            acked, self._acked = self._acked, []
-        if not acked:
-            return
-        try:
-            self.outbox.mark_acked_many(acked)
-        except Exception:
-            with self._cond:  # keep them; the events would only be re-sent, never lost
-                self._acked[:0] = acked
-            raise
+        # The flush lock makes a caller wait for a concurrent flush, so "flushed" means written.
+        with self._flush_lock:
+            with self._cond:
+                acked, self._acked = self._acked, []
+            if not acked:
+                return
+            try:
+                self.outbox.mark_acked_many(acked)
+            except Exception:
+                with self._cond:  # keep them; the events would only be re-sent, never lost
+                    self._acked[:0] = acked
+                raise
         with self._cond:
             self._cond.notify_all()
 

@@ -118,9 +118,17 @@ def test_events_published_while_broker_is_down_arrive_in_order_after_it_starts(
 
 
 def test_broker_sigkill_mid_stream_loses_no_event(tmp_path: Path, broker: Mosquitto, hq_sub: Subscriber) -> None:
+    """Every event the broker had not acknowledged when it was SIGKILLed arrives after the restart.
+
+    Mosquitto writes the PUBACK to the car before it writes the copy to the subscriber and persists only
+    once a second, so a SIGKILL can destroy the last few events it had already acknowledged; no client
+    can recover those (docs/mqtt.md). They are allowed to be missing only if the car really received
+    their PUBACK from the dead broker, and there can be at most max_inflight of them.
+    """
     total = 300
+    logger, watch = watched_logger("brokerkill")
     with Outbox(tmp_path / "car.db") as ob:
-        link = make_link(broker, ob)
+        link = make_link(broker, ob, logger=logger)
         link.start()
         assert link.wait_ready(10)
         produced = [0]
@@ -136,15 +144,22 @@ def test_broker_sigkill_mid_stream_loses_no_event(tmp_path: Path, broker: Mosqui
         assert hq_sub.wait_for(distinct_at_least(100, "hit"), 30)
         broker.kill()
         produced_at_kill = produced[0]
+        # Once the car has noticed, it has read every PUBACK the dead broker sent.
+        assert watch.wait_for(lambda r: any("lost connection" in x.getMessage() for x in r), 10)
+        link.flush_acks()
+        acked_by_dead_broker = {e for e in list(ids) if (it := ob.get(e)) is not None and it.acked_at is not None}
         broker.start()
         producer.join(60)
         assert produced_at_kill < total, "the kill came too late to test anything"
-        assert hq_sub.wait_for(distinct_at_least(total, "hit"), 30), (
-            f"missing: {sorted(set(ids) - set(event_ids(hq_sub.messages, 'hit')))[:10]}"
+        must_arrive = set(ids) - acked_by_dead_broker
+        assert hq_sub.wait_for(lambda m: must_arrive <= set(event_ids(m, "hit")), 30), (
+            f"missing: {sorted(must_arrive - set(event_ids(hq_sub.messages, 'hit')))[:10]}"
         )
-        got = event_ids(hq_sub.messages, "hit")
-        assert set(got) == set(ids)  # nothing missing, nothing invented: duplicates only by event_id
         assert link.wait_drained(10) and link.backlog == 0
+        got = event_ids(hq_sub.messages, "hit")
+        assert set(got) <= set(ids)  # nothing invented: duplicates only by event_id
+        lost_in_broker = set(ids) - set(got)
+        assert lost_in_broker <= acked_by_dead_broker and len(lost_in_broker) <= link.max_inflight
         stats = link.stats()
         assert stats["connects"] >= 2 and stats["disconnects"] >= 1
         link.stop()
