@@ -351,12 +351,15 @@ class Watchlist:
             for j, row in _lookup(self._del_keys, q):
                 near.setdefault(row, set()).add(owners[j])
         best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
+        # Candidates are tried best first, so the first match that nothing can beat ends the search.
         for row, cands in same.items():
             for i in sorted(cands):
                 text, conf = reads[i]
                 m = self._verify(text, row)
                 if m is not None:
                     _keep_best(best, row, m, conf, i)
+                    if m.kind == "exact":
+                        break
         for row, cands in near.items():
             if row in best:
                 continue  # an exact or confusable match outranks any edit match
@@ -365,6 +368,8 @@ class Watchlist:
                 m = self._verify(text, row)
                 if m is not None:
                     _keep_best(best, row, m, conf, i)
+                    if m.distance == 1:
+                        break
         if self._patterns:
             for i, (text, conf) in enumerate(reads):
                 for row, m in self._match_patterns(text):

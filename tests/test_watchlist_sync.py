@@ -85,6 +85,7 @@ def test_tampered_payload_rejected(tmp_path: Path, keys: tuple[Path, Path]) -> N
     r = s.apply_update(json.dumps(env).encode(), "test")
     assert not r.accepted and "bad signature" in r.reason
     assert audit[-1] == r
+    assert json.loads(json.dumps(r.to_json()))["accepted"] is False
     assert_still_v1(tmp_path, keys, s)
 
 
@@ -148,6 +149,7 @@ def test_delta_applied_and_wrong_base_rejected(tmp_path: Path, keys: tuple[Path,
                  "created_at": "2026-01-01T00:00:00Z",
                  "entries": [{"plate": "OK1"}, {"plate": "B@D"}]}).encode(), "entries[1], field 'plate'"),
     (gzip.compress(b"\x00garbage")[:-4], "gzip"),
+    (snapshot_payload([{"plate": f"W{i:04d}*"} for i in range(1001)], version=2), "at most 1000"),
 ])
 def test_malformed_rejected(tmp_path: Path, keys: tuple[Path, Path], payload: bytes, reason: str) -> None:
     s = accepted_v1(tmp_path, keys)
