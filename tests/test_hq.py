@@ -327,6 +327,36 @@ def test_tls_client_certificate_and_password(tmp_path: Path) -> None:
         assert time.monotonic() - started >= 0.5
 
 
+def test_the_documented_acl_lets_a_car_do_its_job(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "mqtt.md").read_text()
+    acl_text = doc.split("# /etc/mosquitto/acl", 1)[1].split("```", 1)[0]
+    acl = tmp_path / "acl"
+    acl.write_text("# /etc/mosquitto/acl" + acl_text)
+    received: list[tuple[str, bytes]] = []
+    cond = threading.Condition()
+
+    def on_command(topic: str, payload: bytes) -> None:
+        with cond:
+            received.append((topic, payload))
+            cond.notify_all()
+
+    with Mosquitto(tmp_path, users={"car1": "pw", "hq": "hqpw"}, extra_config=[f"acl_file {acl}"]) as broker, \
+            Subscriber(broker, [f"{PREFIX}/#"], username="hq", password="hqpw") as hq, \
+            Outbox(tmp_path / "car.db") as ob:
+        link = make_link(broker, ob, username="car1", password="pw", on_command=on_command)
+        link.start()
+        assert link.wait_ready(10)
+        eid = link.publish_event("hit", {"plate": "ACL1"})
+        assert hq.wait_for(lambda m: eid in event_ids(m, "hit"), 10)
+        assert any(m.topic == f"{PREFIX}/car1/status" for m in hq.messages)
+        hq.publish(f"{PREFIX}/car1/cmd", b"c1")
+        hq.publish(f"{PREFIX}/fleet/watchlist", b"w1")
+        with cond:
+            assert cond.wait_for(lambda: len(received) >= 2, 10)
+        assert sorted(received) == [(f"{PREFIX}/car1/cmd", b"c1"), (f"{PREFIX}/fleet/watchlist", b"w1")]
+        link.stop()
+
+
 def test_tls_with_wrong_ca_is_logged_as_a_tls_failure(tmp_path: Path) -> None:
     other = make_tls_files(tmp_path / "other-ca")
     logger, watch = watched_logger("badca")
