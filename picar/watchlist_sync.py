@@ -220,6 +220,10 @@ class WatchlistStore:
 
     def load(self) -> bool:
         """Load the last good list saved in `dir` (falls back to the previous one); True if found."""
+        with self._apply_lock:  # never interleave with an update being saved
+            return self._load()
+
+    def _load(self) -> bool:
         self.dir.mkdir(parents=True, exist_ok=True)
         for name in (STATE_FILE, PREVIOUS_FILE):
             path = self.dir / name
