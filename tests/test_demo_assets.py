@@ -1,0 +1,203 @@
+"""The committed demo drive (hw_sim/demo): the video, track and watchlist agree with expected.json,
+and, once the models are committed, the real detector and OCR read the plates that should hit."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from hw_sim.track import load_track
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
+from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder
+
+WATCHLIST_HEADER = ["plate", "region", "list", "priority", "covert", "effective", "expires",
+                    "description", "reason", "notes", "source"]
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict[str, Any]:
+    return json.loads((DEMO_DIR / "expected.json").read_text(encoding="utf-8"))
+
+
+def _watch_rows() -> list[dict[str, str]]:
+    with (DEMO_DIR / "watchlist.csv").open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == WATCHLIST_HEADER
+        return list(reader)
+
+
+def _record(row: dict[str, str]) -> dict[str, Any]:
+    """A CSV row as the watchlist's JSON entry record (empty cells left out)."""
+    rec: dict[str, Any] = {}
+    for name in ENTRY_FIELDS:
+        value = row[name].strip()
+        if not value:
+            continue
+        if name == "priority":
+            rec[name] = int(value)
+        elif name == "covert":
+            assert value in ("true", "false"), f"covert {value!r}"
+            rec[name] = value == "true"
+        else:
+            rec[name] = value
+    return rec
+
+
+def test_video_matches_expected(expected: dict[str, Any]) -> None:
+    assert (DEMO_DIR / expected["video"]).stat().st_size < 4_000_000
+    cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
+    assert cap.isOpened()
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(expected["fps"], abs=0.01)
+    n = 0
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            assert frame.shape == (expected["height"], expected["width"], 3), f"frame {n}"
+            n += 1
+    finally:
+        cap.release()
+    assert n == expected["frames"]
+
+
+def test_expected_boxes_are_consistent(expected: dict[str, Any]) -> None:
+    w, h, fps = expected["width"], expected["height"], expected["fps"]
+    styles = set()
+    for v in expected["vehicles"]:
+        boxes = v["boxes"]
+        frames = [b[0] for b in boxes]
+        assert frames == sorted(frames) and len(frames) == len(set(frames)) == v["frames_visible"]
+        assert (frames[0], frames[-1]) == (v["first_frame"], v["last_frame"])
+        assert 0 <= v["first_frame"] <= v["last_frame"] < expected["frames"]
+        for _f, x, y, bw, bh in boxes:
+            assert x >= 0 and y >= 0 and x + bw <= w and y + bh <= h
+            assert bw >= expected["min_visible_px"]
+        widths = [b[3] for b in boxes]
+        assert v["box_width_px"] == [min(widths), max(widths)]
+        assert 0.5 * fps <= len(boxes), f"{v['plate']} is visible for too short a time"
+        styles.add(v["style"])
+    assert len(expected["vehicles"]) >= 8
+    assert len(styles) >= 6
+    assert any(v["rows"] == 2 for v in expected["vehicles"])
+    assert max(v["box_width_px"][1] for v in expected["vehicles"]) >= 150
+
+
+def test_largest_plate_is_in_the_video_where_expected(expected: dict[str, Any]) -> None:
+    """The box of each plate at its largest frame holds plate-like contrast (dark glyphs on a light plate)."""
+    cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
+    try:
+        for v in expected["vehicles"]:
+            f = v["largest_frame"]
+            box = next(b for b in v["boxes"] if b[0] == f)
+            cap.set(cv2.CAP_PROP_POS_FRAMES, f)
+            ok, frame = cap.read()
+            assert ok, f"cannot read frame {f}"
+            _f, x, y, bw, bh = box
+            gray = cv2.cvtColor(frame[y:y + bh, x:x + bw], cv2.COLOR_BGR2GRAY)
+            lo, hi = np.percentile(gray, [10, 90])
+            assert hi - lo > 60, f"{v['plate']} frame {f}: box {box} has no plate contrast ({lo}..{hi})"
+    finally:
+        cap.release()
+
+
+def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    a = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def test_track_is_a_plausible_drive_in_chisinau(expected: dict[str, Any]) -> None:
+    points = load_track(DEMO_DIR / expected["track"])  # raises on non-increasing times or bad values
+    assert points[0].t_s == 0
+    assert points[-1].t_s >= expected["frames"] / expected["fps"]
+    for a, b in zip(points, points[1:], strict=False):
+        assert a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None
+        assert 46.98 < b.lat < 47.06 and 28.78 < b.lon < 28.90, "outside central Chisinau"
+        assert 0 <= b.speed_kmh <= 60
+        # distance between fixes agrees with the reported speeds
+        moved = _haversine_m(a.lat, a.lon, b.lat, b.lon)
+        mean_speed = (a.speed_kmh + b.speed_kmh) / 2 / 3.6
+        assert moved == pytest.approx(mean_speed * (b.t_s - a.t_s), abs=0.3)
+    assert max(p.speed_kmh for p in points) >= 40
+    assert min(p.speed_kmh for p in points) == 0  # the stop at the red light
+
+
+def test_watchlist_hits_are_the_expected_vehicles(expected: dict[str, Any]) -> None:
+    rows = _watch_rows()
+    builder = WatchlistBuilder()
+    for i, row in enumerate(rows, start=2):
+        assert row["effective"] == ""
+        assert row["expires"] == "" or row["expires"] > "2030"
+        builder.add_record(_record(row), f"watchlist.csv:{i}")
+    wl = builder.build()
+    assert len(wl) >= 20
+    hits = {v["plate"]: v["watchlist"] for v in expected["vehicles"] if v["watchlist"]}
+    assert {h["match"] for h in hits.values()} == {"exact", "confusable"}
+    assert sum(h["covert"] for h in hits.values()) == 1
+    listed = {r["plate"] for r in rows}
+    at = None
+    for v in expected["vehicles"]:
+        found = wl.match([(v["plate"], 1.0)], at=at)
+        want = v["watchlist"]
+        if want is None:
+            assert found == [], f"{v['plate']} should hit nothing, hits {found}"
+            continue
+        assert want["plate"] in listed
+        assert len(found) == 1, f"{v['plate']}: {found}"
+        entry, match = found[0]
+        assert (entry.plate, entry.list, entry.priority, entry.covert) == (
+            want["plate"], want["list"], want["priority"], want["covert"])
+        assert match.kind == want["match"]
+
+
+# --------------------------------------------------------------------------- the real models
+
+
+MODELS_MISSING = not (DEFAULT_DETECTOR.exists() and DEFAULT_OCR.exists())
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    return inter / float(aw * ah + bw * bh - inter)
+
+
+@pytest.mark.skipif(MODELS_MISSING, reason=f"{DEFAULT_DETECTOR.name} / {DEFAULT_OCR.name} not committed yet")
+def test_models_read_the_hit_plates(expected: dict[str, Any]) -> None:
+    from picar.pipeline import crop_plate
+    from picar.vision.detector import PlateDetector
+    from picar.vision.ocr import PlateOcr
+
+    detector = PlateDetector(Path(DEFAULT_DETECTOR))
+    ocr = PlateOcr(Path(DEFAULT_OCR))
+    cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
+    try:
+        for v in expected["vehicles"]:
+            if not v["watchlist"]:
+                continue
+            # the five largest views of the plate
+            boxes = sorted(v["boxes"], key=lambda b: -b[3])[:5]
+            texts: list[str] = []
+            for f, x, y, bw, bh in boxes:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, f)
+                ok, frame = cap.read()
+                assert ok
+                dets = [d for d in detector.detect(frame) if _iou((d.x, d.y, d.w, d.h), (x, y, bw, bh)) > 0.3]
+                if not dets:
+                    continue
+                result = ocr.read([crop_plate(frame, dets[0])])[0]
+                texts += [t for t, _c in result.candidates] or [result.text]
+            assert v["plate"] in texts, f"{v['plate']}: the models read {texts[:10]}"
+    finally:
+        cap.release()
