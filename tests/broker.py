@@ -76,6 +76,8 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self._port_chosen = port is None  # ours to change if someone grabs it before the first start
+        self._started_once = False
         self.persistence = persistence
         self.users = dict(users or {})
         self.tls: TlsFiles | None = make_tls_files(self.workdir / "tls") if tls else None
@@ -91,7 +93,23 @@ class Mosquitto:
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> Mosquitto:
-        """Start the broker and return once it accepts connections on self.port."""
+        """Start the broker and return once it accepts connections on self.port (the same port on
+        every restart)."""
+        for _ in range(3):
+            try:
+                self._start_once(timeout)
+            except RuntimeError:
+                # Another process took the free port between choosing and binding: choose again.
+                if self._started_once or not self._port_chosen or "Address already in use" not in self.log_text():
+                    raise
+                self.port = free_port()
+                self._write_config()
+                continue
+            self._started_once = True
+            return self
+        raise RuntimeError(f"mosquitto could not find a free port:\n{self.log_text()[-3000:]}")
+
+    def _start_once(self, timeout: float) -> None:
         if self._proc is not None and self._proc.poll() is None:
             raise RuntimeError(f"mosquitto already running on port {self.port}")
         with self._log_cond:
@@ -104,11 +122,10 @@ class Mosquitto:
         )
         self._reader = threading.Thread(target=self._read_log, args=(self._proc,), daemon=True)
         self._reader.start()
-        ok = self.wait_for_log(r"mosquitto version \S+ running", timeout=timeout, since=first_line)
-        if not ok:
+        self.wait_for_log(r"mosquitto version \S+ running|^\[process exited", timeout=timeout, since=first_line)
+        if not self.running or not self.wait_for_log(r"mosquitto version \S+ running", 0, since=first_line):
             self.kill()
             raise RuntimeError(f"mosquitto did not start on port {self.port}:\n{self.log_text()[-3000:]}")
-        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Graceful stop (SIGTERM): mosquitto saves its persistence database."""
