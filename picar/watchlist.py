@@ -34,6 +34,7 @@ _MIX = 0xBF58476D1CE4E5B9
 _ROW_BITS = np.uint64((1 << 24) - 1)
 _HASH_BITS = np.uint64(_MASK ^ ((1 << 24) - 1))
 MAX_ENTRIES = (1 << 24) - 1
+_BLOCK = 32
 _KIND_RANK = {"exact": 0, "confusable": 1, "wildcard": 2, "edit": 3}
 ENTRY_FIELDS = (
     "plate", "list", "region", "priority", "covert", "effective", "expires",
@@ -260,7 +261,7 @@ class Watchlist:
         lengths = np.count_nonzero(codes, axis=1)
         full, dels = _column_hashes(codes)
         del codes
-        self._full_keys = np.sort((full & _HASH_BITS) | rows)
+        self._full_keys = _KeyIndex(np.sort((full & _HASH_BITS) | rows))
         del full
         fuzzy_ok = lengths >= self.options.min_fuzzy_length
         keeps = [(lengths > k) & fuzzy_ok for k in range(len(dels))]
@@ -272,7 +273,7 @@ class Watchlist:
             at += len(part)
         del dels, keeps
         dk.sort()
-        self._del_keys = dk
+        self._del_keys = _KeyIndex(dk)
 
     def _build_patterns(self) -> None:
         """Compile every wildcard entry once, on the canonical alphabet, grouped by read length."""
@@ -345,10 +346,10 @@ class Watchlist:
         q = np.array(queries, dtype=np.uint64) & _HASH_BITS
         same: dict[int, set[int]] = {}  # row -> candidates with the same canonical form
         near: dict[int, set[int]] = {}  # row -> candidates maybe one edit away
-        for j, row in _lookup(self._full_keys, q):
+        for j, row in self._full_keys.lookup(q):
             (same if j < n_full else near).setdefault(row, set()).add(owners[j])
         if len(queries) > n_full:
-            for j, row in _lookup(self._del_keys, q):
+            for j, row in self._del_keys.lookup(q):
                 near.setdefault(row, set()).add(owners[j])
         best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
         # Candidates are tried best first, so the first match that nothing can beat ends the search.
@@ -462,7 +463,8 @@ class Watchlist:
 
     def index_bytes(self) -> int:
         """Bytes held by the numpy columns and indexes (not the Python extras)."""
-        arrays = [self._full_keys, self._del_keys, self._c.plates_array(),
+        arrays = [self._full_keys.keys, self._full_keys.coarse, self._del_keys.keys, self._del_keys.coarse,
+                  self._c.plates_array(),
                   self._c.list_idx, self._c.region_idx, self._c.priority, self._c.covert,
                   self._c.effective, self._c.expires]
         return int(sum(a.nbytes for a in arrays))
@@ -532,20 +534,48 @@ class Watchlist:
         return cls(cols, options or MatchOptions(), version=int(meta["version"]), list_id=str(meta["list_id"]))
 
 
-def _lookup(keys: np.ndarray, q: np.ndarray) -> Iterator[tuple[int, int]]:
-    """(query index, row) for every key whose hash bits equal a (masked) query hash."""
-    if not len(keys):
-        return
-    uq, inv = np.unique(q, return_inverse=True)  # sorted queries: the binary searches share cache lines
-    n = len(uq)
-    bounds = np.searchsorted(keys, np.concatenate((uq, uq | _ROW_BITS)), "left")
-    lo, hi = bounds[:n], bounds[n:]
-    # `uq | _ROW_BITS` with side="left" excludes a key equal to it; row 2**24-1 is never used.
-    for u in np.nonzero(hi > lo)[0].tolist():
-        rows = (keys[lo[u]:hi[u]] & _ROW_BITS).tolist()
-        for j in np.nonzero(inv == u)[0].tolist():
-            for row in rows:
-                yield j, row
+class _KeyIndex:
+    """Sorted packed keys plus every `_BLOCK`-th key as a small, cache-resident directory.
+
+    `np.searchsorted` over millions of keys costs a cache miss per level; here the directory is
+    searched instead and the final step reads one contiguous block per query, for all queries of a
+    read in a few vectorised calls.
+    """
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.coarse = keys[::_BLOCK].copy()
+        self._offsets = np.arange(_BLOCK)
+
+    def _window(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start of the block holding the first key >= q, and that block (padded with the max key)."""
+        n = len(self.keys)
+        start = np.maximum(np.searchsorted(self.coarse, q, "left") - 1, 0) * _BLOCK
+        idx = start[:, None] + self._offsets
+        return start, self.keys[np.minimum(idx, n - 1)]
+
+    def lookup(self, q: np.ndarray) -> Iterator[tuple[int, int]]:
+        """(query index, row) for every key whose hash bits equal a (masked) query hash."""
+        n = len(self.keys)
+        if not n:
+            return
+        uq, inv = np.unique(q, return_inverse=True)
+        start, win = self._window(uq)
+        # Keys beyond the end are padded with the last key; they are never < a query they don't precede.
+        lo = start + (win < uq[:, None]).sum(axis=1)
+        top = uq | _ROW_BITS
+        below = (win < top[:, None]).sum(axis=1)
+        hi = start + below
+        spill = np.nonzero((below == _BLOCK) & (start + _BLOCK < n))[0]
+        if len(spill):  # a run of equal hashes longer than the block: finish with a plain search
+            hi[spill] = np.searchsorted(self.keys, top[spill], "left")
+        lo = np.minimum(lo, n)
+        hi = np.minimum(hi, n)
+        for u in np.nonzero(hi > lo)[0].tolist():
+            rows = (self.keys[lo[u]:hi[u]] & _ROW_BITS).tolist()
+            for j in np.nonzero(inv == u)[0].tolist():
+                for row in rows:
+                    yield j, row
 
 
 def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,

@@ -185,3 +185,22 @@ def test_small_scale_speed_sanity() -> None:
         assert res["match_ms"][kind]["reads_with_hit"] == 50
     assert res["match_ms"]["miss"]["reads_with_hit"] <= 5
     assert res["load"]["total_s"] > 0 and res["index_mb"] > 0
+
+
+def test_key_index_agrees_with_plain_search() -> None:
+    """The blocked directory finds the same rows as a plain search, including long runs of one hash."""
+    import numpy as np
+
+    from picar.watchlist import _HASH_BITS, _KeyIndex
+
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) << np.uint64(1)
+    hashes[100:180] = hashes[99]  # 81 rows share one hash: longer than a block
+    keys = np.sort((hashes & _HASH_BITS) | np.arange(len(hashes), dtype=np.uint64))
+    index = _KeyIndex(keys)
+    queries = np.concatenate((hashes[[0, 99, 2999, 1500]], rng.integers(0, 2**63, 50, dtype=np.uint64)))
+    q = queries & _HASH_BITS
+    got = sorted(index.lookup(q))
+    want = sorted((j, int(r)) for j, h in enumerate(q) for r in np.nonzero((hashes & _HASH_BITS) == h)[0])
+    assert got == want and len(want) >= 84
+    assert list(_KeyIndex(keys[:0]).lookup(q)) == []
