@@ -104,11 +104,27 @@ def test_decode_all_pad_gives_empty_text_and_limits_candidates() -> None:
     assert all(t for t, _ in results[0].candidates)  # the empty text is never a candidate
 
 
+def test_ctc_decode_collapses_runs_drops_blanks_and_offers_near_misses() -> None:
+    frames = [{"_": 0.9}, {"A": 0.9}, {"A": 0.8}, {"_": 0.9}, {"A": 0.6, "B": 0.3}, {"_": 0.9},
+              {"_": 0.7, "1": 0.2}, {"1": 0.9}, {"_": 0.95}]
+    (res,) = decode(_probs(frames, "AB1_"), alphabet="AB1", pad="_", top_k=2, decoder="ctc")
+    assert res.text == "AA1"  # A A (blank) A collapses to AA, then 1
+    assert [c.confidence for c in res.chars] == pytest.approx([0.9, 0.6, 0.9])
+    assert res.chars[1].alternatives == (("B", pytest.approx(0.3)),)
+    assert res.confidence == pytest.approx(0.9 * 0.6 * 0.9 * 0.7)
+    texts = dict(res.candidates)
+    assert res.candidates[0][0] == "AA1"
+    assert texts["AB1"] == pytest.approx(0.9 * 0.3 * 0.9 * 0.7)
+    assert texts["AA11"] == pytest.approx(0.9 * 0.6 * 0.9 * 0.2)  # the near-miss 1 in the blank run
+
+
 def test_decode_rejects_mismatched_shapes_and_bad_pad() -> None:
     with pytest.raises(ValueError, match=r"\(N, slots, 3\)"):
         decode(np.zeros((1, 2, 4)), alphabet="AB", pad="_")
     with pytest.raises(ValueError, match="pad"):
         decode(np.zeros((1, 2, 3)), alphabet="AB", pad="A")
+    with pytest.raises(ValueError, match="decoder"):
+        decode(np.zeros((1, 2, 3)), alphabet="AB", pad="_", decoder="beam")
 
 
 # --------------------------------------------------------------------------- formats
@@ -188,7 +204,7 @@ def _tiny_model(tmp: Path, alphabet: str = "AB1", slots: int = 3, h: int = 4, w:
     side = {"input": {"name": "image", "shape": [None, h, w, 1], "dtype": "uint8", "layout": "NHWC",
                       "color": "gray"},
             "output": {"name": "probs"}, "alphabet": alphabet, "pad": "_", "slots": slots,
-            "decode": {"top_k": 2, "max_candidates": 5},
+            "decode": {"decoder": "slots", "top_k": 2, "max_candidates": 5},
             "thresholds": {"min_char_confidence": 0.2, "min_plate_confidence": 0.01}, "version": "test"}
     path.with_suffix(".json").write_text(json.dumps(side))
     return path
@@ -218,6 +234,11 @@ def test_runtime_names_the_missing_or_wrong_sidecar_field(tmp_path: Path) -> Non
     with pytest.raises(ModelError, match="thresholds.min_char_confidence"):
         PlateOcr(path)
     side["thresholds"]["min_char_confidence"] = 0.5
+    side["decode"]["decoder"] = "attention"
+    path.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="decode.decoder"):
+        PlateOcr(path)
+    side["decode"]["decoder"] = "slots"
     side["slots"] = 7
     path.with_suffix(".json").write_text(json.dumps(side))
     with pytest.raises(ModelError, match="slots=7"):

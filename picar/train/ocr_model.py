@@ -76,11 +76,59 @@ class PlateOcrNet(nn.Module):
         return torch.softmax(self.logits(f), dim=-1)
 
 
+class PlateOcrCtcNet(nn.Module):
+    """Same backbone, read as a sequence: the final 4x16 feature map is flattened row by row (top row
+    first) into 64 frames and every frame classifies alphabet + blank, trained with CTC.
+
+    Row-major frames give two-row plates a reading order (upper row, then lower row) while one-row
+    plates are read along any row; CTC needs no alignment of characters to slots, so it learns from
+    far fewer samples than a dense slot head.
+    """
+
+    def __init__(self, classes: int = len(VOCAB), width: int = 32) -> None:
+        super().__init__()
+        self.classes = classes
+        c = width
+        self.features = nn.Sequential(
+            _conv(1, c, stride=2),  # 32x64
+            _conv(c, c),
+            nn.MaxPool2d(2),  # 16x32
+            _conv(c, 2 * c),
+            _conv(2 * c, 2 * c),
+            nn.MaxPool2d(2),  # 8x16
+            _conv(2 * c, 4 * c),
+            _conv(4 * c, 4 * c),
+            nn.MaxPool2d((2, 1)),  # 4x16
+            _conv(4 * c, 4 * c),
+            nn.Dropout2d(0.1),
+        )
+        self.classifier = nn.Conv2d(4 * c, classes, 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float (N, 1, H, W) in 0..1 -> logits (N, frames, classes), frames row-major."""
+        f = self.classifier(self.features(x))  # N, C, 4, 16
+        return f.permute(0, 2, 3, 1).reshape(f.shape[0], -1, self.classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: uint8 (N, H, W, 1) -> per-frame probabilities (N, frames, classes); blank is the last class."""
+        f = x.permute(0, 3, 1, 2).float() * (1.0 / 255.0)
+        return torch.softmax(self.logits(f), dim=-1)
+
+
+def build_model(head: str, width: int) -> nn.Module:
+    """`slots` (fixed-slot dense head) or `ctc` (row-major frames, CTC)."""
+    if head == "slots":
+        return PlateOcrNet(width=width)
+    if head == "ctc":
+        return PlateOcrCtcNet(width=width)
+    raise ValueError(f"unknown OCR head {head!r}: use 'slots' or 'ctc'")
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_macs(model: PlateOcrNet, height: int = INPUT_HEIGHT, width: int = INPUT_WIDTH) -> int:
+def count_macs(model: nn.Module, height: int = INPUT_HEIGHT, width: int = INPUT_WIDTH) -> int:
     """Multiply-accumulates of one forward pass (convolutions and dense layers), by forward hooks."""
     total = 0
 
@@ -104,7 +152,7 @@ def count_macs(model: PlateOcrNet, height: int = INPUT_HEIGHT, width: int = INPU
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        model.logits(torch.zeros(1, 1, height, width))
+        model.logits(torch.zeros(1, 1, height, width))  # type: ignore[operator]
     model.train(was_training)
     for h in hooks:
         h.remove()

@@ -36,7 +36,7 @@ from picar.train.ocr_model import (
     MAX_SLOTS,
     PAD,
     VOCAB,
-    PlateOcrNet,
+    build_model,
     count_macs,
     count_params,
 )
@@ -68,7 +68,8 @@ def _exact(texts: list[str], crops: list[RealCrop]) -> float:
     return float(np.mean([t == c.text for t, c in zip(texts, crops, strict=True)])) if crops else float("nan")
 
 
-def evaluate_torch(model: nn.Module, val: dict[str, list[RealCrop]], batch: int = 64) -> dict[str, float]:
+def evaluate_torch(model: nn.Module, val: dict[str, list[RealCrop]], decoder: str,
+                   batch: int = 64) -> dict[str, float]:
     """Exact-plate accuracy per val set, through the runtime's own preprocess and decode."""
     model.eval()
     scores = {}
@@ -78,7 +79,7 @@ def evaluate_torch(model: nn.Module, val: dict[str, list[RealCrop]], batch: int 
             for i in range(0, len(crops), batch):
                 x = preprocess([c.image for c in crops[i: i + batch]], INPUT_HEIGHT, INPUT_WIDTH, 1)
                 probs = model(torch.from_numpy(x)).numpy()
-                texts += [r.text for r in decode(probs, ALPHABET, PAD, top_k=1, max_candidates=1)]
+                texts += [r.text for r in decode(probs, ALPHABET, PAD, top_k=1, max_candidates=1, decoder=decoder)]
             scores[name] = _exact(texts, crops)
     model.train()
     return scores
@@ -121,6 +122,10 @@ def latency_report(model_path: Path, crops: list[np.ndarray]) -> dict[str, Any]:
     return report
 
 
+def _decoder(head: str) -> str:
+    return "ctc" if head == "ctc" else "slots"
+
+
 def _mean_score(scores: dict[str, float]) -> float:
     vals = [v for v in scores.values() if not math.isnan(v)]
     return float(np.mean(vals)) if vals else 0.0
@@ -142,14 +147,16 @@ def train(args: argparse.Namespace) -> Path:
     val = load_val(Path(args.data))
     log.info("real train crops: %s", {n: sum(c.dataset == n for c in real_train) for n in TRAIN_WEIGHTS})
     log.info("real val crops: %s", {n: len(v) for n, v in val.items()})
-    model = PlateOcrNet(width=args.width)
-    log.info("model: width %d, %d params, %.1f M MACs", args.width, count_params(model), count_macs(model) / 1e6)
+    model = build_model(args.head, args.width)
+    log.info("model: %s head, width %d, %d params, %.1f M MACs", args.head, args.width, count_params(model),
+             count_macs(model) / 1e6)
     ema = copy.deepcopy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = args.epoch_size // args.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.08, div_factor=20, final_div_factor=200)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.03)
+    pad_index = VOCAB.index(PAD)
     start_epoch, best, history = 0, -1.0, []
     last = out / "last.pt"
     if args.resume and last.is_file():
@@ -168,7 +175,15 @@ def train(args: argparse.Namespace) -> Path:
         running = 0.0
         for step, (x, y) in enumerate(loader):
             logits = model.logits(x.float() / 255.0)
-            loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            if args.head == "ctc":
+                log_probs = logits.log_softmax(-1).transpose(0, 1)  # T, N, C
+                lengths = (y != pad_index).sum(1)
+                targets = y[y != pad_index]
+                frames = torch.full((x.shape[0],), log_probs.shape[0], dtype=torch.long)
+                loss = nn.functional.ctc_loss(log_probs, targets, frames, lengths, blank=pad_index,
+                                              zero_infinity=True)
+            else:
+                loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -181,7 +196,7 @@ def train(args: argparse.Namespace) -> Path:
                 eta = ((args.epochs - epoch) * steps_per_epoch - step) * args.batch / rate / 60
                 log.info("epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s eta %.1f min", epoch, step,
                          steps_per_epoch, running, sched.get_last_lr()[0], rate, eta)
-        scores = evaluate_torch(ema, val)
+        scores = evaluate_torch(ema, val, _decoder(args.head))
         mean = _mean_score(scores)
         history.append({"epoch": epoch, "loss": running, "val": scores, "mean": mean,
                         "seconds": time.monotonic() - t0})
@@ -210,6 +225,8 @@ def _calibration(data_root: Path, n: int = 256, batch: int = 16) -> list[np.ndar
 
 def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: dict[str, Any],
              latency: dict[str, Any]) -> dict[str, Any]:
+    head = ck["args"].get("head", "slots")
+    positions = 64 if head == "ctc" else MAX_SLOTS
     return {
         "name": MODEL_NAME,
         "version": VERSION,
@@ -218,16 +235,18 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "input": {"name": "image", "shape": [None, INPUT_HEIGHT, INPUT_WIDTH, 1], "dtype": "uint8",
                   "layout": "NHWC", "color": "gray", "range": "0-255, normalised inside the graph",
                   "resize": "stretch to HxW, aspect not kept; INTER_AREA when shrinking, else INTER_LINEAR"},
-        "output": {"name": "probs", "shape": [None, MAX_SLOTS, len(VOCAB)], "dtype": "float32",
-                   "meaning": "softmax per slot over alphabet + pad"},
+        "output": {"name": "probs", "shape": [None, positions, len(VOCAB)], "dtype": "float32",
+                   "meaning": ("softmax per CTC frame (4x16 feature map, row-major) over alphabet + blank"
+                               if head == "ctc" else "softmax per character slot over alphabet + pad")},
         "alphabet": ALPHABET,
         "pad": PAD,
-        "slots": MAX_SLOTS,
-        "decode": {"top_k": 3, "max_candidates": 8},
+        "slots": positions,
+        "max_chars": MAX_SLOTS,
+        "decode": {"decoder": _decoder(head), "top_k": 3, "max_candidates": 8},
         "thresholds": {"min_char_confidence": 0.5, "min_plate_confidence": 0.3},
         "quantization": quant,
-        "training": {"epoch": ck.get("epoch"), "val_mean_torch": ck.get("mean"), "width": ck["args"]["width"],
-                     "seed": ck["args"]["seed"]},
+        "training": {"head": head, "epoch": ck.get("epoch"), "val_mean_torch": ck.get("mean"),
+                     "width": ck["args"]["width"], "seed": ck["args"]["seed"]},
         "metrics": {"val": metrics, "latency_ms_1_thread": latency},
     }
 
@@ -236,7 +255,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     """Best checkpoint -> float ONNX (checked against torch) -> int8 candidate -> keep the better one."""
     out = Path(args.out)
     ck = torch.load(out / "best.pt", weights_only=False)
-    model = PlateOcrNet(width=ck["args"]["width"])
+    model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"])
     model.load_state_dict(ck["ema"])
     model.eval()
     data_root = Path(args.data)
@@ -295,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--real-share", type=float, default=0.5)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--head", choices=("slots", "ctc"), default="ctc")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")

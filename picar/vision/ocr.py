@@ -67,16 +67,61 @@ def _text_candidates(slot_top: list[list[tuple[str, float]]], pad: str, limit: i
     return [(text, p) for text, p in ranked if text][:limit]
 
 
-def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candidates: int = 8) -> list[OcrResult]:
-    """Per-slot probabilities (N, slots, len(alphabet) + 1; class order alphabet then pad) -> results.
+DECODERS = ("slots", "ctc")
 
-    The text is the best class of every slot, pads dropped. Its confidence is the product of the slot
-    probabilities (pads included: a missed character is an error too). Each character carries its
-    probability and up to `top_k - 1` alternative characters; `candidates` holds up to `max_candidates`
-    texts from a beam over the per-slot top-k, best first.
+
+def _slot_options(sample: np.ndarray, classes: str, k: int) -> list[list[tuple[str, float]]]:
+    """Fixed slots: each slot's top-k classes. Options far below the slot's best cannot reach the
+    candidate list; dropping them keeps the beam small on confident plates."""
+    order = np.argsort(-sample, axis=1)[:, :k]
+    return [[(classes[j], float(sample[s, j])) for n, j in enumerate(order[s])
+             if n == 0 or sample[s, j] >= _MIN_OPTION * sample[s, order[s][0]]]
+            for s in range(sample.shape[0])]
+
+
+def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[list[tuple[str, float]]]:
+    """CTC frames -> slots: one slot per greedy character run (top-k at its peak frame, blank as the
+    "spurious character" option) and an optional slot inside blank runs where a character nearly won."""
+    best = np.argmax(sample, axis=1)
+    slots: list[list[tuple[str, float]]] = []
+    t, n = 0, len(best)
+    while t < n:
+        j = int(best[t])
+        end = t
+        while end + 1 < n and best[end + 1] == j:
+            end += 1
+        run = sample[t: end + 1]
+        if j == blank:
+            nonblank = run[:, :blank]
+            f, c = np.unravel_index(int(np.argmax(nonblank)), nonblank.shape)
+            if nonblank[f, c] >= 0.05:
+                slots.append([(classes[blank], float(run[f, blank])), (classes[c], float(nonblank[f, c]))])
+        else:
+            f = int(np.argmax(run[:, j]))
+            frame = run[f]
+            order = np.argsort(-frame)[:k + 1]
+            opts = [(classes[i], float(frame[i])) for i in order
+                    if i == j or frame[i] >= _MIN_OPTION * frame[j]]
+            opts.sort(key=lambda o: (o[0] != classes[j], -o[1]))  # the greedy character first
+            slots.append(opts[: k + 1])
+        t = end + 1
+    return slots
+
+
+def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candidates: int = 8,
+           decoder: str = "slots") -> list[OcrResult]:
+    """Model probabilities (N, positions, len(alphabet) + 1; class order alphabet then pad) -> results.
+
+    `decoder` "slots": each position is a character slot; "ctc": positions are CTC frames and pad is
+    the blank (runs collapse, blanks drop). The text is the best class of every slot, pads dropped;
+    its confidence is the product of the slot probabilities (a pad that wins counts too: a missed
+    character is an error). Each character carries its probability and up to `top_k - 1` alternative
+    characters; `candidates` holds up to `max_candidates` texts from a beam over the per-slot top-k.
     """
     if len(pad) != 1 or pad in alphabet:
         raise ValueError(f"pad must be one character not in the alphabet, got {pad!r}")
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     classes = alphabet + pad
     arr = np.asarray(probs, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] != len(classes):
@@ -84,12 +129,10 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     k = max(1, min(top_k, len(classes)))
     results = []
     for sample in arr:
-        order = np.argsort(-sample, axis=1)[:, :k]
-        # options far below a slot's best cannot reach the candidate list: dropping them keeps the beam
-        # small on confident plates
-        slot_top = [[(classes[j], float(sample[s, j])) for n, j in enumerate(order[s])
-                     if n == 0 or sample[s, j] >= _MIN_OPTION * sample[s, order[s][0]]]
-                    for s in range(sample.shape[0])]
+        if decoder == "slots":
+            slot_top = _slot_options(sample, classes, k)
+        else:
+            slot_top = _ctc_options(sample, classes, k, len(alphabet))
         chars = []
         conf = 1.0
         for options in slot_top:
@@ -97,10 +140,11 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
             conf *= p
             if best == pad:
                 continue
-            alts = tuple((ch, q) for ch, q in options[1:] if ch != pad)
+            alts = tuple((ch, q) for ch, q in options[1:k] if ch != pad)
             chars.append(CharRead(char=best, confidence=p, alternatives=alts))
         text = "".join(c.char for c in chars)
         candidates = _text_candidates(slot_top, pad, max_candidates)
+        conf = max([conf] + [p for t, p in candidates if t == text])  # paths spelling the text add up
         if text and all(t != text for t, _ in candidates):
             candidates = [(text, conf), *candidates][:max_candidates]
         results.append(OcrResult(text=text, confidence=conf, chars=tuple(chars), candidates=tuple(candidates)))
@@ -137,7 +181,10 @@ class PlateOcr:
         self._height, self._width, self._channels = int(shape[1]), int(shape[2]), int(shape[3])
         self.alphabet: str = _field(meta, "alphabet", str)
         self.pad: str = _field(meta, "pad", str)
-        self.slots: int = _field(meta, "slots", int)
+        self.slots: int = _field(meta, "slots", int)  # output positions: character slots or CTC frames
+        self.decoder: str = _field(meta, "decode.decoder", str)
+        if self.decoder not in DECODERS:
+            raise ModelError(f"OCR sidecar field 'decode.decoder' must be one of {DECODERS}, got {self.decoder!r}")
         self.top_k: int = _field(meta, "decode.top_k", int)
         self.max_candidates: int = _field(meta, "decode.max_candidates", int)
         self.min_char_confidence: float = float(_field(meta, "thresholds.min_char_confidence", (int, float)))
@@ -166,7 +213,7 @@ class PlateOcr:
             return []
         batch = preprocess(crops, self._height, self._width, self._channels)
         probs = self._session.run([self._output_name], {self._input_name: batch})[0]
-        return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates)
+        return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
 
     def is_confident(self, result: OcrResult) -> bool:
         """Whether a read passes the sidecar's plate and per-character confidence thresholds."""
