@@ -93,9 +93,9 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
         run = sample[t: end + 1]
         if j == blank:
             nonblank = run[:, :blank]
-            f, c = np.unravel_index(int(np.argmax(nonblank)), nonblank.shape)
-            if nonblank[f, c] >= 0.05:
-                slots.append([(classes[blank], float(run[f, blank])), (classes[c], float(nonblank[f, c]))])
+            fi, ci = (int(v) for v in np.unravel_index(int(np.argmax(nonblank)), nonblank.shape))
+            if nonblank[fi, ci] >= 0.05:
+                slots.append([(classes[blank], float(run[fi, blank])), (classes[ci], float(nonblank[fi, ci]))])
         else:
             f = int(np.argmax(run[:, j]))
             frame = run[f]
