@@ -20,7 +20,7 @@ import pytest
 from hw_sim.hq_console import console_main, format_line, split_topic
 from picar.events import hit_payload
 from picar.hq import HqLink
-from picar.outbox import Outbox
+from picar.outbox import Outbox, OutboxFullError
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 from tests import broker as broker_helpers
 from tests.broker import Mosquitto, Received, Subscriber, make_tls_files
@@ -385,6 +385,44 @@ def test_acknowledged_events_are_purged_after_keep_acked_s(tmp_path: Path, broke
         assert ob.get(old) is None
         stored = ob.get(kept)  # never purged before it was acknowledged, and acked just now
         assert stored is not None and stored.acked_at is not None
+
+
+def test_a_failing_command_handler_is_logged_and_the_link_keeps_working(tmp_path: Path, broker: Mosquitto) -> None:
+    logger, watch = watched_logger("cmdfail")
+    seen: list[bytes] = []
+    cond = threading.Condition()
+
+    def on_command(topic: str, payload: bytes) -> None:
+        with cond:
+            seen.append(payload)
+            cond.notify_all()
+        if payload == b"bad":
+            raise ValueError("cannot parse command")
+
+    with Outbox(tmp_path / "car.db") as ob, Subscriber(broker, [f"{PREFIX}/car1/hit"]) as hq:
+        link = make_link(broker, ob, on_command=on_command, logger=logger)
+        link.start()
+        assert link.wait_ready(10)
+        hq.publish(f"{PREFIX}/car1/cmd", b"bad")
+        hq.publish(f"{PREFIX}/car1/cmd", b"good")
+        with cond:
+            assert cond.wait_for(lambda: seen == [b"bad", b"good"], 10)
+        failures = [r for r in watch.records if r.levelno == logging.ERROR]
+        assert len(failures) == 1 and f"{PREFIX}/car1/cmd" in failures[0].getMessage()
+        assert failures[0].exc_info is not None
+        eid = link.publish_event("hit", {"plate": "STILL1"})
+        assert hq.wait_for(lambda m: eid in event_ids(m, "hit"), 10)
+        link.stop()
+
+
+def test_publish_event_reports_a_full_outbox(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "car.db", max_size_bytes=48 * 1024) as ob:
+        link = HqLink("car1", "127.0.0.1", 1883, ob)
+        stored = []
+        with pytest.raises(OutboxFullError):
+            for i in range(500):
+                stored.append(link.publish_event("read", {"blob": "x" * 1500, "i": i}))
+        assert ob.backlog() == len(stored) > 0
 
 
 @pytest.mark.parametrize("kind", ["status", "position", "cmd", "watchlist", "a/b", "", "x+"])
