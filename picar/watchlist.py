@@ -343,13 +343,13 @@ class Watchlist:
                     dels = self._abc.deletion_hashes(text)
                     queries.extend(dels)
                     owners.extend([i] * len(dels))
-        q = np.array(queries, dtype=np.uint64) & _HASH_BITS
+        uq, inv = np.unique(np.array(queries, dtype=np.uint64) & _HASH_BITS, return_inverse=True)
         same: dict[int, set[int]] = {}  # row -> candidates with the same canonical form
         near: dict[int, set[int]] = {}  # row -> candidates maybe one edit away
-        for j, row in self._full_keys.lookup(q):
+        for j, row in self._full_keys.lookup(uq, inv):
             (same if j < n_full else near).setdefault(row, set()).add(owners[j])
         if len(queries) > n_full:
-            for j, row in self._del_keys.lookup(q):
+            for j, row in self._del_keys.lookup(uq, inv):
                 near.setdefault(row, set()).add(owners[j])
         best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
         # Candidates are tried best first, so the first match that nothing can beat ends the search.
@@ -554,12 +554,15 @@ class _KeyIndex:
         idx = start[:, None] + self._offsets
         return start, self.keys[np.minimum(idx, n - 1)]
 
-    def lookup(self, q: np.ndarray) -> Iterator[tuple[int, int]]:
-        """(query index, row) for every key whose hash bits equal a (masked) query hash."""
+    def lookup(self, uq: np.ndarray, inv: np.ndarray) -> Iterator[tuple[int, int]]:
+        """(query index, row) for every key whose hash bits equal a query hash.
+
+        `uq, inv = np.unique(masked_queries, return_inverse=True)`: sorted distinct queries share
+        cache lines, and one read's queries repeat a lot (its candidates differ by one character).
+        """
         n = len(self.keys)
         if not n:
             return
-        uq, inv = np.unique(q, return_inverse=True)
         start, win = self._window(uq)
         # Keys beyond the end are padded with the last key; they are never < a query they don't precede.
         lo = start + (win < uq[:, None]).sum(axis=1)

@@ -200,7 +200,7 @@ def test_key_index_agrees_with_plain_search() -> None:
     index = _KeyIndex(keys)
     queries = np.concatenate((hashes[[0, 99, 2999, 1500]], rng.integers(0, 2**63, 50, dtype=np.uint64)))
     q = queries & _HASH_BITS
-    got = sorted(index.lookup(q))
+    got = sorted(index.lookup(*np.unique(q, return_inverse=True)))
     want = sorted((j, int(r)) for j, h in enumerate(q) for r in np.nonzero((hashes & _HASH_BITS) == h)[0])
     assert got == want and len(want) >= 84
-    assert list(_KeyIndex(keys[:0]).lookup(q)) == []
+    assert list(_KeyIndex(keys[:0]).lookup(*np.unique(q, return_inverse=True))) == []
