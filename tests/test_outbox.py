@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,39 @@ def test_full_disk_raises_clear_error_and_keeps_what_was_stored(tmp_path: Path) 
     with Outbox(path) as again:
         assert [i.event_id for i in again.pending(10_000)] == [*stored[10:], "after"]
         assert all(i.payload == blob for i in again.pending(10_000))
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB tmpfs, so the disk really fills up (needs root / CAP_SYS_ADMIN)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_a_really_full_disk_raises_outbox_full_and_keeps_what_was_stored(tiny_filesystem: Path) -> None:
+    path = tiny_filesystem / "o.db"
+    blob = os.urandom(1500)
+    stored: list[str] = []
+    with Outbox(path) as ob:
+        with pytest.raises(OutboxFullError, match="disk is full"):
+            for i in range(10_000):
+                stored.append(ob.put("t/read", blob, event_id=f"e{i}"))
+        assert stored and ob.backlog() == len(stored)
+        with pytest.raises(OutboxFullError):
+            ob.put("t/read", b"small", event_id="still-full")
+    with Outbox(path) as again:
+        assert [i.event_id for i in again.pending(10_000)] == stored
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
