@@ -107,7 +107,9 @@ def test_events_published_while_broker_is_down_arrive_in_order_after_it_starts(
     broker.stop()
     with Outbox(tmp_path / "car.db") as ob:
         link = make_link(broker, ob)
+        started = time.monotonic()
         link.start()  # must not block although nothing listens
+        assert time.monotonic() - started < 0.5
         ids = [link.publish_event("read", {"plate": f"AB{i:03d}", "n": i}) for i in range(40)]
         assert not link.connected and link.backlog == 40
         broker.start()
@@ -314,8 +316,10 @@ def test_tls_client_certificate_and_password(tmp_path: Path) -> None:
                             reconnect_min_s=0.2, reconnect_max_s=5)
             started = time.monotonic()
             bad.start()
+            kept = bad.publish_event("hit", {"plate": "NOTSENT"})
             assert watch.wait_for(lambda r: len([x for x in r if "refused" in x.getMessage()]) >= 3, 10)
             bad.stop(timeout=0.1)
+            assert [i.event_id for i in ob.pending(10)] == [kept]  # what was not acknowledged stays
         refusals = [r for r in watch.records if "refused" in r.getMessage()]
         first = refusals[0].getMessage()
         assert f"{broker.host}:{broker.port}" in first
