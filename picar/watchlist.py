@@ -249,6 +249,15 @@ class Watchlist:
             builder.add_entry(entry, where=f"entry {i + 1}")
         return builder.build(version=version, list_id=list_id)
 
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]], options: MatchOptions | None = None,
+                     version: int = 0, list_id: str = "") -> Watchlist:
+        """Build from JSON entry records (as in snapshots and as `watchlist_io.read_csv` returns)."""
+        builder = WatchlistBuilder(options)
+        for i, rec in enumerate(records):
+            builder.add_record(rec, f"entries[{i}]")
+        return builder.build(version=version, list_id=list_id)
+
     def _build_index(self, raw: np.ndarray, plain: np.ndarray) -> None:
         """Sorted uint64 keys: the top 40 bits of a canonical-form hash, the low 24 bits the row.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from picar.watchlist import Watchlist
 from picar.watchlist_cli import hq_main, watchlist_main
 from picar.watchlist_io import WatchlistImportError, read_csv, read_ncic, snapshot_payload
 from picar.watchlist_sync import WatchlistStore
@@ -28,6 +29,8 @@ def ncic_line(code: str, plate: str, state: str = "", ptype: str = "", expiry: s
 
 def test_csv_import(tmp_path: Path) -> None:
     recs = read_csv(tmp_path / "l.csv", CSV_OK)
+    wl = Watchlist.from_records(recs)
+    assert [(e.plate, m.kind) for e, m in wl.match([("7XYZ99", 0.9)], region="NV", at=AT)] == [("7XYZ99", "exact")]
     assert recs[0] == {"plate": "ABC1234", "region": "CA", "list": "stolen_vehicle", "priority": 2,
                        "expires": "2026-12-31", "description": "red Honda Civic",
                        "reason": "stolen 2026-05-02", "source": "CHP"}
