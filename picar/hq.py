@@ -19,7 +19,6 @@ import ssl
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,7 +159,10 @@ class HqLink:
         self._sub_mid: int | None = None
         self._inflight: dict[int, str] = {}  # mid -> event_id, kept across reconnects (paho resends)
         self._inflight_ids: set[str] = set()
-        self._early_acks: OrderedDict[int, bool] = OrderedDict()  # PUBACKs that beat publish() returning
+        # A PUBACK can beat publish() returning its mid. Such mids are collected only while the sender is
+        # inside publish() and cleared right after, so a stale one can never match a reused mid.
+        self._publishing = False
+        self._early_acks: set[int] = set()
         self._acked: list[str] = []  # acknowledged, not yet written to the outbox
         self._flush_lock = threading.Lock()
         self._put_gen = 0  # bumped by every publish_event: there may be new work
@@ -442,8 +444,28 @@ class HqLink:
             if item.event_id in held:  # paho still holds it (and retransmits it itself), or it is acked
                 cursor = item.seq
                 continue
-            info = self._client.publish(item.topic, item.payload, qos=item.qos)
-            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            with self._cond:
+                self._publishing = True
+            try:
+                info = self._client.publish(item.topic, item.payload, qos=item.qos)
+            except BaseException:
+                with self._cond:
+                    self._publishing = False
+                    self._early_acks.clear()
+                raise
+            queued = info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+            with self._cond:  # one section with the flag reset, so no PUBACK can slip between them
+                self._publishing = False
+                early = info.mid in self._early_acks
+                self._early_acks.clear()
+                if queued and early:
+                    self._acked.append(item.event_id)
+                    self._stats["acked"] += 1
+                    self._cond.notify_all()
+                elif queued:
+                    self._inflight[info.mid] = item.event_id
+                    self._inflight_ids.add(item.event_id)
+            if not queued:
                 # Not queued by paho (NO_CONN is: paho sends it after reconnecting). Retry later.
                 self._log.warning("HQ publish of %s refused by client: %s", item.event_id, mqtt.error_string(info.rc))
                 self._mark_sent(sent)
@@ -451,13 +473,6 @@ class HqLink:
                     self._cond.wait_for(lambda: self._stopping, 1.0)
                 return cursor, False
             with self._cond:
-                if self._early_acks.pop(info.mid, None) is not None:
-                    self._acked.append(item.event_id)
-                    self._stats["acked"] += 1
-                    self._cond.notify_all()
-                else:
-                    self._inflight[info.mid] = item.event_id
-                    self._inflight_ids.add(item.event_id)
                 self._stats["sent"] += 1
             sent.append(item.event_id)
             cursor = item.seq
@@ -559,11 +574,9 @@ class HqLink:
         with self._cond:
             event_id = self._inflight.pop(mid, None)
             if event_id is None:
-                # Either a status/position message, or a PUBACK that arrived before publish() returned.
-                # Bounded far below the 65535 mid range so a stale entry can never match a reused mid.
-                self._early_acks[mid] = True
-                while len(self._early_acks) > 1_000:
-                    self._early_acks.popitem(last=False)
+                # A status/position message, or an event's PUBACK that arrived before publish() returned.
+                if self._publishing:
+                    self._early_acks.add(mid)
                 return
             self._inflight_ids.discard(event_id)
             if reason.is_failure:
