@@ -429,7 +429,8 @@ class Watchlist:
 
     def _finish(self, best: dict[int, tuple[tuple[int, int, float, int], Match]],
                 region: str | None, at: datetime | None) -> list[tuple[WatchEntry, Match]]:
-        now = (at or datetime.now(UTC)).timestamp()
+        when = at or datetime.now(UTC)
+        now = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # naive means UTC
         c = self._c
         out = []
         for row, (rank, m) in best.items():
