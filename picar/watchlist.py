@@ -195,7 +195,7 @@ def _mix_array(h: np.ndarray) -> np.ndarray:
 
 
 def _column_hashes(codes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Vectorised `_Alphabet.hashes` for an (n, MAX_PLATE_LEN) array of canonical codes."""
+    """Vectorised `_Alphabet.full_hash` / `deletion_hashes` for an (n, MAX_PLATE_LEN) array of codes."""
     pre = [np.zeros(codes.shape[0], dtype=np.uint64)]
     power = 1
     for i in range(codes.shape[1]):
@@ -215,7 +215,7 @@ class _Pattern:
 
 
 class Watchlist:
-    """An immutable, indexed watchlist. Build with `WatchlistBuilder` or `Watchlist.from_entries`."""
+    """An immutable, indexed watchlist: build with `WatchlistBuilder`, `from_entries` or `from_records`."""
 
     def __init__(self, cols: _Columns, options: MatchOptions, version: int = 0, list_id: str = "") -> None:
         self.options = options
