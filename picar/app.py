@@ -79,6 +79,7 @@ class Daemon:
         self.k9: Any = None
         self.heat: Any = None
         self.door: Any = None
+        self._watchlist_lock = threading.Lock()
         self.pipeline: Pipeline | None = None
         self._threads: list[threading.Thread] = []
         self._groups = HitGroups(config.watchlist.hit_cooldown_s)
@@ -354,12 +355,14 @@ class Daemon:
 
     def _on_command(self, topic: str, body: bytes) -> None:
         if topic.endswith("/watchlist"):
-            self._apply_watchlist(body, origin=topic)
+            # A national list takes seconds to verify and index: not on the MQTT network thread.
+            threading.Thread(target=self._apply_watchlist, args=(body, topic), name="watchlist", daemon=True).start()
         else:
             log.warning("HQ message on %s ignored: this car does not handle it", topic)
 
     def _apply_watchlist(self, body: bytes, origin: str) -> None:
-        result = self.watchlist.apply_update(body, origin=origin)
+        with self._watchlist_lock:
+            result = self.watchlist.apply_update(body, origin=origin)
         if not getattr(result, "accepted", False):
             return
         if self.hq is not None:
@@ -399,7 +402,8 @@ class Daemon:
             self.store.audit(actor, action, detail)
 
     def _audit_update(self, event: Any) -> None:
-        self._audit("hq", "watchlist update", event if isinstance(event, dict) else {"event": str(event)})
+        detail = event.to_json() if hasattr(event, "to_json") else event
+        self._audit("hq", "watchlist update", detail if isinstance(detail, dict) else {"event": str(detail)})
 
     # --- status ---------------------------------------------------------------------------------
 

@@ -88,7 +88,7 @@ def _watchlist_matcher(path: Path) -> Any:
     from picar.watchlist import Watchlist
     from picar.watchlist_io import read_csv
 
-    wl = Watchlist(read_csv(path))
+    wl = Watchlist.from_records(read_csv(path))
     return lambda read: list(wl.match(read.candidates))
 
 

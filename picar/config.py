@@ -260,7 +260,7 @@ class WatchlistConfig:
     public_key: Path | None = _key(None, exists="file")
     require_signature: bool = _key(True)
     max_substitutions: int = _key(1, lo=0, hi=3)
-    max_edit_distance: int = _key(1, lo=0, hi=2)
+    max_edit_distance: int = _key(1, lo=0, hi=1)
     confusables: tuple[str, ...] = _key(("0ODQ", "1I", "2Z", "5S", "8B", "6G"), check=_confusables)
     recheck_hours: float = _key(24.0, lo=0, lo_open=True, hi=24 * 365)
     hit_cooldown_s: float = _key(300.0, lo=0, hi=86400)

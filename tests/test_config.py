@@ -235,7 +235,7 @@ BAD_CASES = [
     ("tracker", "iou", 0.0, ["0.0", "> 0"]),
     ("tracker", "min_frames", 0, ["0", "from 1 to 100"]),
     ("watchlist", "max_substitutions", 4, ["4", "from 0 to 3"]),
-    ("watchlist", "max_edit_distance", 3, ["3", "from 0 to 2"]),
+    ("watchlist", "max_edit_distance", 2, ["2", "from 0 to 1"]),
     ("watchlist", "confusables", ["0O", "1"], ['["0O", "1"]', 'bad group: "1"']),
     ("watchlist", "confusables", "0ODQ", ['"0ODQ"', "a list"]),
     ("watchlist", "public_key", "hq.pub", ['"hq.pub"', "file not found"]),
