@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from picar.types import Detection, OcrResult
+from picar.vision.session import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_DETECTOR = MODELS_DIR / "plate_detector.onnx"
@@ -399,7 +400,7 @@ def eval_main(argv: list[str]) -> int:
         return 2
     try:
         report = run_eval(args)
-    except (EvalError, FileNotFoundError) as exc:
+    except (EvalError, ModelError, FileNotFoundError) as exc:
         print(f"picar eval: {exc}")
         return 2
     print(format_table(report))
@@ -414,6 +415,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     """Run every requested score; returns the JSON-able report (and writes the contact sheet)."""
     report: dict[str, Any] = {"iou": IOU, "split": args.split}
     failures: list[Failure] = []
+    # check the data before paying for model loading
+    folders = detect_folders(args.data) if args.data is not None else []
+    ocr_items = load_ocr_folder(args.ocr_data, args.ocr_split) if args.ocr_data is not None else []
+    texts = load_texts(args.texts) if args.texts else None
     reader: Reader | None = None
     needs_ocr = args.ocr_data is not None or args.texts is not None
     if needs_ocr:
@@ -432,12 +437,11 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         detector.warm_up()
         report["detector"] = str(args.detector)
         report["score_threshold"] = detector.threshold
-        texts = load_texts(args.texts) if args.texts else None
         total = Counts()
         per: dict[str, dict[str, Any]] = {}
         times: list[float] = []
         splits: dict[str, str] = {}
-        for folder in detect_folders(args.data):
+        for folder in folders:
             images, how = load_detect_folder(folder, args.split)
             splits[folder.name] = how
             c = score_detection(images, detector, texts, reader, failures, times)
@@ -451,8 +455,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
             report["detect_ms"] = {"median": float(np.median(times)), "p90": float(np.percentile(times, 90))}
     if args.ocr_data is not None:
         assert reader is not None
-        items = load_ocr_folder(args.ocr_data, args.ocr_split)
-        report["ocr"] = {"folder": str(args.ocr_data), **score_ocr(items, reader, failures)}
+        report["ocr"] = {"folder": str(args.ocr_data), **score_ocr(ocr_items, reader, failures)}
     if args.failures:
         report["failures_shown"] = contact_sheet(failures, args.failures)
         report["failures_total"] = len(failures)

@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--data", type=Path, required=True, help="root holding detect/<source>/ folders")
     ap.add_argument("--out", type=Path, default=Path("runs/det"))
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=256, help="square training crop side (px)")
@@ -483,9 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--export-sizes", default="320x576,352x640,384x640,448x800",
                     help="input sizes to compare at export; the smallest keeping RO recall is chosen")
     ap.add_argument("--models", type=Path, default=Path("models"), help="where the shipped model goes")
+    ap.add_argument("--latency", type=Path, metavar="ONNX",
+                    help="only time PlateDetector.detect on a 1920x1080 RO val frame (1 thread) and exit")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    if args.latency is not None:
+        ro_val = [s for s in load_detect_root(args.data) if s.split == "val" and s.source == RO_SOURCE]
+        frame = cv2.resize(read_image(ro_val[0].path)[0], (1920, 1080), interpolation=cv2.INTER_LINEAR)
+        lat = frame_latency_ms(args.latency, frame, runs=300)
+        print(f"{args.latency}: 1920x1080 frame, letterbox + 1-thread ORT + decode: "
+              f"median {lat['median_ms']:.2f} ms, p90 {lat['p90_ms']:.2f} ms (300 runs)")
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "train.log")
     if not args.export_only:

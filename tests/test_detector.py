@@ -1,0 +1,174 @@
+"""Plate detector runtime: letterbox and decode on tiny arrays, and the shipped model on a drawn scene."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from picar.eval import iou_matrix
+from picar.types import Detection
+from picar.vision.detector import PAD_VALUE, PlateDetector, decode, letterbox, letterbox_geometry, nms
+from picar.vision.session import ModelError
+
+MODEL = Path(__file__).resolve().parent.parent / "models" / "plate_detector.onnx"
+
+
+# ---------------------------------------------------------------- letterbox
+
+
+def test_letterbox_pads_centred_with_grey_and_keeps_pixels() -> None:
+    img = np.arange(4 * 8 * 3, dtype=np.uint8).reshape(4, 8, 3)
+    tensor, scale, pad = letterbox(img, (8, 8))
+    assert tensor.shape == (1, 8, 8, 3) and tensor.dtype == np.uint8
+    assert scale == 1.0 and pad == (0, 2)
+    assert np.array_equal(tensor[0, 2:6], img)
+    assert (tensor[0, :2] == PAD_VALUE).all() and (tensor[0, 6:] == PAD_VALUE).all()
+
+
+def test_letterbox_downscales_wide_frame_and_maps_coordinates() -> None:
+    img = np.zeros((20, 80, 3), np.uint8)
+    img[8:14, 38:46] = 255  # frame (x 42, y 12) -> input (8.4, 2.4 + 6)
+    tensor, scale, pad = letterbox(img, (16, 16))
+    assert scale == pytest.approx(0.2)
+    assert pad == (0, 6)  # 80x20 -> 16x4, centred vertically in 16
+    # a frame point x maps to x * scale + pad
+    assert tensor[0, 6 + 2, 8:9].max() > 0
+    assert (tensor[0, :6] == PAD_VALUE).all()
+
+
+def test_letterbox_reuses_the_given_buffer_and_rejects_bad_input() -> None:
+    buf = np.zeros((1, 8, 16, 3), np.uint8)
+    out, _, _ = letterbox(np.full((8, 16, 3), 7, np.uint8), (8, 16), out=buf)
+    assert out is buf and (buf == 7).all()
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        letterbox(np.zeros((8, 16), np.uint8), (8, 16))
+    with pytest.raises(ValueError, match="buffer"):
+        letterbox(np.zeros((8, 16, 3), np.uint8), (8, 16), out=np.zeros((1, 4, 4, 3), np.uint8))
+
+
+def test_letterbox_geometry_portrait_frame() -> None:
+    geo = letterbox_geometry((100, 50), (32, 64))
+    assert geo.scale == pytest.approx(0.32)
+    assert geo.resized == (16, 32) and geo.pad == (24, 0)
+
+
+# ---------------------------------------------------------------- decode
+
+
+def _outputs(h: int = 4, w: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((1, 1, h, w), np.float32), np.zeros((1, 4, h, w), np.float32)
+
+
+def test_decode_maps_peak_box_back_to_frame_pixels() -> None:
+    scores, boxes = _outputs()
+    scores[0, 0, 1, 2] = 0.9
+    boxes[0, :, 1, 2] = [12, 6, 22, 10]  # input px
+    dets = decode((scores, boxes), scale=0.5, pad=(2, 2), frame_hw=(100, 100), threshold=0.5)
+    assert dets == [Detection(20, 8, 20, 8, pytest.approx(0.9))]
+
+
+def test_decode_threshold_clip_and_order() -> None:
+    scores, boxes = _outputs()
+    scores[0, 0, 0, 0] = 0.4  # below threshold
+    scores[0, 0, 3, 3] = 0.7
+    scores[0, 0, 2, 0] = 0.95
+    boxes[0, :, 3, 3] = [-5, -5, 10, 10]  # clipped to the frame
+    boxes[0, :, 2, 0] = [30, 30, 50, 40]
+    dets = decode((scores, boxes), scale=1.0, pad=(0, 0), frame_hw=(45, 60), threshold=0.5)
+    assert [d.score for d in dets] == pytest.approx([0.95, 0.7])
+    assert dets[1].box == (0, 0, 10, 10)
+    assert dets[0].box == (30, 30, 20, 10)
+
+
+def test_decode_suppresses_overlapping_second_peak_and_tiny_boxes() -> None:
+    scores, boxes = _outputs()
+    scores[0, 0, 1, 1] = 0.9
+    scores[0, 0, 1, 3] = 0.8  # a second peak on the same wide plate
+    scores[0, 0, 3, 0] = 0.8
+    boxes[0, :, 1, 1] = [0, 0, 40, 10]
+    boxes[0, :, 1, 3] = [2, 0, 42, 10]
+    boxes[0, :, 3, 0] = [5, 5, 6, 6]  # 1 px: dropped
+    dets = decode((scores, boxes), 1.0, (0, 0), (50, 50), threshold=0.5, nms_iou=0.5)
+    assert [d.box for d in dets] == [(0, 0, 40, 10)]
+
+
+def test_decode_empty_and_bad_shapes() -> None:
+    assert decode(_outputs(), 1.0, (0, 0), (10, 10), threshold=0.5) == []
+    with pytest.raises(ValueError, match="shapes"):
+        decode((np.zeros((1, 1, 4, 4)), np.zeros((1, 3, 4, 4))), 1.0, (0, 0), (10, 10), 0.5)
+
+
+def test_nms_keeps_best_of_overlaps() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]], np.float32)
+    keep = nms(boxes, np.array([0.5, 0.9, 0.6], np.float32), 0.5)
+    assert keep.tolist() == [1, 2]
+
+
+# ---------------------------------------------------------------- shipped model
+
+
+def draw_scene(rng: np.random.Generator, width: int, height: int, plates: list[tuple[int, int, int]]
+               ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A road frame with a car body per plate, drawn with cv2 only; plates as (centre x, centre y, width)."""
+    img = np.full((height, width, 3), 95, np.uint8)
+    img[: height // 2] = (200, 170, 140)  # sky
+    noise = rng.normal(0, 4, img.shape)
+    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    boxes = []
+    for cx, cy, pw in plates:
+        ph = max(3, round(pw / 4.6))
+        cw = int(pw / 0.3)
+        cv2.rectangle(img, (cx - cw // 2, cy - int(cw * 0.55)), (cx + cw // 2, cy + int(cw * 0.12)), (40, 40, 160), -1)
+        cv2.rectangle(img, (cx - cw // 3, cy - int(cw * 0.5)), (cx + cw // 3, cy - int(cw * 0.3)), (50, 40, 30), -1)
+        for lx in (cx - cw // 2 + 4, cx + cw // 2 - 4 - cw // 6):
+            cv2.rectangle(img, (lx, cy - int(cw * 0.25)), (lx + cw // 6, cy - int(cw * 0.18)), (20, 20, 230), -1)
+        x, y = cx - pw // 2, cy - ph // 2
+        cv2.rectangle(img, (x, y), (x + pw, y + ph), (235, 235, 235), -1)
+        cv2.rectangle(img, (x, y), (x + max(2, pw // 12), y + ph), (150, 50, 0), -1)  # EU band
+        cv2.putText(img, "B 123 ABC", (x + pw // 9, y + int(ph * 0.8)), cv2.FONT_HERSHEY_SIMPLEX,
+                    ph / 32, (15, 15, 15), max(1, ph // 8), cv2.LINE_AA)
+        boxes.append((x, y, pw, ph))
+    return img, boxes
+
+
+def _xyxy(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+    return np.array([[x, y, x + w, y + h] for x, y, w, h in boxes], np.float64).reshape(-1, 4)
+
+
+def test_shipped_model_finds_drawn_plates_in_a_1080p_frame() -> None:
+    det = PlateDetector(MODEL)
+    det.warm_up()
+    img, truth = draw_scene(np.random.default_rng(0), 1920, 1080, [(500, 800, 240), (1400, 700, 130)])
+    dets = det.detect(img)
+    assert dets, "no plate found"
+    iou = iou_matrix(_xyxy([d.box for d in dets]), _xyxy(truth))
+    assert (iou.max(axis=0) >= 0.5).all(), f"plates not all found: {dets} vs {truth}"
+    assert all(0.0 < d.score <= 1.0 for d in dets)
+
+
+def test_shipped_model_finds_nothing_on_an_empty_road() -> None:
+    det = PlateDetector(MODEL)
+    img, _ = draw_scene(np.random.default_rng(1), 1280, 720, [])
+    assert det.detect(img) == []
+
+
+def test_detector_reads_its_settings_from_the_sidecar(tmp_path: Path) -> None:
+    side = json.loads(MODEL.with_suffix(".json").read_text())
+    assert side["input"]["layout"] == "NHWC" and side["input"]["dtype"] == "uint8"
+    det = PlateDetector(MODEL, score_threshold=0.42)
+    assert det.threshold == 0.42
+    assert det.size == tuple(side["input"]["size_hw"])
+    model = tmp_path / "det.onnx"
+    shutil.copyfile(MODEL, model)
+    side["input"]["layout"] = "NCHW"
+    model.with_suffix(".json").write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="NHWC"):
+        PlateDetector(model)
+    model.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match="sidecar not found"):
+        PlateDetector(model)

@@ -1,0 +1,145 @@
+"""`picar eval` on tiny folders the test draws: detection counts, splits, end-to-end and OCR plumbing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from picar.eval import (
+    DEFAULT_OCR,
+    EvalError,
+    eval_main,
+    hash_split,
+    iou_matrix,
+    load_detect_folder,
+    load_texts,
+    match_boxes,
+    read_yolo,
+)
+from tests.test_detector import draw_scene
+
+W, H = 1280, 720
+# per image: (name, split, plates as (cx, cy, width)); plate boxes are labelled in this order
+IMAGES = [
+    ("drive_a_t001", "val", [(400, 520, 200)]),
+    ("drive_a_t002", "val", [(800, 450, 150), (300, 600, 230)]),
+    ("drive_b_t001", "val", []),
+    ("drive_c_t001", "train", [(640, 500, 180)]),
+]
+TEXT = "B123ABC"  # what draw_scene writes on every plate (spaces dropped)
+
+
+def write_folder(root: Path, phantom: bool = True) -> tuple[Path, int]:
+    """A detect folder; with `phantom`, one extra val label where nothing is drawn (a sure miss).
+    Returns (folder, number of drawn val plates)."""
+    folder = root / "ro_test"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    rng = np.random.default_rng(3)
+    drawn = 0
+    with (folder / "index.csv").open("w", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(["file", "n_plates", "suggested_split"])
+        for name, split, plates in IMAGES:
+            img, boxes = draw_scene(rng, W, H, plates)
+            cv2.imwrite(str(folder / "images" / f"{name}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            if phantom and name == "drive_b_t001":
+                boxes = [(100, 100, 120, 26)]
+            lines = [f"0 {(x + w / 2) / W:.6f} {(y + h / 2) / H:.6f} {w / W:.6f} {h / H:.6f}" for x, y, w, h in boxes]
+            (folder / "labels" / f"{name}.txt").write_text("\n".join(lines) + "\n")
+            wr.writerow([name, len(boxes), split])
+            drawn += len(plates) if split == "val" else 0
+    return folder, drawn
+
+
+def test_eval_scores_detection_writes_json_and_failure_sheet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, drawn = write_folder(tmp_path)
+    out, png = tmp_path / "scores.json", tmp_path / "fail.png"
+    assert eval_main(["--data", str(folder), "--json", str(out), "--failures", str(png)]) == 0
+    report = json.loads(out.read_text())
+    c = report["detection"]["ro_test"]
+    assert c["images"] == 3  # the train image is not scored
+    assert c["tp"] + c["fn"] == drawn + 1
+    assert c["tp"] == drawn, f"drawn plates missed: {c}"
+    assert c["fn"] == 1  # the phantom label
+    assert c["recall"] == pytest.approx(drawn / (drawn + 1))
+    assert report["failures_total"] >= 1
+    sheet = cv2.imread(str(png))
+    assert sheet is not None and sheet.shape[1] == 4 * 320
+    printed = capsys.readouterr().out
+    assert "ro_test" in printed and "recall" in printed
+
+
+def test_eval_split_all_and_folder_of_folders(tmp_path: Path) -> None:
+    write_folder(tmp_path, phantom=False)
+    out = tmp_path / "all.json"
+    assert eval_main(["--data", str(tmp_path), "--split", "all", "--json", str(out)]) == 0
+    c = json.loads(out.read_text())["detection"]["ro_test"]
+    assert c["images"] == 4 and c["tp"] + c["fn"] == 4
+
+
+def test_load_detect_folder_uses_index_or_hash_split(tmp_path: Path) -> None:
+    folder, _ = write_folder(tmp_path)
+    val, how = load_detect_folder(folder, "val")
+    assert [p.path.stem for p in val] == ["drive_a_t001", "drive_a_t002", "drive_b_t001"]
+    assert "index.csv" in how
+    (folder / "index.csv").unlink()
+    val2, how2 = load_detect_folder(folder, "val")
+    assert "SHA-1" in how2
+    assert [p.path.stem for p in val2] == [n for n, _, _ in IMAGES if hash_split(n) == "val"]
+    assert len(load_detect_folder(folder, "all")[0]) == 4
+
+
+def test_match_boxes_greedy_by_score() -> None:
+    gt = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float64)
+    pred = np.array([[0, 0, 10, 9], [1, 0, 10, 10], [50, 50, 60, 60]], np.float64)
+    tp, owner = match_boxes(pred, np.array([0.5, 0.9, 0.8]), gt)
+    assert tp.tolist() == [False, True, False]
+    assert owner.tolist() == [1, -1]
+    assert iou_matrix(pred[:1], gt[:1])[0, 0] == pytest.approx(0.9)
+
+
+def test_bad_inputs_name_the_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.txt"
+    bad.write_text("0 0.5 0.5 0.1 0.1\n0 0.5 oops 0.1 0.1\n")
+    with pytest.raises(EvalError, match=r"x.txt:2"):
+        read_yolo(bad)
+    texts = tmp_path / "t.csv"
+    texts.write_text("source_image,box_index,text\nimg1,0,B1ABC\nimg2,first,B2ABC\n")
+    with pytest.raises(EvalError, match=r"t.csv:3.*'first'"):
+        load_texts(texts)
+    assert eval_main(["--data", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not DEFAULT_OCR.is_file(), reason="needs the shipped OCR model models/plate_ocr.onnx")
+def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
+    folder, drawn = write_folder(tmp_path, phantom=False)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("source_image,box_index,text\n" + "".join(
+        f"{name},{j},{TEXT}\n" for name, split, plates in IMAGES for j in range(len(plates))))
+    ocr_dir = tmp_path / "ocr"
+    (ocr_dir / "images").mkdir(parents=True)
+    rows = ["file,text,suggested_split"]
+    for i, (split, pw) in enumerate([("val", 200), ("val", 160), ("train", 180)]):
+        img, boxes = draw_scene(np.random.default_rng(i), 640, 360, [(320, 200, pw)])
+        x, y, w, h = boxes[0]
+        cv2.imwrite(str(ocr_dir / "images" / f"c{i}.png"), img[y - 3 : y + h + 3, x - 6 : x + w + 6])
+        rows.append(f"images/c{i}.png,{TEXT},{split}")
+    (ocr_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "e2e.json"
+    rc = eval_main(["--data", str(folder), "--texts", str(texts), "--ocr-data", str(ocr_dir), "--json", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    c = report["detection"]["ro_test"]
+    assert c["e2e_total"] == drawn
+    assert 0 <= c["e2e_correct"] <= c["e2e_detected"] <= c["e2e_total"]
+    assert report["ocr"]["crops"] == 2
+    assert 0 <= report["ocr"]["correct"] <= 2
