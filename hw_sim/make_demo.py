@@ -21,15 +21,17 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.train.plates import RenderedPlate, render_plate
 
 W, H, FPS, DURATION_S = 1280, 720, 15, 25.0
@@ -38,7 +40,8 @@ FOCAL_PX = 1400.0  # a mildly long lens, as ALPR dashcams use: 47 deg horizontal
 CAM_HEIGHT_M = 1.35
 HORIZON_Y = 0.40 * H
 Z_NEAR = 0.4
-EXPOSURE_S = 1 / 60
+SHUTTER_S = 1 / 250  # plate cameras use short shutters: vehicles blur only a little
+STREET_BLUR_S = 1 / 60  # the street gets the zoom blur of a longer exposure (and keeps the video small)
 MIN_VISIBLE_PX = 40  # a plate narrower than this is not counted as visible in expected.json
 JPEG_QUALITY = 90
 NOISE_SIGMA = (0.3, 0.6)  # sensor noise by day and at dusk
@@ -551,9 +554,12 @@ def _glow(img: np.ndarray, glows: Sequence[Glow], placed: dict[str, Placed], str
     return np.clip(img.astype(np.float32) + big, 0, 255).astype(np.uint8)
 
 
+DUSK_FROM_S, DUSK_RAMP_S = 17.0, 0.2  # the camera switches to its low-light profile (a slow ramp costs many bits)
+
+
 def dusk_at(t: float) -> float:
-    """0 = day, 1 = dusk; the grade changes over 1.5 s from t = 17 s."""
-    return min(1.0, max(0.0, (t - 17.0) / 1.5))
+    """0 = day, 1 = dusk; the grade changes over DUSK_RAMP_S from DUSK_FROM_S."""
+    return min(1.0, max(0.0, (t - DUSK_FROM_S) / DUSK_RAMP_S))
 
 
 @dataclass(frozen=True)
@@ -599,7 +605,7 @@ def render_frame(world: World, index: int, rng: np.random.Generator) -> tuple[np
         acc = base.copy()
         steps = 3
         for k in range(1, steps):
-            zoom = 1 + speed * EXPOSURE_S / 25.0 * k / (steps - 1)
+            zoom = 1 + speed * STREET_BLUR_S / 25.0 * k / (steps - 1)
             m = cv2.getRotationMatrix2D((cam.cx, cam.cy), 0, zoom)
             acc += cv2.warpAffine(base, m, (W, H), borderMode=cv2.BORDER_REPLICATE)
         cv.img = (acc / steps).astype(np.uint8)
@@ -608,7 +614,7 @@ def render_frame(world: World, index: int, rng: np.random.Generator) -> tuple[np
     placed: dict[str, Placed] = {}
     order = [(v, pose_at(v, t)) for v in VEHICLES]
     for v, pose in sorted(((v, p) for v, p in order if p is not None), key=lambda vp: -vp[1][1]):
-        later = pose_at(v, min(t + EXPOSURE_S, v.keys[-1][0])) or pose
+        later = pose_at(v, min(t + SHUTTER_S, v.keys[-1][0])) or pose
         q0 = cam.project(_car_points(plate_quad_3d(v, world.plates[v.name]), *pose)).mean(axis=0)
         q1 = cam.project(_car_points(plate_quad_3d(v, world.plates[v.name]), *later)).mean(axis=0)
         p, g = draw_vehicle(cv, cam, v, world.plates[v.name], pose, (float(q1[0] - q0[0]), float(q1[1] - q0[1])),
@@ -780,21 +786,118 @@ def build(out: Path, seed: int, command: str) -> dict[str, Any]:
         "video": "drive.mp4", "frames": N_FRAMES, "fps": FPS, "width": W, "height": H, "seed": seed,
         "command": command, "min_visible_px": MIN_VISIBLE_PX,
         "boxes_format": "[frame, x, y, w, h] in frame pixels, axis-aligned around the plate",
-        "dusk_from_frame": int(17.0 * FPS), "track": "track.csv", "watchlist": "watchlist.csv",
+        "dusk_from_frame": int(DUSK_FROM_S * FPS), "track": "track.csv", "watchlist": "watchlist.csv",
         "vehicles": vehicles,
     }
-    (out / "expected.json").write_text(json.dumps(expected, indent=1) + "\n", encoding="utf-8")
+    text = json.dumps(expected, indent=1)
+    # one line per box: lists of plain numbers are written compactly
+    text = re.sub(r"\[[\s\d,.-]+\]", lambda m: json.dumps(json.loads(m.group())), text)
+    (out / "expected.json").write_text(text + "\n", encoding="utf-8")
     write_track(out / "track.csv")
     write_watchlist(out / "watchlist.csv", watchlist_rows(seed))
     return expected
 
 
+# --------------------------------------------------------------------------- reading it back
+
+
+@dataclass
+class PlateReads:
+    """What the models made of one vehicle's plate over the frames where it is visible."""
+
+    plate: str
+    frames: int = 0  # frames looked at where the plate is visible
+    detected: int = 0  # ... and the detector found it (IoU >= 0.3 with the expected box)
+    top1: int = 0  # ... and the OCR's best text is the plate
+    in_candidates: int = 0  # ... and the plate is among the OCR's candidates
+    texts: dict[str, int] = field(default_factory=dict)  # best texts read, with counts
+    best_frames: list[int] = field(default_factory=list)  # frames where the best text is the plate
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return iw * ih / float(aw * ah + bw * bh - iw * ih)
+
+
+def read_drive(
+    folder: Path, detector: Any, ocr: Any, frames: set[int] | None = None
+) -> tuple[dict[str, PlateReads], int]:
+    """Run a detector (`.detect(frame)`) and an OCR (`.read(crops)`) over the drive in `folder`, frame
+    by frame as the daemon would (crops as picar.pipeline.crop_plate makes them). Returns the reads per
+    vehicle id and the number of detections that overlap no expected plate. `frames` limits the frames run."""
+    from picar.pipeline import crop_plate
+
+    expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
+    by_frame: dict[int, list[tuple[str, tuple[int, int, int, int]]]] = {}
+    reads = {v["id"]: PlateReads(v["plate"]) for v in expected["vehicles"]}
+    for v in expected["vehicles"]:
+        for f, x, y, w, h in v["boxes"]:
+            by_frame.setdefault(f, []).append((v["id"], (x, y, w, h)))
+    cap = cv2.VideoCapture(str(folder / expected["video"]))
+    if not cap.isOpened():
+        raise RuntimeError(f"OpenCV cannot open {folder / expected['video']}")
+    stray = 0
+    try:
+        index = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if frames is None or index in frames:
+                dets = detector.detect(frame)
+                matched: set[int] = set()
+                for vid, box in by_frame.get(index, []):
+                    r = reads[vid]
+                    r.frames += 1
+                    scored = [(_iou((d.x, d.y, d.w, d.h), box), k) for k, d in enumerate(dets)]
+                    best = max(scored, default=(0.0, -1))
+                    if best[0] < 0.3:
+                        continue
+                    matched.add(best[1])
+                    r.detected += 1
+                    result = ocr.read([crop_plate(frame, dets[best[1]])])[0]
+                    r.texts[result.text] = r.texts.get(result.text, 0) + 1
+                    if result.text == r.plate:
+                        r.top1 += 1
+                        r.best_frames.append(index)
+                    if r.plate in {t for t, _c in result.candidates} | {result.text}:
+                        r.in_candidates += 1
+                stray += sum(1 for k in range(len(dets)) if k not in matched)
+            index += 1
+    finally:
+        cap.release()
+    return reads, stray
+
+
+def _read_main(folder: Path, detector_path: Path, ocr_path: Path) -> int:
+    from picar.vision.detector import PlateDetector
+    from picar.vision.ocr import PlateOcr
+
+    reads, stray = read_drive(folder, PlateDetector(detector_path), PlateOcr(ocr_path))
+    print(f"{'plate':9s} {'frames':>6s} {'found':>6s} {'top1':>5s} {'in cand':>7s}  most read")
+    for r in reads.values():
+        common = sorted(r.texts.items(), key=lambda kv: -kv[1])[:4]
+        print(f"{r.plate:9s} {r.frames:6d} {r.detected:6d} {r.top1:5d} {r.in_candidates:7d}  "
+              + ", ".join(f"{t or '-'} x{n}" for t, n in common))
+    print(f"detections on no expected plate: {stray}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: render the demo drive into --out."""
+    """Command line: render the demo drive into --out, or with --read run the models over it."""
     ap = argparse.ArgumentParser(prog="python -m hw_sim.make_demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("hw_sim/demo"), help="output folder (default hw_sim/demo)")
     ap.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    ap.add_argument("--read", action="store_true",
+                    help="do not render: run the detector and OCR over the drive in --out and print what they read")
+    ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR, help=f"with --read (default {DEFAULT_DETECTOR})")
+    ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR, help=f"with --read (default {DEFAULT_OCR})")
     args = ap.parse_args(argv)
+    if args.read:
+        return _read_main(args.out, args.detector, args.ocr)
     command = f"python -m hw_sim.make_demo --out {args.out} --seed {args.seed}"
     expected = build(args.out, args.seed, command)
     for v in expected["vehicles"]:

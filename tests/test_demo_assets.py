@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from hw_sim.make_demo import read_drive
 from hw_sim.track import load_track
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
 from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder
@@ -50,8 +51,12 @@ def _record(row: dict[str, str]) -> dict[str, Any]:
     return rec
 
 
+def test_assets_are_small_enough_for_the_repo() -> None:
+    total = sum(p.stat().st_size for p in DEMO_DIR.iterdir() if p.is_file())
+    assert total < 4 * 1024 * 1024, f"hw_sim/demo holds {total} bytes"
+
+
 def test_video_matches_expected(expected: dict[str, Any]) -> None:
-    assert (DEMO_DIR / expected["video"]).stat().st_size < 4_000_000
     cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
     assert cap.isOpened()
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(expected["fps"], abs=0.01)
@@ -164,40 +169,18 @@ def test_watchlist_hits_are_the_expected_vehicles(expected: dict[str, Any]) -> N
 MODELS_MISSING = not (DEFAULT_DETECTOR.exists() and DEFAULT_OCR.exists())
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    return inter / float(aw * ah + bw * bh - inter)
-
-
 @pytest.mark.skipif(MODELS_MISSING, reason=f"{DEFAULT_DETECTOR.name} / {DEFAULT_OCR.name} not committed yet")
 def test_models_read_the_hit_plates(expected: dict[str, Any]) -> None:
-    from picar.pipeline import crop_plate
+    """On the five frames where each hit plate is largest, the detector finds it and its text is among
+    the OCR's candidates at least once (the daemon votes over many more frames than this)."""
     from picar.vision.detector import PlateDetector
     from picar.vision.ocr import PlateOcr
 
-    detector = PlateDetector(Path(DEFAULT_DETECTOR))
-    ocr = PlateOcr(Path(DEFAULT_OCR))
-    cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
-    try:
-        for v in expected["vehicles"]:
-            if not v["watchlist"]:
-                continue
-            # the five largest views of the plate
-            boxes = sorted(v["boxes"], key=lambda b: -b[3])[:5]
-            texts: list[str] = []
-            for f, x, y, bw, bh in boxes:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, f)
-                ok, frame = cap.read()
-                assert ok
-                dets = [d for d in detector.detect(frame) if _iou((d.x, d.y, d.w, d.h), (x, y, bw, bh)) > 0.3]
-                if not dets:
-                    continue
-                result = ocr.read([crop_plate(frame, dets[0])])[0]
-                texts += [t for t, _c in result.candidates] or [result.text]
-            assert v["plate"] in texts, f"{v['plate']}: the models read {texts[:10]}"
-    finally:
-        cap.release()
+    hits = [v for v in expected["vehicles"] if v["watchlist"]]
+    frames = {b[0] for v in hits for b in sorted(v["boxes"], key=lambda b: -b[3])[:5]}
+    reads, _stray = read_drive(DEMO_DIR, PlateDetector(Path(DEFAULT_DETECTOR)), PlateOcr(Path(DEFAULT_OCR)),
+                               frames)
+    for v in hits:
+        r = reads[v["id"]]
+        assert r.detected > 0, f"{v['plate']}: not detected in frames {sorted(frames)}"
+        assert r.in_candidates > 0, f"{v['plate']}: the OCR read {r.texts}"
