@@ -130,7 +130,11 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
 
         broker = Mosquitto(work).start()
         sub = Subscriber(broker, ["picar/v1/+/hit"])
-        sub.on_message_hook = lambda m: arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
+
+        def stamp(m: Any) -> None:
+            arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
+
+        sub.on_message_hook = stamp
         sub.start()
         hq = HqLink(vehicle_id="bench", host=broker.host, port=broker.port, outbox=Outbox(work / "outbox.db"),
                     tls=False, ca_file=None, cert_file=None, key_file=None, username=None, password=None,
@@ -148,7 +152,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     pipeline.run([camera], stop, idle=lambda: camera.finished)
     wall = time.monotonic() - w0
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
-    status = camera.status()
+    status: dict[str, Any] = dict(camera.status())
     camera.stop()
     if sub is not None:
         deadline = time.monotonic() + 10
