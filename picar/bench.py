@@ -124,7 +124,6 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     arrivals: dict[str, float] = {}
     if use_broker:
         from hw_sim.broker import Mosquitto, Subscriber
-
         from picar.hq import HqLink
         from picar.outbox import Outbox
 

@@ -60,6 +60,7 @@ class PlateNet(nn.Module):
         self.dist = nn.Conv2d(ch, 4, 1)
         nn.init.constant_(self.heat.bias, -4.6)  # prior 0.01: focal loss starts stable
         nn.init.constant_(self.dist.bias, 1.0)
+        self.folded = False
         self.register_buffer("mean", torch.tensor([0.406, 0.456, 0.485]).view(1, 3, 1, 1) * 255.0)
         self.register_buffer("inv_std", 1.0 / (torch.tensor([0.225, 0.224, 0.229]).view(1, 3, 1, 1) * 255.0))
 
@@ -76,7 +77,19 @@ class PlateNet(nn.Module):
 
     def normalise(self, image_nhwc_u8: torch.Tensor) -> torch.Tensor:
         x = image_nhwc_u8.permute(0, 3, 1, 2).float()
-        return (x - self.mean) * self.inv_std
+        return x - self.mean if self.folded else (x - self.mean) * self.inv_std
+
+    @torch.no_grad()
+    def fold_input_normalisation(self) -> None:
+        """For deployment: move the `* inv_std` of the normalisation into the stem convolution's
+        weights, so the graph skips one full-resolution element-wise op. The mean stays a subtraction
+        so the stem's zero padding still means "average colour": the outputs are unchanged."""
+        if self.folded:
+            return
+        conv = self.stem[0]
+        assert isinstance(conv, nn.Conv2d) and conv.bias is None
+        conv.weight.mul_(self.inv_std.view(1, 3, 1, 1))
+        self.folded = True
 
     def forward(self, image_nhwc_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Deployment graph: uint8 NHWC BGR in; (scores N1HW at peaks, boxes N4HW x1y1x2y2 input px)."""
