@@ -371,7 +371,7 @@ class Daemon:
 
     def recheck_past_reads(self) -> int:
         """A new list arrived: check the reads of the last `recheck_hours` again and raise hits."""
-        assert self.store is not None and self.pipeline is not None
+        assert self.store is not None
         since = time.time() - self.cfg.watchlist.recheck_hours * 3600
         raised = 0
         for r in self.store.recent_reads(since):

@@ -260,8 +260,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
             user, password = read_credentials(Path(args.credentials))
         except ConfigError as exc:
             raise WatchlistError(str(exc)) from None
-    publish_retained(env, topic, args.host, args.port, tls=args.tls, ca=args.ca, cert=args.cert,
-                     keyfile=args.keyfile, username=user, password=password, timeout_s=args.timeout)
+    tls = args.tls or bool(args.ca or args.cert)
+    publish_retained(env, topic, args.host, args.port, tls=tls, ca=args.ca, cert=args.cert, keyfile=args.keyfile, username=user, password=password, timeout_s=args.timeout)
     print(f"published {len(env)} bytes to {topic} on {args.host}:{args.port} (QoS 1, retained)")
     return 0
 
@@ -285,7 +285,7 @@ def hq_main(argv: list[str]) -> int:
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, default=None, help="default 8883 with --tls, else 1883")
     p.add_argument("--vehicle", help="one car's topic instead of the fleet topic")
-    p.add_argument("--tls", action="store_true")
+    p.add_argument("--tls", action="store_true", help="TLS (implied by --ca or --cert)")
     p.add_argument("--ca")
     p.add_argument("--cert")
     p.add_argument("--keyfile")
