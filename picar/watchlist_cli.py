@@ -261,7 +261,8 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise WatchlistError(str(exc)) from None
     tls = args.tls or bool(args.ca or args.cert)
-    publish_retained(env, topic, args.host, args.port, tls=tls, ca=args.ca, cert=args.cert, keyfile=args.keyfile, username=user, password=password, timeout_s=args.timeout)
+    publish_retained(env, topic, args.host, args.port, tls=tls, ca=args.ca, cert=args.cert, keyfile=args.keyfile,
+                     username=user, password=password, timeout_s=args.timeout)
     print(f"published {len(env)} bytes to {topic} on {args.host}:{args.port} (QoS 1, retained)")
     return 0
 
