@@ -184,3 +184,41 @@ def test_models_read_the_hit_plates(expected: dict[str, Any]) -> None:
         r = reads[v["id"]]
         assert r.detected > 0, f"{v['plate']}: not detected in frames {sorted(frames)}"
         assert r.in_candidates > 0, f"{v['plate']}: the OCR read {r.texts}"
+
+
+# --------------------------------------------------------------------------- the generator still makes these
+
+
+def test_generator_writes_the_committed_track_and_watchlist(tmp_path: Path, expected: dict[str, Any]) -> None:
+    from hw_sim import make_demo
+
+    make_demo.write_track(tmp_path / "track.csv")
+    make_demo.write_watchlist(tmp_path / "watchlist.csv", make_demo.watchlist_rows(expected["seed"]))
+    for name in ("track.csv", "watchlist.csv"):
+        assert (tmp_path / name).read_bytes() == (DEMO_DIR / name).read_bytes(), (
+            f"{name} differs from what hw_sim/make_demo.py writes; regenerate: {expected['command']}")
+
+
+def test_generator_renders_the_committed_video(expected: dict[str, Any]) -> None:
+    """One frame rendered now matches the committed one (the street and cars; codec losses allowed)."""
+    from hw_sim import make_demo
+
+    index = 40
+    world = make_demo.make_world(expected["seed"])
+    frame, placed = make_demo.render_frame(world, index, np.random.default_rng(0))
+    cap = cv2.VideoCapture(str(DEMO_DIR / expected["video"]))
+    try:
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, committed = cap.read()
+    finally:
+        cap.release()
+    assert ok
+    psnr = cv2.PSNR(frame, committed)
+    assert psnr > 30, f"frame {index} differs from the committed video (PSNR {psnr:.1f} dB); regenerate: " \
+                      f"{expected['command']}"
+    for v in expected["vehicles"]:
+        box = next((b[1:] for b in v["boxes"] if b[0] == index), None)
+        got = make_demo.visible_box(v["id"], placed)
+        assert (got is None) == (box is None), v["id"]
+        if box is not None and got is not None:
+            assert max(abs(a - b) for a, b in zip(got, box, strict=True)) <= 2, (v["id"], got, box)
