@@ -13,6 +13,11 @@ the frames look like a camera's, and the whole drive is deterministic for a seed
 Outputs in --out: drive.mp4, track.csv, watchlist.csv, expected.json (what each plate is, where
 and when it is visible, which entry it should hit). Needs pillow and the Debian TTF fonts
 (the `train` extra); the outputs are committed, so nothing else needs them.
+
+    python -m hw_sim.make_demo --read [--detector D.onnx --ocr O.onnx]
+
+runs a detector and an OCR over the committed drive and prints, per plate, how often it was found
+and read (read_drive() does the same for the tests).
 """
 
 from __future__ import annotations
