@@ -178,10 +178,11 @@ level = "info"
 """)
         return self.config_path
 
-    def start_daemon(self, extra_args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
+    def start_daemon(self, extra_args: tuple[str, ...] = (), env_extra: dict[str, str] | None = None
+                     ) -> subprocess.Popen[bytes]:
         config = self.config_path or self.write_config()
         self.log_path = self.work / "daemon.log"
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         with open(self.log_path, "ab") as log_file:
             self.daemon = subprocess.Popen(
                 [sys.executable, "-m", "picar.cli", "run", "--config", str(config), *extra_args],

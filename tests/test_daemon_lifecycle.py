@@ -4,11 +4,8 @@ Real signals, a real notify socket, the real daemon process on the simulator.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -28,13 +25,8 @@ def test_ready_watchdog_reload_and_clean_stop(tmp_path: Path) -> None:
     srv.settimeout(60)
     try:
         config = sim.write_config()
-        env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
-        log = open(sim.work / "daemon.log", "wb")
-        sim.log_path = sim.work / "daemon.log"
         t0 = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "picar.cli", "run", "--config", str(config)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-        sim.daemon = proc
+        proc = sim.start_daemon(env_extra={"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "2000000"})
         first = srv.recv(4096).decode()
         ready_s = time.monotonic() - t0
         assert first.startswith("READY=1"), first
@@ -76,7 +68,6 @@ def test_ready_watchdog_reload_and_clean_stop(tmp_path: Path) -> None:
         except TimeoutError:
             pass
         assert any(m.startswith("STOPPING=1") for m in msgs), msgs
-        log.close()
     finally:
         srv.close()
         sim.stop()
