@@ -18,6 +18,7 @@ import pytest
 
 from hw_sim.sim import SimOptions, Simulation, expected_hits
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,13 +28,6 @@ pytestmark = [
 HQ_TOPICS = ["picar/v1/+/read", "picar/v1/+/hit", "picar/v1/+/status", "picar/v1/+/position"]
 
 
-def wait_until(predicate: Any, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
 
 
 @pytest.fixture

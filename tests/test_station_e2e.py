@@ -15,6 +15,7 @@ from hw_sim.heat_sensor import HeatSensorSim
 from hw_sim.sim import SimOptions, Simulation, expected_hits
 from picar.k9_cli import k9_main
 from tests.browser import Browser, chromium_binary
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -23,13 +24,6 @@ pytestmark = [
 ]
 
 
-def wait_until(predicate, timeout: float, step: float = 0.05) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return bool(predicate())
 
 
 def test_station_on_the_simulator(tmp_path: Path) -> None:
