@@ -36,7 +36,7 @@ class PlateOcrNet(nn.Module):
     """
 
     def __init__(self, slots: int = MAX_SLOTS, classes: int = len(VOCAB), width: int = 32,
-                 height: int = INPUT_HEIGHT, in_width: int = INPUT_WIDTH, dropout: float = 0.25) -> None:
+                 height: int = INPUT_HEIGHT, in_width: int = INPUT_WIDTH, dropout: float = 0.1) -> None:
         super().__init__()
         self.slots = slots
         self.classes = classes

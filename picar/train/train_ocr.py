@@ -196,23 +196,49 @@ def train(args: argparse.Namespace) -> Path:
                 eta = ((args.epochs - epoch) * steps_per_epoch - step) * args.batch / rate / 60
                 log.info("epoch %d step %d/%d loss %.4f lr %.2e %.0f samples/s eta %.1f min", epoch, step,
                          steps_per_epoch, running, sched.get_last_lr()[0], rate, eta)
-        scores = evaluate_torch(ema, val, _decoder(args.head))
+        # The weight average lags while the weights still move fast: score both, keep the better.
+        nets = (("ema", ema), ("raw", model))
+        scored = [(evaluate_torch(net, val, _decoder(args.head)), name, net) for name, net in nets]
+        scores, source, weights = max(scored, key=lambda t: _mean_score(t[0]))
         mean = _mean_score(scores)
-        history.append({"epoch": epoch, "loss": running, "val": scores, "mean": mean,
+        history.append({"epoch": epoch, "loss": running, "val": scores, "mean": mean, "source": source,
                         "seconds": time.monotonic() - t0})
-        log.info("epoch %d done in %.0f s, loss %.4f, val exact %s, mean %.4f", epoch, time.monotonic() - t0,
-                 running, {k: round(v, 4) for k, v in scores.items()}, mean)
+        log.info("epoch %d done in %.0f s, loss %.4f, val exact (%s weights) %s, mean %.4f", epoch,
+                 time.monotonic() - t0, running, source, {k: round(v, 4) for k, v in scores.items()}, mean)
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict(), "epoch": epoch, "best": max(best, mean), "history": history,
                  "args": vars(args)}
         if mean > best:
             best = mean
-            torch.save({"ema": ema.state_dict(), "epoch": epoch, "val": scores, "mean": mean, "args": vars(args)},
-                       out / "best.pt")
+            torch.save({"weights": weights.state_dict(), "source": source, "epoch": epoch, "val": scores,
+                        "mean": mean, "args": vars(args)}, out / "best.pt")
             log.info("new best mean val %.4f at epoch %d", mean, epoch)
         torch.save(state, out / "last.tmp")
         (out / "last.tmp").replace(last)
     return out / "best.pt"
+
+
+def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[str, Any], nn.Module]:
+    """The best of best.pt and the raw and averaged weights of last.pt, by mean real-val accuracy."""
+    options: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    best = torch.load(out / "best.pt", weights_only=False)
+    options.append(("best.pt", best, best.get("weights") or best["ema"]))
+    if (out / "last.pt").is_file():
+        last = torch.load(out / "last.pt", weights_only=False)
+        for key in ("ema", "model"):
+            options.append((f"last.pt:{key}", {**last, "mean": None}, last[key]))
+    chosen: tuple[float, str, dict[str, Any], nn.Module] | None = None
+    for name, ck, state in options:
+        model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"])
+        model.load_state_dict(state)
+        score = _mean_score(evaluate_torch(model, val, _decoder(ck["args"].get("head", "slots"))))
+        log.info("checkpoint %s (epoch %s): mean val exact %.4f", name, ck.get("epoch"), score)
+        if chosen is None or score > chosen[0]:
+            chosen = (score, name, {**ck, "mean": score, "checkpoint": name}, model)
+    assert chosen is not None
+    log.info("exporting %s", chosen[1])
+    chosen[3].eval()
+    return chosen[2], chosen[3]
 
 
 def _calibration(data_root: Path, n: int = 256, batch: int = 16) -> list[np.ndarray]:
@@ -245,7 +271,8 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "decode": {"decoder": _decoder(head), "top_k": 3, "max_candidates": 8},
         "thresholds": {"min_char_confidence": 0.5, "min_plate_confidence": 0.3},
         "quantization": quant,
-        "training": {"head": head, "epoch": ck.get("epoch"), "val_mean_torch": ck.get("mean"),
+        "training": {"head": head, "checkpoint": ck.get("checkpoint"), "epoch": ck.get("epoch"),
+                     "val_mean_torch": ck.get("mean"),
                      "width": ck["args"]["width"], "seed": ck["args"]["seed"]},
         "metrics": {"val": metrics, "latency_ms_1_thread": latency},
     }
@@ -254,12 +281,9 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """Best checkpoint -> float ONNX (checked against torch) -> int8 candidate -> keep the better one."""
     out = Path(args.out)
-    ck = torch.load(out / "best.pt", weights_only=False)
-    model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"])
-    model.load_state_dict(ck["ema"])
-    model.eval()
     data_root = Path(args.data)
     val = load_val(data_root)
+    ck, model = _pick_checkpoint(out, val)
     f32 = out / f"{MODEL_NAME}.float.onnx"
     i8 = out / f"{MODEL_NAME}.int8.onnx"
     dummy = torch.zeros(1, INPUT_HEIGHT, INPUT_WIDTH, 1, dtype=torch.uint8)
