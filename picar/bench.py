@@ -212,6 +212,8 @@ def bench_main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     ap.add_argument("--watchlist", type=Path, help="watchlist CSV (default: the demo's for the demo drive, "
                     "else every read counts as a hit)")
+    ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
+    ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
     ap.add_argument("--no-broker", action="store_true", help="do not start Mosquitto (no hit latency)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args(argv)
@@ -222,7 +224,8 @@ def bench_main(argv: list[str]) -> int:
     if watchlist is None and args.clip.resolve() == (DEMO_DIR / "drive.mp4").resolve():
         watchlist = DEMO_DIR / "watchlist.csv"
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    result = run_bench(args.clip, args.realtime, args.threads, watchlist, use_broker=not args.no_broker)
+    result = run_bench(args.clip, args.realtime, args.threads, watchlist, use_broker=not args.no_broker,
+                       detector_path=args.detector, ocr_path=args.ocr)
     print(_table(result))
     if args.json:
         print(json.dumps(result))

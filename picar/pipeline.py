@@ -98,6 +98,8 @@ class Pipeline:
         self.times = times or StageTimes()
         self.clock = clock
         self.counters = LoopCounters()
+        if tracker.urgent is None:
+            tracker.urgent = self._any_candidate_listed
         self._lock = threading.Lock()  # the tracker and matcher are swapped on reload
 
     # --- one frame ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,8 +155,12 @@ def _merge_candidates(
 class PlateTracker:
     """Per-camera tracks of plates; emits one VotedRead per track (vehicle pass)."""
 
-    def __init__(self, settings: TrackerSettings | None = None) -> None:
+    def __init__(self, settings: TrackerSettings | None = None,
+                 urgent: Callable[[VotedRead], bool] | None = None) -> None:
         self.settings = settings or TrackerSettings()
+        # A track whose vote is not yet confident is still emitted at once when `urgent` says so
+        # (its candidates are on the watchlist): the officer hears of a hit within frames, not seconds.
+        self.urgent = urgent
         self._tracks: dict[str, list[_Track]] = defaultdict(list)
         self._ids = itertools.count(1)
         self._last_emitted: dict[str, float] = {}
@@ -193,7 +198,8 @@ class PlateTracker:
                 track.best_frame = frame
             if not track.emitted and len(track.observations) >= self.settings.min_frames:
                 read = self._voted(track)
-                if read is not None and read.confidence >= self.settings.emit_confidence:
+                if read is not None and (read.confidence >= self.settings.emit_confidence
+                                         or (self.urgent is not None and self.urgent(read))):
                     out.extend(self._emit(track, read))
         return out
 

@@ -85,3 +85,14 @@ def test_single_frame_glimpse_is_not_a_read() -> None:
     tr = PlateTracker(TrackerSettings(min_frames=2))
     tr.update("front", [obs("GHOST1", 0.0)], now=0.0)
     assert tr.flush(10.0) == []
+
+
+def test_an_uncertain_track_on_the_watchlist_is_emitted_at_once() -> None:
+    listed = {"XYZ789"}
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.99, max_gap_s=0.5),
+                      urgent=lambda v: any(t in listed for t, _ in v.candidates))
+    out = []
+    for i in range(3):
+        out += tr.update("front", [obs("XYZ789", i * 0.1, conf=0.7)], now=i * 0.1)
+    assert [(r.text, r.frames) for r in out] == [("XYZ789", 2)]
+    assert tr.flush(5.0) == []
