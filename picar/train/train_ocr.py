@@ -158,14 +158,27 @@ def train(args: argparse.Namespace) -> Path:
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.03)
     pad_index = VOCAB.index(PAD)
     start_epoch, best, history = 0, -1.0, []
+    anneal: dict[str, float] | None = None
     last = out / "last.pt"
     if args.resume and last.is_file():
         ck = torch.load(last, weights_only=False)
         model.load_state_dict(ck["model"])
         ema.load_state_dict(ck["ema"])
         opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
         start_epoch, best, history = ck["epoch"] + 1, ck["best"], ck["history"]
+        anneal = ck.get("anneal")
+        replanned = ck["args"]["epochs"] != args.epochs
+        if replanned:
+            # The run was re-planned (shorter or longer): cosine-anneal from the current rate to the new end.
+            anneal = {"lr": opt.param_groups[0]["lr"], "steps": max(1, (args.epochs - start_epoch) * steps_per_epoch)}
+            log.info("schedule changed from %d to %d epochs: annealing from lr %.2e over %d steps",
+                     ck["args"]["epochs"], args.epochs, anneal["lr"], anneal["steps"])
+        if anneal is None:
+            sched.load_state_dict(ck["sched"])
+        else:
+            sched = _anneal(opt, anneal)
+            if not replanned:
+                sched.load_state_dict(ck["sched"])
         log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
     model.train()
     for epoch in range(start_epoch, args.epochs):
@@ -207,7 +220,7 @@ def train(args: argparse.Namespace) -> Path:
                  time.monotonic() - t0, running, source, {k: round(v, 4) for k, v in scores.items()}, mean)
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict(), "epoch": epoch, "best": max(best, mean), "history": history,
-                 "args": vars(args)}
+                 "args": vars(args), "anneal": anneal}
         if mean > best:
             best = mean
             torch.save({"weights": weights.state_dict(), "source": source, "epoch": epoch, "val": scores,
@@ -239,6 +252,16 @@ def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[st
     log.info("exporting %s", chosen[1])
     chosen[3].eval()
     return chosen[2], chosen[3]
+
+
+def _anneal(opt: torch.optim.Optimizer, plan: dict[str, float]) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine from plan["lr"] down to 1/200 of it over plan["steps"] steps."""
+    for group in opt.param_groups:
+        group["lr"] = plan["lr"]
+        group["initial_lr"] = plan["lr"]
+    steps = plan["steps"]
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: 0.005 + 0.995 * 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
 
 
 def _calibration(data_root: Path, n: int = 256, batch: int = 16) -> list[np.ndarray]:
