@@ -176,6 +176,37 @@ def test_matches_and_unknown_region() -> None:
         apply_region(_result("ABC123", 0.5), "mars")
 
 
+# --------------------------------------------------------------------------- synthetic plates
+
+
+def test_every_style_renders_a_registration_and_degrade_keeps_the_shape() -> None:
+    from picar.train.plates import STYLES, degrade, render_plate
+
+    rng = np.random.default_rng(5)
+    for style in STYLES:
+        plate = render_plate(rng, style)
+        assert plate.style == style and plate.rows in (1, 2)
+        assert plate.image.dtype == np.uint8 and plate.image.ndim == 3 and plate.image.shape[2] == 3
+        assert plate.text.isalnum() and plate.text.isupper() or plate.text.isdigit()
+        assert 4 <= len(plate.text) <= 10, (style, plate.text)
+        damaged = degrade(plate.image, rng, 1.0)
+        assert damaged.shape == plate.image.shape and damaged.dtype == np.uint8
+    assert {render_plate(rng, "eu_square").rows, render_plate(rng, "moto").rows} == {2}
+
+
+def test_render_plate_uses_the_given_text_and_rejects_bad_input() -> None:
+    from picar.train.plates import render_plate
+
+    rng = np.random.default_rng(6)
+    plate = render_plate(rng, "ro", text="cj07xyz")
+    assert plate.text == "CJ07XYZ" and plate.rows == 1
+    assert render_plate(rng, "eu_square", text="AB123CD").rows == 2
+    with pytest.raises(ValueError, match="A-Z0-9"):
+        render_plate(rng, "us", text="AB-12")
+    with pytest.raises(ValueError, match="known:"):
+        render_plate(rng, "mars")
+
+
 # --------------------------------------------------------------------------- runtime on a real session
 
 

@@ -410,7 +410,6 @@ def _draw_furniture(canvas: np.ndarray, look: _Look, rng: np.random.Generator) -
     if look.band in ("eu_left", "ua_left"):
         bw = int(w * rng.uniform(0.08, 0.11)) if look.rows == 1 else int(w * rng.uniform(0.11, 0.15))
         if look.band == "ua_left":
-            canvas[:, :bw // 2 + 2] = canvas[:, :bw // 2 + 2]  # no-op, keeps the border below
             canvas[: h // 2, :bw] = (0, 87, 183)
             canvas[h // 2:, :bw] = (255, 215, 0)
         else:
