@@ -39,12 +39,12 @@ def sim(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Simulation]:
     s.stop()
 
 
-def outbox_events(sim: Simulation) -> list[tuple[str, str, int]]:
-    """(event_id, topic, acked) of every event the car ever queued for HQ."""
+def outbox_events(sim: Simulation) -> list[tuple[str, str, float | None]]:
+    """(event_id, topic, acked_at) of every event the car ever queued for HQ."""
     db = sqlite3.connect(sim.work / "data" / "outbox.db")
     try:
         table = "outbox" if [r for r in db.execute("PRAGMA table_info(outbox)")] else "events"
-        return [(r[0], r[1], int(r[2] is not None)) for r in db.execute(
+        return [(r[0], r[1], r[2]) for r in db.execute(
             f"SELECT event_id, topic, acked_at FROM {table} ORDER BY seq")]
     finally:
         db.close()
@@ -89,6 +89,7 @@ def test_broker_killed_mid_drive_then_daemon_sigkilled_nothing_is_lost(tmp_path:
         sim.publish_watchlist()
         sim.start_daemon(("--exit-when-done",))
         assert wait_until(lambda: len(hq_event_ids(hq.messages)) >= 2, 60), sim.daemon_log()[-4000:]
+        killed_at = time.time()
         sim.broker.kill()
         time.sleep(3)  # reads keep coming while HQ is unreachable: they wait in the outbox
         sim.broker.restart()
@@ -102,11 +103,16 @@ def test_broker_killed_mid_drive_then_daemon_sigkilled_nothing_is_lost(tmp_path:
         sim.start_daemon(("--exit-when-done",))
         assert sim.daemon.wait(240) == 0, sim.daemon_log()[-4000:]
         queued = outbox_events(sim)
-        assert queued and all(acked for _, _, acked in queued), "events left unacknowledged after a clean stop"
-        wanted = {e for e, topic, _ in queued if topic.rsplit("/", 1)[-1] in ("read", "hit")}
-        assert wait_until(lambda: wanted <= set(hq_event_ids(hq.messages)), 20)
+        assert queued and all(acked is not None for _, _, acked in queued), "unacknowledged after a clean stop"
+        wanted = {e: acked for e, topic, acked in queued if topic.rsplit("/", 1)[-1] in ("read", "hit")}
+        wait_until(lambda: set(wanted) <= set(hq_event_ids(hq.messages)), 20)
         got = hq_event_ids(hq.messages)
-        assert wanted <= set(got)
+        # The car resends everything the broker did not acknowledge. Mosquitto itself saves to disk once a
+        # second, so a SIGKILL may lose what it acknowledged just before dying (docs/mqtt.md): only such
+        # events may be missing.
+        missing = {e: wanted[e] for e in set(wanted) - set(got)}
+        assert all(a is not None and killed_at - 2.0 <= a <= killed_at + 0.5 for a in missing.values()), missing
+        assert len(missing) <= 2, missing
         # Redelivery after the outages may repeat an event; the event id makes it recognisable.
         assert len(got) - len(set(got)) >= 0
         log = sim.daemon_log()
