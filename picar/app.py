@@ -80,6 +80,8 @@ class Daemon:
         self.heat: Any = None
         self.door: Any = None
         self._watchlist_lock = threading.Lock()
+        self._pending_events: list[tuple[str, dict[str, Any]]] = []
+        self._pending_lock = threading.Lock()
         self.pipeline: Pipeline | None = None
         self._threads: list[threading.Thread] = []
         self._groups = HitGroups(config.watchlist.hit_cooldown_s)
@@ -251,8 +253,13 @@ class Daemon:
     def _housekeeping(self) -> None:
         next_purge = 0.0
         next_position = 0.0
+        next_status = time.monotonic() + 60.0
         while not self.stop_event.wait(0.5):
             now = time.monotonic()
+            self._retry_pending_events()
+            if now >= next_status and self.hq is not None:
+                next_status = now + 60.0
+                self.hq.publish_status()
             if now >= next_purge:
                 next_purge = now + self.cfg.retention.purge_interval_s
                 self._purge()
@@ -322,11 +329,47 @@ class Daemon:
             self.ui.push("hit", payload)
 
     def _publish(self, kind: str, payload: dict[str, Any]) -> str:
-        """Every event goes through the on-disk outbox; with MQTT off it simply waits there."""
+        """Every event goes through the on-disk outbox; with MQTT off it simply waits there.
+
+        When the outbox cannot take it (disk full), the event waits in memory (bounded) and is retried
+        by housekeeping, so a full disk delays events instead of losing them.
+        """
+        from picar.outbox import OutboxError
+
+        event_id = str(payload.setdefault("event_id", str(uuid.uuid4())))
+        try:
+            self._queue_event(kind, payload)
+        except OutboxError as exc:
+            with self._pending_lock:
+                if len(self._pending_events) < 10000:
+                    self._pending_events.append((kind, payload))
+                else:
+                    log.critical("event %s (%s) lost: outbox unavailable and 10000 events already waiting",
+                                 event_id, kind)
+            log.error("outbox: cannot store %s event %s (%s); kept in memory and retried", kind, event_id, exc)
+        return event_id
+
+    def _queue_event(self, kind: str, payload: dict[str, Any]) -> None:
         if self.hq is not None:
-            return str(self.hq.publish_event(kind, payload, event_id=payload.get("event_id")))
-        topic = f"{self.cfg.mqtt.topic_prefix}/{self.cfg.vehicle.id}/{kind}"
-        return str(self.outbox.put(topic, payload, qos=1, event_id=payload.get("event_id")))
+            self.hq.publish_event(kind, payload, event_id=payload["event_id"])
+        else:
+            topic = f"{self.cfg.mqtt.topic_prefix}/{self.cfg.vehicle.id}/{kind}"
+            self.outbox.put(topic, payload, qos=1, event_id=payload["event_id"])
+
+    def _retry_pending_events(self) -> None:
+        from picar.outbox import OutboxError
+
+        with self._pending_lock:
+            waiting, self._pending_events = self._pending_events, []
+        for i, (kind, payload) in enumerate(waiting):
+            try:
+                self._queue_event(kind, payload)
+            except OutboxError:
+                with self._pending_lock:
+                    self._pending_events[:0] = waiting[i:]
+                return
+        if waiting:
+            log.info("outbox: %d waiting event(s) stored", len(waiting))
 
     def _match(self, read: PlateRead) -> list[tuple[WatchEntry, Match]]:
         wl = self.watchlist.current
@@ -349,7 +392,7 @@ class Daemon:
             raise KeyError(f"no hit with event id {hit_event_id}")
         payload = {"hit_event_id": hit_event_id, "decision": decision, "reason": reason, "note": note,
                    "vehicle": self.cfg.vehicle.id, "time": iso(time.time())}
-        payload["event_id"] = self._publish("disposition", payload)
+        self._publish("disposition", payload)
         self._audit("officer", f"hit {decision}", payload)
         return payload
 
@@ -393,7 +436,7 @@ class Daemon:
     def _on_heat(self, state: dict[str, Any]) -> None:
         payload = dict(state)
         if state.get("state") in ("warning", "alarm"):
-            payload["event_id"] = self._publish("heat", payload)
+            self._publish("heat", payload)
         if self.ui is not None:
             self.ui.push("heat", payload)
 
