@@ -450,7 +450,8 @@ def export_best(args: argparse.Namespace, log: Log) -> None:
                 f"{q_lat['median_ms'] < chosen['latency']['median_ms']})")
     except Exception as exc:  # quantisation is optional: the fp32 model is always a valid result
         log(f"export: int8 skipped: {exc!r}")
-    threshold = _pick_threshold(metrics, 0.95)
+    # 2 points of margin over the 0.95 target: the RO val split has only 83 plates (1 plate = 1.2 points)
+    threshold = _pick_threshold(metrics, 0.97)
     args.models.mkdir(parents=True, exist_ok=True)
     dst = args.models / "plate_detector.onnx"
     shutil.copyfile(shipped, dst)
@@ -474,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--data", type=Path, required=True, help="root holding detect/<source>/ folders")
     ap.add_argument("--out", type=Path, default=Path("runs/det"))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=22)
     ap.add_argument("--steps", type=int, default=400, help="optimizer steps per epoch")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--crop", type=int, default=256, help="square training crop side (px)")
