@@ -145,7 +145,9 @@ def _require(side: dict[str, Any], *keys: str) -> Any:
 
 
 class PlateDetector:
-    """One ONNX session plus pre-allocated buffers; `detect` turns a BGR frame into plate boxes."""
+    """One ONNX session plus pre-allocated buffers; `detect` turns a BGR frame into plate boxes.
+
+    The input buffer is reused on every call, so one detector belongs to one worker thread."""
 
     def __init__(self, model_path: Path, threads: int = 1, score_threshold: float | None = None) -> None:
         model_path = Path(model_path)
