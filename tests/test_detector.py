@@ -172,3 +172,31 @@ def test_detector_reads_its_settings_from_the_sidecar(tmp_path: Path) -> None:
     model.with_suffix(".json").unlink()
     with pytest.raises(ModelError, match="sidecar not found"):
         PlateDetector(model)
+
+
+# ---------------------------------------------------------------- scene renderer (training side)
+
+
+def test_render_scene_contract() -> None:
+    pytest.importorskip("PIL")  # plates are drawn with TTF fonts: a training-only dependency
+    from picar.train.scenes import render_scene
+
+    rng = np.random.default_rng(7)
+    widths: list[int] = []
+    for night in (False, True):
+        for _ in range(6):
+            img, plates = render_scene(rng, 960, 540, n_plates=3, night=night)
+            assert img.shape == (540, 960, 3) and img.dtype == np.uint8
+            for plate, (x, y, w, h) in plates:
+                assert x >= 0 and y >= 0 and x + w <= 960 and y + h <= 540
+                assert 20 <= w <= 200  # 40-400 px at 1920 wide, scaled by 960 / 1920
+                assert 0.9 <= w / h <= 6.0
+                assert plate.text and plate.image.ndim == 3
+                widths.append(w)
+    assert len(widths) >= 20
+    a, pa = render_scene(np.random.default_rng(3), 640, 360)
+    b, pb = render_scene(np.random.default_rng(3), 640, 360)
+    assert np.array_equal(a, b) and [p[1] for p in pa] == [p[1] for p in pb]
+    day, _ = render_scene(np.random.default_rng(5), 640, 360, n_plates=1, night=False)
+    night, _ = render_scene(np.random.default_rng(5), 640, 360, n_plates=1, night=True)
+    assert night.mean() < day.mean()
