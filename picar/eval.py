@@ -214,7 +214,7 @@ def read_bgr(path: Path) -> np.ndarray:
 class Failure:
     """One thing to show on the contact sheet."""
 
-    kind: str  # "missed", "false_positive", "misread"
+    kind: str  # "missed", "false_positive", "e2e_misread" (detected, read wrong), "ocr_misread" (OCR folder)
     path: Path
     caption: str
     gt: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
@@ -289,7 +289,7 @@ def score_detection(
             if res.text == text:
                 c.e2e_correct += 1
             else:
-                failures.append(Failure("misread", item.path, f"{text} read {res.text or '-'}", crop=crop))
+                failures.append(Failure("e2e_misread", item.path, f"{text} read {res.text or '-'}", crop=crop))
     return c
 
 
@@ -307,7 +307,7 @@ def score_ocr(
             if res.text == text:
                 correct += 1
             else:
-                failures.append(Failure("misread", path, f"{text} read {res.text or '-'}", crop=crop))
+                failures.append(Failure("ocr_misread", path, f"{text} read {res.text or '-'}", crop=crop))
     n = len(items)
     return {"crops": n, "correct": correct, "accuracy": correct / max(n, 1),
             "char_accuracy": chars_ok / max(chars_total, 1)}
