@@ -40,14 +40,19 @@ def demo_main(argv: list[str]) -> int:
     ap.add_argument("--timeout", type=float, default=180.0, help="give up after this many seconds")
     ap.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary folder, removed)")
     ap.add_argument("--json", action="store_true", help="print the hits received at HQ as JSON lines")
+    ap.add_argument("--detector", type=Path, help="another detector model (default: the shipped one)")
+    ap.add_argument("--ocr", type=Path, help="another OCR model (default: the shipped one)")
     args = ap.parse_args(argv)
+    models = "".join(f"{k} = {json.dumps(str(v.resolve()))}\n" for k, v in (("detector", args.detector),
+                                                                          ("ocr", args.ocr)) if v)
 
     for name in ("drive.mp4", "track.csv", "watchlist.csv", "expected.json"):
         if not (args.demo_dir / name).is_file():
             print(f"picar demo: {args.demo_dir / name} is missing", file=sys.stderr)
             return 2
     work = args.workdir or Path(tempfile.mkdtemp(prefix="picar-demo-"))
-    sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast))
+    sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast,
+                                      extra_config=f"\n[models]\n{models}" if models else ""))
     try:
         _say(f"demo: working in {work}")
         sim.start_world()

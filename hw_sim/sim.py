@@ -84,7 +84,8 @@ class Simulation:
         if self.options.gps_faults is not None:
             kwargs["faults"] = self.options.gps_faults
         self.gps = VirtualGps(load_track(self.options.demo_dir / "track.csv"), realtime=True,
-                              loop=self.options.loop_gps, link=self.work / "gps", wait_for_reader=False, **kwargs)
+                              loop=self.options.loop_gps, link=self.work / "gps", wait_for_reader=False, rate_hz=5.0,
+                              **kwargs)
         self.gps_device = self.gps.start()
 
     def start_camera(self) -> None:

@@ -100,6 +100,7 @@ class Daemon:
         self._start_hq()
         detector, reader = self._load_models()
         self._start_gps()
+        self._wait_first_fix(2.0)
         self._start_cameras()
         self.pipeline = Pipeline(
             vehicle_id=cfg.vehicle.id,
@@ -186,6 +187,17 @@ class Daemon:
         self.gps = open_gps(g.source, g.device, g.baud, g.gpsd_host, g.gpsd_port, g.max_fix_age_s,
                             g.reopen_initial_s, g.reopen_max_s)
         self.gps.start()
+
+    def _wait_first_fix(self, timeout_s: float) -> None:
+        """Give a receiver that is already talking a moment to report its fix, so the first plates of a
+        shift carry a position. Never longer than `timeout_s`: a car in a garage still starts."""
+        if self.cfg.gps.source == "none":
+            return
+        deadline = time.monotonic() + timeout_s
+        while self.gps.latest() is None and time.monotonic() < deadline:
+            self.stop_event.wait(0.05)
+        if self.gps.latest() is None:
+            log.warning("GPS: no fix yet after %.1f s; reads carry no position until one arrives", timeout_s)
 
     def _start_cameras(self) -> None:
         from picar.camera import open_camera
