@@ -177,7 +177,8 @@ def train(args: argparse.Namespace) -> Path:
         replanned = ck["args"]["epochs"] != args.epochs
         if replanned:
             # The run was re-planned (shorter or longer): cosine-anneal from the current rate to the new end.
-            anneal = {"lr": opt.param_groups[0]["lr"], "steps": max(1, (args.epochs - start_epoch) * steps_per_epoch)}
+            start_lr = args.lr if args.rewarm else opt.param_groups[0]["lr"]
+            anneal = {"lr": start_lr, "steps": max(1, (args.epochs - start_epoch) * steps_per_epoch)}
             log.info("schedule changed from %d to %d epochs: annealing from lr %.2e over %d steps",
                      ck["args"]["epochs"], args.epochs, anneal["lr"], anneal["steps"])
         if anneal is None:
@@ -372,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--rewarm", action="store_true", help="on a re-planned resume, anneal from --lr again")
     p.add_argument("--export-only", action="store_true")
     p.add_argument("--no-export", action="store_true")
     p.add_argument("--evaluate", type=Path, help="only evaluate this ONNX model (with its sidecar) on real val")
