@@ -6,6 +6,7 @@ from the sidecar JSON beside the .onnx file. Pre- and post-processing are pure f
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,12 +55,14 @@ def _text_candidates(slot_top: list[list[tuple[str, float]]], pad: str, limit: i
     """Most probable texts from per-slot top-k lists (beam search on log probabilities). Slot paths that
     spell the same text (a pad in a different place) add up."""
     beams: list[tuple[float, str]] = [(0.0, "")]
-    width = max(limit * 3, 8)
+    width = max(limit * 3, 8)  # paths spelling the same text merge later: keep spares
     for options in slot_top:
-        grown = [(lp + math.log(max(p, 1e-12)), text + ("" if ch == pad else ch))
-                 for lp, text in beams for ch, p in options]
-        grown.sort(key=lambda t: -t[0])
-        beams = grown[:width]
+        opts = [(math.log(max(p, 1e-12)), "" if ch == pad else ch) for ch, p in options]
+        if len(opts) == 1:  # a sure slot: extend every beam, nothing to rank
+            lo, c = opts[0]
+            beams = [(lp + lo, text + c) for lp, text in beams]
+            continue
+        beams = heapq.nlargest(width, [(lp + lo, text + c) for lp, text in beams for lo, c in opts])
     merged: dict[str, float] = {}
     for lp, text in beams:
         merged[text] = merged.get(text, 0.0) + math.exp(lp)
