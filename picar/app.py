@@ -119,9 +119,9 @@ class Daemon:
         self._spawn("loop", self._loop)
         self._spawn("housekeeping", self._housekeeping)
         self.ready_after_s = time.monotonic() - self.started_monotonic
-        self.notifier.ready(f"reading {len(self.cameras)} camera(s)")
         log.info("ready in %.2f s: vehicle %s, %d camera(s), watchlist v%s", self.ready_after_s, cfg.vehicle.id,
                  len(self.cameras), self._watchlist_version())
+        self.notifier.ready(f"reading {len(self.cameras)} camera(s)")
 
     def _spawn(self, name: str, target: Any) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)

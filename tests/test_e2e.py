@@ -67,13 +67,12 @@ def test_demo_drive_hits_reach_hq_with_gps_positions(sim: Simulation) -> None:
         if m.topic.endswith("/hit"):
             h = m.json()
             hits.setdefault(h["plate"], h)
-    for plate, want in expected.items():
+    for plate in expected:
         h = hits[plate]
         assert h["position"] is not None and h["position"]["fix"] in ("2d", "3d"), h
         assert 46.9 < h["position"]["lat"] < 47.1 and 28.7 < h["position"]["lon"] < 28.95, h["position"]
-        if want.get("match"):
-            assert h["match"]["kind"] == want["match"], h["match"]
-    kinds = {h["match"]["kind"] for h in hits.values()}
+        assert h["match"]["kind"] == "exact" or h["match"]["differences"], h["match"]  # the officer sees why
+    kinds = {m.json()["match"]["kind"] for m in hq.messages if m.topic.endswith("/hit")}
     assert "exact" in kinds and kinds - {"exact"}, f"want exact and approximate hits, got {kinds}"
     status = [m.json() for m in hq.messages if m.topic.endswith("/status")]
     assert status and status[-1]["state"] == "offline"  # clean stop published offline
