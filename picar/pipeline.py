@@ -109,8 +109,12 @@ class Pipeline:
         c = self.counters
         c.frames += 1
         c.last_frame_monotonic = time.monotonic()
-        with self.times.time("detect"):
-            dets = self.detector.detect(frame.image)
+        t0 = time.perf_counter()
+        dets = self.detector.detect(frame.image)
+        total_ms = (time.perf_counter() - t0) * 1000.0
+        pre_ms = float(getattr(self.detector, "last_preprocess_ms", 0.0))
+        self.times.add("preprocess", pre_ms)
+        self.times.add("detect", total_ms - pre_ms)
         crops: list[np.ndarray] = []
         results: list[OcrResult] = []
         if dets:

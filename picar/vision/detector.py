@@ -7,6 +7,7 @@ input pixels). Everything the runtime needs to know about the model is read from
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,7 @@ class PlateDetector:
         if got != [self.input_name]:
             raise ModelError(f"{model_path}: model inputs {got} do not match sidecar input '{self.input_name}'")
         self._buffer = np.full((1, h, w, 3), PAD_VALUE, np.uint8)
+        self.last_preprocess_ms = 0.0  # resize + letterbox of the last frame, for the loop's stage timing
 
     def warm_up(self) -> None:
         """Run the model twice on a grey frame so the first real frame is not slow."""
@@ -182,7 +184,9 @@ class PlateDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Plates in one BGR frame of any size; boxes in that frame's pixels, best score first."""
+        t0 = time.perf_counter()
         tensor, scale, pad = letterbox(image, self.size, out=self._buffer)
+        self.last_preprocess_ms = (time.perf_counter() - t0) * 1000.0
         outputs = self.session.run(self.output_names, {self.input_name: tensor})
         return decode(
             (outputs[0], outputs[1]),
