@@ -383,6 +383,7 @@ class Camera:
         monotonic: Callable[[], float] = time.monotonic,
         io_timeout_s: float = 5.0,
         recorded_fps: float | None = None,
+        buffer: int = 2,
     ) -> None:
         if reconnect_initial_s <= 0 or reconnect_max_s < reconnect_initial_s:
             raise ValueError(
@@ -410,7 +411,12 @@ class Camera:
         # Recordings played as fast as possible must lose nothing: the worker waits for the slot.
         self._block = not realtime and not self.source.live
         self._cond = threading.Condition()
-        self._slot: Frame | None = None
+        # A bounded queue of `buffer` frames: it absorbs one slow loop iteration without losing a frame;
+        # beyond that the oldest frame is dropped and counted, so the loop always works near the newest.
+        if buffer < 1:
+            raise ValueError(f"camera {name!r}: buffer must be >= 1, got {buffer}")
+        self._buffer_size = buffer
+        self._queue: collections.deque[Frame] = collections.deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._state: CameraState = "starting"
@@ -449,9 +455,9 @@ class Camera:
         """The newest frame not yet taken, waiting up to `timeout` s; None on timeout or when done."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._slot is not None or self._state in ("finished", "stopped"), timeout
+                lambda: bool(self._queue) or self._state in ("finished", "stopped"), timeout
             )
-            frame, self._slot = self._slot, None
+            frame = self._queue.popleft() if self._queue else None
             self._cond.notify_all()
             return frame
 
@@ -623,12 +629,13 @@ class Camera:
     def _deliver(self, image: np.ndarray, wall: float, mono: float) -> None:
         with self._cond:
             if self._block:
-                self._cond.wait_for(lambda: self._slot is None or self._stop.is_set())
+                self._cond.wait_for(lambda: len(self._queue) < self._buffer_size or self._stop.is_set())
                 if self._stop.is_set():
                     return
-            elif self._slot is not None:
+            elif len(self._queue) >= self._buffer_size:
+                self._queue.popleft()
                 self._dropped += 1
-            self._slot = Frame(self.name, self._index, wall, mono, image)
+            self._queue.append(Frame(self.name, self._index, wall, mono, image))
             self._index += 1
             self._frames += 1
             self._last_mono = mono

@@ -147,14 +147,17 @@ def test_realtime_source_keeps_newest_frame_and_counts_drops(tmp_path: Path) -> 
     cam.start()
     first = cam.get(10.0)
     assert first is not None
-    # The consumer is busy until the recording is over: every frame but the newest is dropped.
+    # The consumer is busy until the recording is over: all but the newest two frames are dropped.
     assert cam.wait_state("finished", 10.0)
+    second_last = cam.get(1.0)
     last = cam.get(1.0)
+    assert cam.get(0.1) is None
     cam.stop()
+    assert second_last is not None and second_last.index == count - 2
     assert last is not None and last.index == count - 1 and shade_of(last.image) == count - 1
     status = cam.status()
     assert status["frames"] == count
-    assert status["dropped"] == count - 2
+    assert status["dropped"] == count - 3
     # Played at recorded pace (100 fps), not as fast as the disk allows.
     elapsed = last.monotonic - first.monotonic
     expected = (last.index - first.index) / fps
