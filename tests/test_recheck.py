@@ -1,0 +1,43 @@
+"""A new watchlist is checked against the reads of the last hours, and hits are raised for them."""
+
+import json
+import time
+from pathlib import Path
+
+from picar.app import Daemon
+from picar.config import parse_config
+from picar.outbox import Outbox
+from picar.store import Store
+from picar.types import PlateRead
+from picar.watchlist_io import snapshot_payload
+from picar.watchlist_sync import WatchlistStore
+
+
+def read(event_id: str, text: str, age_h: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:
+    t = time.time() - age_h * 3600
+    return PlateRead(event_id, "car1", "front", text, 0.9, ((text, 0.9), *candidates), t, t, t, 3, (0, 0, 1, 1),
+                     None)
+
+
+def test_new_list_raises_hits_on_recent_reads_only_once(tmp_path: Path) -> None:
+    cfg = parse_config({"vehicle": {"id": "car1"}, "cameras": [{"name": "front", "source": "0"}],
+                        "mqtt": {"enabled": False, "tls": False}, "storage": {"data_dir": str(tmp_path / "d")},
+                        "watchlist": {"require_signature": False, "recheck_hours": 24}}, tmp_path)
+    daemon = Daemon(cfg)
+    daemon.store = Store(tmp_path / "d", min_free_mb=0)
+    daemon.outbox = Outbox(tmp_path / "d" / "outbox.db")
+    daemon.watchlist = WatchlistStore(tmp_path / "wl", public_key=None, require_signature=False)
+    daemon.watchlist.load()
+    daemon.store.add_read(read("r-recent", "MD123AB", 2))
+    daemon.store.add_read(read("r-second-candidate", "KLX901", 5, (("KLX9O1", 0.4),)))
+    daemon.store.add_read(read("r-old", "MD123AB", 30))  # older than recheck_hours
+    daemon.store.add_read(read("r-innocent", "ZZZ999", 1))
+    update = snapshot_payload([{"plate": "MD123AB", "list": "stolen_vehicle", "priority": 1},
+                               {"plate": "KLX9O1", "list": "bolo", "priority": 2}], version=7)
+    assert daemon.watchlist.apply_update(update, origin="test").accepted
+    assert daemon.recheck_past_reads() == 2
+    assert daemon.recheck_past_reads() == 0  # the same read and entry never hit twice
+    hits = [json.loads(i.payload) for i in daemon.outbox.pending(limit=50) if i.topic.endswith("/hit")]
+    assert sorted((h["read_event_id"], h["plate"], h["recheck"]) for h in hits) == [
+        ("r-recent", "MD123AB", True), ("r-second-candidate", "KLX9O1", True)]
+    assert daemon.store.counts()["hits"] == 2
