@@ -92,6 +92,9 @@ class Daemon:
     # --- start ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        import cv2
+
+        cv2.setNumThreads(1)  # one decode thread per camera plus one inference thread: no oversubscription
         cfg = self.cfg
         data = cfg.storage.data_dir
         self.store = Store(data, min_free_mb=cfg.storage.min_free_mb)
