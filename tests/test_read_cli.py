@@ -1,0 +1,54 @@
+"""`picar read --json` keeps the contract tools outside the test suite rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tests.test_detector import draw_scene
+
+
+def run_read(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "picar.cli", "read", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_json_lines_one_per_image_with_the_documented_fields(tmp_path: Path) -> None:
+    img, truth = draw_scene(np.random.default_rng(3), 1280, 720, [(400, 500, 200)])
+    scene = tmp_path / "scene.jpg"
+    cv2.imwrite(str(scene), img)
+    empty = tmp_path / "empty.png"
+    cv2.imwrite(str(empty), np.full((480, 640, 3), 90, np.uint8))
+    proc = run_read("--json", "--region", "eu", str(scene), str(empty))
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in lines] == [str(scene), str(empty)]
+    for r in lines:
+        assert set(r) == {"file", "ms", "plates"} and isinstance(r["ms"], float) and r["ms"] > 0
+    assert lines[1]["plates"] == []
+    (plate,) = lines[0]["plates"]
+    assert set(plate) == {"text", "confidence", "box", "candidates"}
+    x, y, w, h = plate["box"]
+    assert all(isinstance(v, int) for v in plate["box"])
+    tx, ty, tw, th = truth[0]
+    assert abs(x - tx) < tw * 0.3 and abs(y - ty) < th and 0.6 < w / tw < 1.5
+    assert 0.0 <= plate["confidence"] <= 1.0
+    assert plate["candidates"] and all(set(c) == {"text", "confidence"} for c in plate["candidates"])
+    assert plate["candidates"][0]["text"] == plate["text"]
+
+
+def test_bad_files_and_regions_are_clear_errors(tmp_path: Path) -> None:
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    proc = run_read("--json", str(tmp_path / "missing.jpg"), str(not_image))
+    assert proc.returncode == 1
+    errors = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["error"] for e in errors] == ["file not found", "not a readable image"]
+    assert all(e["plates"] == [] for e in errors)
+    proc = run_read("--region", "mars", str(not_image))
+    assert proc.returncode == 2 and "mars" in proc.stderr
