@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from picar.events import hit_payload, read_payload
 from picar.metrics import StageTimes
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
 from picar.tracker import PlateTracker, TrackerSettings, VotedRead
@@ -62,15 +63,11 @@ class BenchSink:
         self.hits = 0
 
     def on_read(self, read: PlateRead, voted: VotedRead) -> None:
-        from picar.events import read_payload
-
         with self.times.time("publish"):
             if self.hq is not None:
                 self.hq.publish_event("read", read_payload(read), event_id=read.event_id)
 
     def on_hit(self, hit: Hit, voted: VotedRead) -> None:
-        from picar.events import hit_payload
-
         self.hits += 1
         self.capture_mono[hit.event_id] = hit.read.capture_monotonic
         with self.times.time("publish"):

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -150,14 +150,8 @@ class Pipeline:
                 out.append(read)
         return out
 
-    def _emit(self, voted: VotedRead) -> PlateRead | None:
-        c = self.counters
-        if voted.confidence < self.min_read_confidence and not self._any_candidate_listed(voted):
-            c.low_confidence += 1
-            log.debug("read %s below confidence %.2f (%.2f), not reported", voted.text,
-                      self.min_read_confidence, voted.confidence)
-            return None
-        read = PlateRead(
+    def _to_read(self, voted: VotedRead, with_position: bool = True) -> PlateRead:
+        return PlateRead(
             event_id=str(uuid.uuid4()),
             vehicle_id=self.vehicle_id,
             camera=voted.camera,
@@ -169,14 +163,24 @@ class Pipeline:
             last_seen=voted.last_seen,
             frames=voted.frames,
             box=voted.box,
-            fix=self.position_at(voted.captured_at),
+            fix=self.position_at(voted.captured_at) if with_position else None,
             capture_monotonic=voted.capture_monotonic,
             chars=voted.chars,
             region=self.region_of(voted.camera),
         )
-        c.reads += 1
+
+    def _emit(self, voted: VotedRead) -> PlateRead | None:
+        c = self.counters
+        read = self._to_read(voted)
         matches = self._match(read)
-        self._call(self.sink.on_read, replace(read), voted)
+        # A weak read is still reported when one of its candidates is on the watchlist.
+        if voted.confidence < self.min_read_confidence and not matches:
+            c.low_confidence += 1
+            log.debug("read %s below confidence %.2f (%.2f), not reported", voted.text,
+                      self.min_read_confidence, voted.confidence)
+            return None
+        c.reads += 1
+        self._call(self.sink.on_read, read, voted)
         for entry, match in matches:
             c.hits += 1
             hit = Hit(event_id=str(uuid.uuid4()), read=read, entry=entry, match=match, raised_at=self.clock())
@@ -184,10 +188,8 @@ class Pipeline:
         return read
 
     def _any_candidate_listed(self, voted: VotedRead) -> bool:
-        """A weak read is still worth reporting when one of its candidates is on the watchlist."""
-        probe = PlateRead("", self.vehicle_id, voted.camera, voted.text, voted.confidence, voted.candidates,
-                          voted.captured_at, voted.first_seen, voted.last_seen, voted.frames, voted.box, None)
-        return bool(self._match(probe))
+        """The tracker's urgency test: is any candidate of this not-yet-emitted track on the watchlist?"""
+        return bool(self._match(self._to_read(voted, with_position=False)))
 
     def _match(self, read: PlateRead) -> list[tuple[WatchEntry, Match]]:
         try:
