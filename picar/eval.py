@@ -389,7 +389,20 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
     ap.add_argument("--threshold", type=float, help="detector score threshold (default: the sidecar's)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tile-scale", type=float, metavar="S",
+                    help="also run the detector on overlapping windows seen at scale >= S (as `picar read` does)")
     return ap
+
+
+@dataclass(frozen=True)
+class _Tiled:
+    """A detector that also looks at overlapping windows of large images."""
+
+    detector: Any
+    min_scale: float
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return list(self.detector.detect_tiled(image, self.min_scale))
 
 
 def eval_main(argv: list[str]) -> int:
@@ -433,10 +446,12 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
 
         if not args.detector.is_file():
             raise EvalError(f"detector model not found: {args.detector} (give --detector)")
-        detector = PlateDetector(args.detector, threads=args.threads, score_threshold=args.threshold)
-        detector.warm_up()
+        plain = PlateDetector(args.detector, threads=args.threads, score_threshold=args.threshold)
+        plain.warm_up()
+        detector: Detector = _Tiled(plain, args.tile_scale) if args.tile_scale else plain
+        report["tile_scale"] = args.tile_scale
         report["detector"] = str(args.detector)
-        report["score_threshold"] = detector.threshold
+        report["score_threshold"] = plain.threshold
         total = Counts()
         per: dict[str, dict[str, Any]] = {}
         times: list[float] = []

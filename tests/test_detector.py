@@ -12,7 +12,15 @@ import pytest
 
 from picar.eval import iou_matrix
 from picar.types import Detection
-from picar.vision.detector import PAD_VALUE, PlateDetector, decode, letterbox, letterbox_geometry, nms
+from picar.vision.detector import (
+    PAD_VALUE,
+    PlateDetector,
+    decode,
+    letterbox,
+    letterbox_geometry,
+    nms,
+    tile_windows,
+)
 from picar.vision.session import ModelError
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "plate_detector.onnx"
@@ -200,3 +208,37 @@ def test_render_scene_contract() -> None:
     day, _ = render_scene(np.random.default_rng(5), 640, 360, n_plates=1, night=False)
     night, _ = render_scene(np.random.default_rng(5), 640, 360, n_plates=1, night=True)
     assert night.mean() < day.mean()
+
+
+# ---------------------------------------------------------------- tiles for large photos
+
+
+def test_tile_windows_cover_the_frame_at_the_wanted_scale() -> None:
+    assert tile_windows((480, 640), (320, 576), 0.5) == []  # the whole frame is already seen at >= 0.5
+    fh, fw = 1280, 1280
+    windows = tile_windows((fh, fw), (320, 576), 0.5, overlap=0.3)
+    assert len(windows) > 1
+    covered = np.zeros((fh, fw), bool)
+    for x, y, w, h in windows:
+        assert x >= 0 and y >= 0 and x + w <= fw and y + h <= fh
+        assert letterbox_geometry((h, w), (320, 576)).scale >= 0.5
+        covered[y: y + h, x: x + w] = True
+    assert covered.all()
+    xs = sorted({x for x, *_ in windows})
+    w = windows[0][2]
+    assert all(b - a <= 0.7 * w + 1 for a, b in zip(xs, xs[1:], strict=False)), "neighbours overlap by 30%"
+
+
+def test_detect_tiled_finds_a_small_plate_in_a_big_photo_and_keeps_one_box_per_plate() -> None:
+    det = PlateDetector(MODEL)
+    # a 5000x1500 panorama: the whole-frame shrink (0.115) leaves the 80 px plate 9 px wide
+    img, truth = draw_scene(np.random.default_rng(3), 5000, 1500, [(1200, 1150, 350), (3700, 700, 80)])
+    truth = truth[::-1]  # small plate first
+    whole = det.detect(img)
+    tiled = det.detect_tiled(img, 0.35)
+    iou_tiled = iou_matrix(_xyxy([d.box for d in tiled]), _xyxy(truth))
+    assert (iou_tiled.max(axis=0) >= 0.5).all(), f"tiled missed a plate: {tiled} vs {truth}"
+    small_whole = iou_matrix(_xyxy([d.box for d in whole]), _xyxy(truth[:1]))
+    assert small_whole.size == 0 or small_whole.max() < 0.5, "the small plate should need the tiles"
+    hits_per_plate = (iou_tiled >= 0.3).sum(axis=0)
+    assert (hits_per_plate == 1).all(), f"duplicate boxes for one plate: {tiled}"

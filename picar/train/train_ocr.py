@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from picar.train.ocr_data import REAL_SETS, TRAIN_WEIGHTS, MixedPlates, RealCrop, load_real
+from picar.train.ocr_data import REAL_SETS, TRAIN_WEIGHTS, MixedPlates, RealCrop, SynthPool, load_real
 from picar.train.ocr_model import (
     ALPHABET,
     INPUT_HEIGHT,
@@ -49,7 +49,7 @@ log = logging.getLogger("train_ocr")
 REGION_OF = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
              "eu_openalpr_train_detector_eu2": "eu", "ro_dashcam_crops": "ro", "ar_cnn_ocr_lp": "ar"}
 MODEL_NAME = "plate_ocr"
-VERSION = "1.0.0"
+VERSION = "2.0.0"
 
 
 def _setup_logging(out: Path) -> None:
@@ -110,6 +110,34 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
     return out
 
 
+# The accuracy targets are set on these val sets; the thresholds are calibrated on them too.
+TARGET_SETS = ("us_openalpr_seg_and_ocr", "br_openalpr_train_detector", "eu_openalpr_train_detector_eu2")
+DEFAULT_THRESHOLDS = {"min_char_confidence": 0.5, "min_plate_confidence": 0.3}
+
+
+def calibrate_thresholds(model_path: Path, val: dict[str, list[RealCrop]], precision: float = 0.95,
+                         min_reads: int = 20) -> dict[str, Any]:
+    """The lowest plate-confidence threshold at which reads above it are exact at least `precision` of
+    the time on the pooled target val sets (and at least `min_reads` pass); the defaults if none is."""
+    ocr = PlateOcr(model_path, threads=1)
+    scored: list[tuple[float, bool]] = []
+    for name in TARGET_SETS:
+        crops = val.get(name, [])
+        for i in range(0, len(crops), 32):
+            part = crops[i: i + 32]
+            scored += [(r.confidence, r.text == c.text) for r, c in zip(ocr.read([c.image for c in part]), part,
+                                                                          strict=True)]
+    scored.sort(key=lambda t: -t[0])
+    chosen: dict[str, Any] = {**DEFAULT_THRESHOLDS, "calibrated": False}
+    right = 0
+    for k, (conf, ok) in enumerate(scored, start=1):
+        right += ok
+        if k >= min_reads and right / k >= precision:
+            chosen = {"min_char_confidence": 0.0, "min_plate_confidence": round(conf, 4), "calibrated": True,
+                      "precision": round(right / k, 4), "coverage": round(k / len(scored), 4), "reads": len(scored)}
+    return chosen
+
+
 def latency_report(model_path: Path, crops: list[np.ndarray]) -> dict[str, Any]:
     """Single-thread ORT latency of the model alone (batch 1 and 8) and of PlateOcr.read end to end."""
     ocr = PlateOcr(model_path, threads=1)
@@ -154,6 +182,9 @@ def train(args: argparse.Namespace) -> Path:
     val = load_val(Path(args.data))
     log.info("real train crops: %s", {n: sum(c.dataset == n for c in real_train) for n in TRAIN_WEIGHTS})
     log.info("real val crops: %s", {n: len(v) for n, v in val.items()})
+    pool = SynthPool.load(Path(args.synth_cache)) if args.synth_cache else None
+    if pool is not None:
+        log.info("synthetic pool: %d pre-rendered inputs from %s", len(pool.images), args.synth_cache)
     model = build_model(args.head, args.width)
     log.info("model: %s head, width %d, %d params, %.1f M MACs", args.head, args.width, count_params(model),
              count_macs(model) / 1e6)
@@ -190,7 +221,7 @@ def train(args: argparse.Namespace) -> Path:
         log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
     model.train()
     for epoch in range(start_epoch, args.epochs):
-        ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch)
+        ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool)
         loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
         t0 = time.monotonic()
         running = 0.0
@@ -288,7 +319,7 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "name": MODEL_NAME,
         "version": VERSION,
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "task": "licence plate text from a plate crop, fixed slots, no segmentation",
+        "task": f"licence plate text from a plate crop, {head} head, no segmentation",
         "input": {"name": "image", "shape": [None, INPUT_HEIGHT, INPUT_WIDTH, 1], "dtype": "uint8",
                   "layout": "NHWC", "color": "gray", "range": "0-255, normalised inside the graph",
                   "resize": "stretch to HxW, aspect not kept; INTER_AREA when shrinking, else INTER_LINEAR"},
@@ -300,7 +331,7 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "slots": positions,
         "max_chars": MAX_SLOTS,
         "decode": {"decoder": _decoder(head), "top_k": 3, "max_candidates": 8},
-        "thresholds": {"min_char_confidence": 0.5, "min_plate_confidence": 0.3},
+        "thresholds": dict(DEFAULT_THRESHOLDS),
         "quantization": quant,
         "training": {"head": head, "checkpoint": ck.get("checkpoint"), "epoch": ck.get("epoch"),
                      "val_mean_torch": ck.get("mean"),
@@ -350,7 +381,13 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     quant = "int8 static QDQ (onnxruntime.quantization, per-channel weights)" if holds else "none (float32)"
     side = _sidecar(args, ck, quant, report[chosen]["val"], report[chosen]["latency"])
     dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
+    calibration = calibrate_thresholds(dst, val)
+    log.info("confidence thresholds: %s", calibration)
+    side["thresholds"] = {k: calibration[k] for k in DEFAULT_THRESHOLDS}
+    side["metrics"]["threshold_calibration"] = calibration
+    dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
     report["chosen"] = chosen
+    report["thresholds"] = calibration
     report["onnx_vs_torch_max_abs_diff"] = diff
     (out / "export.json").write_text(json.dumps(report, indent=2))
     log.info("shipped %s as %s (%d bytes)", chosen, dst, dst.stat().st_size)
@@ -372,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head", choices=("slots", "ctc"), default="ctc")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--synth-cache", help="folder of pre-rendered synthetic shards (picar.train.ocr_cache); "
+                   "without it synthetic plates are rendered on the fly")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--rewarm", action="store_true", help="on a re-planned resume, anneal from --lr again")
     p.add_argument("--export-only", action="store_true")

@@ -74,6 +74,27 @@ def letterbox(
     return out, geo.scale, geo.pad
 
 
+def tile_windows(frame_hw: tuple[int, int], size: tuple[int, int], min_scale: float,
+                 overlap: float = 0.3) -> list[tuple[int, int, int, int]]:
+    """Windows (x, y, w, h) of the frame that the model sees at a letterbox scale of at least `min_scale`,
+    overlapping by `overlap` so that a plate cut by one window's edge is whole in its neighbour.
+    Empty when the whole frame already fits at that scale."""
+    fh, fw = frame_hw
+    h, w = size
+    if letterbox_geometry(frame_hw, size).scale >= min_scale:
+        return []
+    th, tw = min(fh, int(h / min_scale)), min(fw, int(w / min_scale))
+
+    def starts(total: int, tile: int) -> list[int]:
+        if tile >= total:
+            return [0]
+        step = max(1, int(tile * (1 - overlap)))
+        n = -(-(total - tile) // step) + 1
+        return [round(i * (total - tile) / (n - 1)) for i in range(n)]
+
+    return [(x, y, tw, th) for y in starts(fh, th) for x in starts(fw, tw)]
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of boxes (x1, y1, x2, y2) kept by greedy IoU suppression, best score first."""
     order = np.argsort(-scores, kind="stable")
@@ -198,3 +219,23 @@ class PlateDetector:
             self.max_detections,
             self.min_size,
         )
+
+    def detect_tiled(self, image: np.ndarray, min_scale: float = 0.5) -> list[Detection]:
+        """For still photos larger than the model input: the whole frame, then overlapping windows seen
+        at a scale of at least `min_scale`, merged by NMS. Small plates in a big photo survive that the
+        whole-frame shrink would lose; costs one model run per window."""
+        found = self.detect(image)
+        windows = tile_windows((image.shape[0], image.shape[1]), self.size, min_scale)
+        fh, fw = image.shape[:2]
+        for x, y, w, h in windows:
+            for d in self.detect(np.ascontiguousarray(image[y: y + h, x: x + w])):
+                # A box touching an edge inside the frame is likely a cut plate: it is whole elsewhere.
+                cut = ((d.x <= 1 and x > 0) or (d.y <= 1 and y > 0) or (d.x + d.w >= w - 1 and x + w < fw)
+                       or (d.y + d.h >= h - 1 and y + h < fh))
+                if not cut:
+                    found.append(Detection(d.x + x, d.y + y, d.w, d.h, d.score))
+        if not windows or not found:
+            return found
+        boxes = np.array([[d.x, d.y, d.x + d.w, d.y + d.h] for d in found], np.float32)
+        scores = np.array([d.score for d in found], np.float32)
+        return [found[i] for i in nms(boxes, scores, self.nms_iou)[: self.max_detections]]
