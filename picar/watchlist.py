@@ -35,7 +35,10 @@ _ROW_BITS = np.uint64((1 << 24) - 1)
 _HASH_BITS = np.uint64(_MASK ^ ((1 << 24) - 1))
 MAX_ENTRIES = (1 << 24) - 1
 _BLOCK = 32
-_KIND_RANK = {"exact": 0, "confusable": 1, "wildcard": 2, "edit": 3}
+# Exact and confusable matches are the same plate up to look-alike characters: between them the OCR's
+# better candidate wins, so the officer sees what the camera most likely read and which characters to
+# check, not a weak candidate that happens to spell the listing. Wildcards and edits rank after them.
+_KIND_RANK = {"exact": 0, "confusable": 0, "wildcard": 1, "edit": 2}
 ENTRY_FIELDS = (
     "plate", "list", "region", "priority", "covert", "effective", "expires",
     "description", "reason", "notes", "source",
@@ -361,15 +364,14 @@ class Watchlist:
             for j, row in self._del_keys.lookup(uq, inv):
                 near.setdefault(row, set()).add(owners[j])
         best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
-        # Candidates are tried best first, so the first match that nothing can beat ends the search.
+        # Candidates are tried best first, so the first look-alike match ends the search.
         for row, cands in same.items():
             for i in sorted(cands):
                 text, conf = reads[i]
                 m = self._verify(text, row)
                 if m is not None:
                     _keep_best(best, row, m, conf, i)
-                    if m.kind == "exact":
-                        break
+                    break
         for row, cands in near.items():
             if row in best:
                 continue  # an exact or confusable match outranks any edit match
@@ -593,7 +595,7 @@ class _KeyIndex:
 
 def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,
                conf: float, cand: int) -> None:
-    rank = (_KIND_RANK[m.kind], len(m.differences), -conf, cand)
+    rank = (_KIND_RANK[m.kind], cand, len(m.differences), -conf)
     old = best.get(row)
     if old is None or rank < old[0]:
         best[row] = (rank, m)

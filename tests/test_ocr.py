@@ -169,6 +169,18 @@ def test_region_ranks_a_valid_lower_candidate_above_an_invalid_top_read() -> Non
     assert [t for t, _ in fixed.candidates][:2] == ["AA1234BB", "AA1234BBX"]
 
 
+def test_open_format_regions_promote_a_fitting_candidate_only_on_a_near_tie() -> None:
+    # "CUST0M" fits no US pattern; a far weaker candidate that fits one must not replace it
+    vanity = _result("CUST0M", 0.8, extra=(("CUS701", 0.05),))
+    assert matches("CUS701", "us") and not matches("CUST0M", "us")
+    assert apply_region(vanity, "us").text == "CUST0M"
+    assert "CUS701" in dict(apply_region(vanity, "us").candidates)
+    near = _result("ABC12X4", 0.5, extra=(("ABC1234", 0.3),))  # a near-tie: the format decides
+    assert apply_region(near, "us").text == "ABC1234"
+    # Brazil has one national format: a fitting candidate wins however weak
+    assert apply_region(_result("ABC12345", 0.8, extra=(("ABC1234", 0.05),)), "br").text == "ABC1234"
+
+
 def test_matches_and_unknown_region() -> None:
     assert matches("ABC1D23", "br") and matches("ABC1234", "auto") and not matches("ABCD", "br")
     assert "us" in REGIONS and "eu" in REGIONS and "auto" in REGIONS

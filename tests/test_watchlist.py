@@ -85,11 +85,15 @@ def test_candidate_beyond_top_one_hits() -> None:
     assert m.kind == "exact" and m.read_text == "QRT7788"
 
 
-def test_best_match_per_entry_prefers_exact_then_fewer_differences() -> None:
+def test_best_match_per_entry_is_the_best_read_among_look_alikes_then_edits() -> None:
     wl = make([WatchEntry("BD51234")], max_substitutions={"default": 2})
+    # the top read differs from the listing only by look-alikes: it is what the officer must check
     [(_, m)] = wl.match([("8D51234", 0.9), ("B051234", 0.8), ("BD51234", 0.2)], at=AT)
-    assert m.kind == "exact"
-    [(_, m)] = wl.match([("80S1234", 0.9), ("B0S1234", 0.5), ("BD5123", 0.95)], at=AT)
+    assert m.kind == "confusable" and m.read_text == "8D51234" and m.differences == ((0, "8", "B"),)
+    [(_, m)] = wl.match([("XD51234", 0.9), ("BD51234", 0.2)], at=AT)
+    assert m.kind == "exact" and m.read_text == "BD51234"  # a look-alike match beats an edit of a better read
+    # 80S1234 is three look-alikes away (the limit is two): the next candidate, two away, matches
+    [(_, m)] = wl.match([("BD5123", 0.95), ("80S1234", 0.9), ("B0S1234", 0.5)], at=AT)
     assert m.kind == "confusable" and m.read_text == "B0S1234"
 
 

@@ -226,10 +226,11 @@ class SynthPool:
     labels: np.ndarray
 
     @classmethod
-    def load(cls, folder: Path) -> SynthPool:
-        shards = sorted(Path(folder).glob("synth_*.npz"))
+    def load(cls, *folders: Path) -> SynthPool:
+        shards = [p for folder in folders for p in sorted(Path(folder).glob("synth_*.npz"))]
         if not shards:
-            raise FileNotFoundError(f"no synth_*.npz shards in {folder}: run python -m picar.train.ocr_cache first")
+            raise FileNotFoundError(f"no synth_*.npz shards in {', '.join(map(str, folders))}: "
+                                    "run python -m picar.train.ocr_cache first")
         parts = [np.load(p) for p in shards]
         return cls(np.concatenate([p["images"] for p in parts]), np.concatenate([p["labels"] for p in parts]))
 

@@ -166,7 +166,11 @@ def _groups_for(style: str, rng: np.random.Generator) -> list[list[str]]:
         pats = ("LLLNNNN", "NLLLNNN", "LLLNNN", "NNNLLL", "LLNNNNN", "NNNNLL", "LLLLNNN", "NLLNNN",
                 "LLNLNNN", "NNLLNN", "LNNLLL", "AAAAAA", "AAAAAAA")
         pat = pats[int(rng.integers(len(pats)))]
-        chars = "".join(_pick(rng, DIGITS if c == "N" else LETTERS if c == "L" else ALPHANUM) for c in pat)
+        # Most US states draw O and 0 alike and record the character as 0 (so do the real US labels, 314
+        # zeros to 16 letter Os): synthetic US plates never show a letter O.
+        us_letters = LETTERS.replace("O", "")
+        chars = "".join(_pick(rng, DIGITS if c == "N" else us_letters if c == "L" else DIGITS + us_letters)
+                        for c in pat)
         if rng.random() < 0.45:
             k = len(chars) // 2 + int(rng.integers(-1, 2))
             return [[chars[:k], chars[k:]]]

@@ -182,7 +182,7 @@ def train(args: argparse.Namespace) -> Path:
     val = load_val(Path(args.data))
     log.info("real train crops: %s", {n: sum(c.dataset == n for c in real_train) for n in TRAIN_WEIGHTS})
     log.info("real val crops: %s", {n: len(v) for n, v in val.items()})
-    pool = SynthPool.load(Path(args.synth_cache)) if args.synth_cache else None
+    pool = SynthPool.load(*map(Path, args.synth_cache)) if args.synth_cache else None
     if pool is not None:
         log.info("synthetic pool: %d pre-rendered inputs from %s", len(pool.images), args.synth_cache)
     model = build_model(args.head, args.width)
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head", choices=("slots", "ctc"), default="ctc")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--synth-cache", help="folder of pre-rendered synthetic shards (picar.train.ocr_cache); "
+    p.add_argument("--synth-cache", nargs="+", help="folder of pre-rendered synthetic shards (picar.train.ocr_cache); "
                    "without it synthetic plates are rendered on the fly")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--rewarm", action="store_true", help="on a re-planned resume, anneal from --lr again")
