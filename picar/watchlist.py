@@ -363,7 +363,7 @@ class Watchlist:
         if len(queries) > n_full:
             for j, row in self._del_keys.lookup(uq, inv):
                 near.setdefault(row, set()).add(owners[j])
-        best: dict[int, tuple[tuple[int, int, float, int], Match]] = {}
+        best: dict[int, tuple[tuple[int, int, int, float], Match]] = {}
         # Candidates are tried best first, so the first look-alike match ends the search.
         for row, cands in same.items():
             for i in sorted(cands):
@@ -429,7 +429,7 @@ class Watchlist:
             if len(diffs) <= self.options.substitutions_for(list_name):
                 yield pat.row, Match("wildcard", text, len(diffs), tuple(diffs))
 
-    def _finish(self, best: dict[int, tuple[tuple[int, int, float, int], Match]],
+    def _finish(self, best: dict[int, tuple[tuple[int, int, int, float], Match]],
                 region: str | None, at: datetime | None) -> list[tuple[WatchEntry, Match]]:
         when = at or datetime.now(UTC)
         now = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()  # naive means UTC
@@ -593,7 +593,7 @@ class _KeyIndex:
                     yield j, row
 
 
-def _keep_best(best: dict[int, tuple[tuple[int, int, float, int], Match]], row: int, m: Match,
+def _keep_best(best: dict[int, tuple[tuple[int, int, int, float], Match]], row: int, m: Match,
                conf: float, cand: int) -> None:
     rank = (_KIND_RANK[m.kind], cand, len(m.differences), -conf)
     old = best.get(row)
