@@ -88,12 +88,10 @@ def read_main(argv: list[str]) -> int:
                     help="search large photos in windows seen at scale >= S as well (0 = whole photo only; "
                     f"default {PHOTO_TILE_SCALE})")
     args = ap.parse_args(argv)
-    if not 0.0 <= args.tile_scale <= 1.0:
-        ap.error(f"--tile-scale must be between 0 and 1, got {args.tile_scale}")
     try:
         reader = PhotoReader(args.detector, args.ocr, threads=args.threads, region=args.region,
                              tile_scale=args.tile_scale)
-    except ModelError as exc:
+    except (ModelError, ValueError) as exc:
         print(f"picar read: {exc}", file=sys.stderr)
         return 2
     failed = 0
