@@ -196,7 +196,10 @@ def load_ocr_folder(folder: Path, split: str) -> list[tuple[Path, str]]:
         for row in reader:
             if split != "all" and has_split and row["suggested_split"] != split:
                 continue
-            out.append((folder / row["file"], row["text"].strip().upper()))
+            path = folder / row["file"]
+            if not path.is_file() and (folder / "images" / row["file"]).is_file():
+                path = folder / "images" / row["file"]  # some sets list names relative to images/
+            out.append((path, row["text"].strip().upper()))
     return out
 
 
@@ -318,7 +321,7 @@ def score_ocr(
 
 def _tile(f: Failure, tw: int, th: int) -> np.ndarray:
     tile = np.full((th, tw, 3), 32, np.uint8)
-    body_h = th - 18
+    body_h = th - 30  # two caption lines below the picture
     if f.crop is not None:
         img = f.crop
         scale = min(tw / max(img.shape[1], 1), body_h / max(img.shape[0], 1), 4.0)
@@ -331,8 +334,9 @@ def _tile(f: Failure, tw: int, th: int) -> np.ndarray:
         for x1, y1, x2, y2 in np.asarray(boxes).reshape(-1, 4) * scale:
             cv2.rectangle(small, (int(x1), int(y1)), (int(x2), int(y2)), colour, 1)
     tile[:nh, :nw] = small
-    caption = f"{f.kind}: {f.path.stem[:22]} {f.caption}"
-    cv2.putText(tile, caption[:52], (2, th - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
+    # The file on one line and what went wrong on its own line, so a long name never hides the read.
+    for text, y in ((f"{f.kind}: {f.path.stem}"[:58], th - 17), (f.caption[:52], th - 4)):
+        cv2.putText(tile, text, (2, y), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 
@@ -391,7 +395,19 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tile-scale", type=float, metavar="S",
                     help="also run the detector on overlapping windows seen at scale >= S (as `picar read` does)")
+    ap.add_argument("--vote", action="store_true",
+                    help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
     return ap
+
+
+@dataclass(frozen=True)
+class _Voted:
+    """An OCR that reads three cuts of each crop and votes."""
+
+    ocr: Any
+
+    def read(self, crops: list[np.ndarray]) -> list[OcrResult]:
+        return list(self.ocr.read_voted(crops))
 
 
 @dataclass(frozen=True)
@@ -439,8 +455,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
 
         if not args.ocr.is_file():
             raise EvalError(f"OCR model not found: {args.ocr} (give --ocr)")
-        reader = PlateOcr(args.ocr, threads=args.threads)
+        plain_ocr = PlateOcr(args.ocr, threads=args.threads)
+        reader = _Voted(plain_ocr) if args.vote else plain_ocr
         report["ocr_model"] = str(args.ocr)
+        report["ocr_vote"] = bool(args.vote)
     if args.data is not None:
         from picar.vision.detector import PlateDetector
 

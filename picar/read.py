@@ -37,7 +37,8 @@ class PhotoReader:
     """Detector + OCR + region grammar for single images."""
 
     def __init__(self, detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR,
-                 threads: int = 1, region: str = "auto", tile_scale: float = PHOTO_TILE_SCALE) -> None:
+                 threads: int = 1, region: str = "auto", tile_scale: float = PHOTO_TILE_SCALE,
+                 vote: bool = True) -> None:
         from picar.vision.detector import PlateDetector
         from picar.vision.formats import apply_region
         from picar.vision.ocr import PlateOcr
@@ -50,6 +51,7 @@ class PhotoReader:
             raise ValueError(f"tile scale must be between 0 (off) and 1, got {tile_scale}")
         self.region = region
         self.tile_scale = tile_scale
+        self.vote = vote
         self._apply_region = apply_region
         self.detector.warm_up()
         self.ocr.warm_up()
@@ -62,7 +64,8 @@ class PhotoReader:
             dets = self.detector.detect(image)
         if not dets:
             return []
-        results = self.ocr.read([crop_plate(image, d) for d in dets])
+        crops = [crop_plate(image, d) for d in dets]
+        results = self.ocr.read_voted(crops) if self.vote else self.ocr.read(crops)
         return [PhotoPlate(d, self._apply_region(r, self.region)) for d, r in zip(dets, results, strict=True)
                 if r.text]
 
@@ -87,10 +90,12 @@ def read_main(argv: list[str]) -> int:
     ap.add_argument("--tile-scale", type=float, default=PHOTO_TILE_SCALE, metavar="S",
                     help="search large photos in windows seen at scale >= S as well (0 = whole photo only; "
                     f"default {PHOTO_TILE_SCALE})")
+    ap.add_argument("--single-read", action="store_true",
+                    help="read each plate once as cut (default: as cut, looser and tighter, and vote)")
     args = ap.parse_args(argv)
     try:
         reader = PhotoReader(args.detector, args.ocr, threads=args.threads, region=args.region,
-                             tile_scale=args.tile_scale)
+                             tile_scale=args.tile_scale, vote=not args.single_read)
     except (ModelError, ValueError) as exc:
         print(f"picar read: {exc}", file=sys.stderr)
         return 2

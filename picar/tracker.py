@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from picar.types import CharRead, Detection, OcrResult, PlateObservation
+from picar.types import CharRead, Detection, PlateObservation
+from picar.votes import vote_reads
 
 
 @dataclass(frozen=True)
@@ -92,64 +93,9 @@ def _similar_text(a: str, b: str) -> bool:
 def vote(observations: list[PlateObservation], max_candidates: int = 8) -> tuple[
     str, float, tuple[CharRead, ...], tuple[tuple[str, float], ...]
 ]:
-    """Vote a text across frames, character by character, weighted by per-character confidence.
-
-    Returns (text, confidence, chars, candidates). The length is chosen first (by summed read
-    confidence), then each position takes the character with the largest summed probability,
-    counting each frame's alternatives too.
-    """
-    reads = [o.ocr for o in observations if o.ocr.text]
-    if not reads:
-        return "", 0.0, (), ()
-    by_len: dict[int, float] = defaultdict(float)
-    for r in reads:
-        by_len[len(r.chars)] += r.confidence + 1e-6
-    length = max(by_len.items(), key=lambda kv: kv[1])[0]
-    same = [r for r in reads if len(r.chars) == length]
-    n = len(same)
-    chars: list[CharRead] = []
-    for i in range(length):
-        score: dict[str, float] = defaultdict(float)
-        for r in same:
-            cr = r.chars[i]
-            seen = {cr.char}
-            score[cr.char] += cr.confidence
-            for alt, p in cr.alternatives:
-                if alt not in seen:
-                    score[alt] += p
-                    seen.add(alt)
-        ranked = sorted(score.items(), key=lambda kv: -kv[1])
-        best, best_score = ranked[0]
-        chars.append(
-            CharRead(
-                char=best,
-                confidence=min(1.0, best_score / n),
-                alternatives=tuple((c, min(1.0, s / n)) for c, s in ranked[1:4]),
-            )
-        )
-    text = "".join(c.char for c in chars)
-    confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
-    return text, confidence, tuple(chars), _merge_candidates(text, confidence, chars, reads, max_candidates)
-
-
-def _merge_candidates(
-    text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
-) -> tuple[tuple[str, float], ...]:
-    pooled: dict[str, float] = defaultdict(float)
-    for r in reads:
-        for cand, p in r.candidates or ((r.text, r.confidence),):
-            pooled[cand] += p / len(reads)
-    # Single-character swaps at the least certain positions of the voted text.
-    weakest = sorted(range(len(chars)), key=lambda i: chars[i].confidence)[:3]
-    for i in weakest:
-        for alt, p in chars[i].alternatives[:2]:
-            if chars[i].confidence <= 0:
-                continue
-            swapped = text[:i] + alt + text[i + 1 :]
-            pooled[swapped] = max(pooled[swapped], confidence * p / chars[i].confidence)
-    pooled.pop(text, None)
-    ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, limit - 1)]
-    return ((text, confidence), *((t, round(p, 6)) for t, p in ranked))
+    """Vote a text across the frames of one track (see `picar.votes.vote_reads`)."""
+    r = vote_reads([o.ocr for o in observations], max_candidates)
+    return r.text, r.confidence, r.chars, r.candidates
 
 
 class PlateTracker:

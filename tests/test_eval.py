@@ -143,3 +143,10 @@ def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
     assert 0 <= c["e2e_correct"] <= c["e2e_detected"] <= c["e2e_total"]
     assert report["ocr"]["crops"] == 2
     assert 0 <= report["ocr"]["correct"] <= 2
+    # Names relative to images/ (as ar_cnn_ocr_lp lists them) resolve too, and --vote reads three cuts.
+    (ocr_dir / "labels.csv").write_text("\n".join(r.replace("images/", "") for r in rows) + "\n")
+    rc = eval_main(["--ocr-data", str(ocr_dir), "--vote", "--json", str(out)])
+    assert rc == 0
+    voted = json.loads(out.read_text())
+    assert voted["ocr_vote"] is True and voted["ocr"]["crops"] == 2
+    assert 0 <= voted["ocr"]["correct"] <= 2

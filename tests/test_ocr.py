@@ -316,3 +316,12 @@ def test_golden_crops_read_the_same_one_by_one_and_batched() -> None:
     batched = ocr.read(imgs)
     assert [r.text for r in batched] == [ocr.read([i])[0].text for i in imgs]
     assert len(GOLDEN) >= 8
+
+
+def test_voted_reads_of_the_golden_crops_are_exact_and_keep_candidates() -> None:
+    ocr = PlateOcr(SHIPPED)
+    imgs = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in GOLDEN]
+    voted = ocr.read_voted(imgs)
+    assert [r.text for r in voted] == [p.stem.split("_")[-1] for p in GOLDEN]
+    assert all(r.candidates[0][0] == r.text and len(r.chars) == len(r.text) for r in voted)
+    assert ocr.read_voted([]) == []

@@ -52,3 +52,13 @@ def test_bad_files_and_regions_are_clear_errors(tmp_path: Path) -> None:
     assert all(e["plates"] == [] for e in errors)
     proc = run_read("--region", "mars", str(not_image))
     assert proc.returncode == 2 and "mars" in proc.stderr
+
+
+def test_single_read_gives_the_same_plate_from_one_cut(tmp_path: Path) -> None:
+    img, _ = draw_scene(np.random.default_rng(3), 1280, 720, [(400, 500, 200)])
+    scene = tmp_path / "scene.jpg"
+    cv2.imwrite(str(scene), img)
+    voted, single = (run_read("--json", *flags, str(scene)) for flags in ((), ("--single-read",)))
+    assert voted.returncode == single.returncode == 0, voted.stderr + single.stderr
+    (a,), (b,) = (json.loads(p.stdout)["plates"] for p in (voted, single))
+    assert a["box"] == b["box"] and a["text"] == b["text"]

@@ -162,8 +162,22 @@ def crop_warp(gray: np.ndarray, box: tuple[float, float, float, float], rng: np.
                                borderValue=int(rng.integers(0, 256)))
 
 
-def photometric(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Cheap camera effects at input resolution: contrast, gamma, polarity, blur, noise, JPEG."""
+def poor_camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The look of the real misses on Brazilian val: a washed-out, low-contrast plate (an IR or
+    green-cast exposure turned grey), defocused, with sensor noise. Strokes stay legible."""
+    f = img.astype(np.float32)
+    mean = float(f.mean())
+    f = (f - mean) * rng.uniform(0.28, 0.55) + mean + rng.uniform(-50, 50)
+    out = cv2.GaussianBlur(np.clip(f, 0, 255).astype(np.uint8), (0, 0), float(rng.uniform(1.0, 2.2)))
+    noisy = out.astype(np.float32) + rng.normal(0, rng.uniform(1.5, 6), out.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator, poor: float = 0.0) -> np.ndarray:
+    """Cheap camera effects at input resolution: contrast, gamma, polarity, blur, noise, JPEG; with
+    probability `poor`, the washed-out, defocused look of `poor_camera` instead of contrast and blur."""
+    if poor > 0 and rng.random() < poor:  # no draw at 0: earlier recipes replay unchanged
+        return poor_camera(img, rng)
     f = img.astype(np.float32)
     if rng.random() < 0.8:
         f = (f - f.mean()) * rng.uniform(0.5, 1.4) + f.mean() + rng.uniform(-40, 40)
@@ -206,8 +220,9 @@ def synth_input(rng: np.random.Generator) -> tuple[np.ndarray, str]:
     return img, text
 
 
-def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A cheap re-augmentation of a cached input: small shift, scale and rotation, brightness, noise."""
+def jitter(img: np.ndarray, rng: np.random.Generator, poor: float = 0.0) -> np.ndarray:
+    """A cheap re-augmentation of a cached input: small shift, scale and rotation, brightness, noise;
+    with probability `poor`, then the look of `poor_camera`."""
     h, w = img.shape
     s = rng.uniform(0.93, 1.02)  # zooming in further would cut off edge characters
     m = cv2.getRotationMatrix2D((w / 2 + rng.uniform(-3, 3), h / 2 + rng.uniform(-2, 2)), rng.normal(0, 1.5), s)
@@ -215,7 +230,8 @@ def jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     f = out.astype(np.float32) * rng.uniform(0.8, 1.2) + rng.uniform(-25, 25)
     if rng.random() < 0.3:
         f += rng.normal(0, rng.uniform(2, 8), f.shape).astype(np.float32)
-    return np.clip(f, 0, 255).astype(np.uint8)
+    out = np.clip(f, 0, 255).astype(np.uint8)
+    return poor_camera(out, rng) if poor > 0 and rng.random() < poor else out
 
 
 @dataclass(frozen=True)
@@ -241,8 +257,10 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     is a pure function of (seed, e, i): resumable, repeatable."""
 
     def __init__(self, real: Sequence[RealCrop], size: int, real_share: float, seed: int, epoch: int,
-                 pool: SynthPool | None = None) -> None:
+                 pool: SynthPool | None = None, poor: float = 0.0,
+                 weights: dict[str, float] | None = None) -> None:
         self.pool = pool
+        self.poor = poor
         self.size = size
         self.real_share = real_share
         self.seed = seed
@@ -250,8 +268,9 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         by_set: dict[str, list[RealCrop]] = {}
         for crop in real:
             by_set.setdefault(crop.dataset, []).append(crop)
-        self.sets = [(name, by_set[name]) for name in TRAIN_WEIGHTS if name in by_set]
-        w = np.array([TRAIN_WEIGHTS[name] for name, _ in self.sets], np.float64)
+        weights = {**TRAIN_WEIGHTS, **(weights or {})}
+        self.sets = [(name, by_set[name]) for name in weights if name in by_set and weights[name] > 0]
+        w = np.array([weights[name] for name, _ in self.sets], np.float64)
         self.set_p = w / w.sum() if len(w) else w
 
     def __len__(self) -> int:
@@ -266,10 +285,10 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             # real crops are already cut around the plate: the box is the whole crop
             img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
             text = crop.text
-            img = photometric(img, rng)
+            img = photometric(img, rng, self.poor)
         elif self.pool is not None:
             k = int(rng.integers(len(self.pool.images)))
-            img = jitter(self.pool.images[k], rng) if rng.random() < 0.7 else self.pool.images[k]
+            img = jitter(self.pool.images[k], rng, self.poor) if rng.random() < 0.7 else self.pool.images[k]
             return torch.from_numpy(np.ascontiguousarray(img)[None]), torch.from_numpy(self.pool.labels[k].copy())
         else:
             img, text = synth_input(rng)

@@ -221,7 +221,8 @@ def train(args: argparse.Namespace) -> Path:
         log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
     model.train()
     for epoch in range(start_epoch, args.epochs):
-        ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool)
+        ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool,
+                         poor=args.poor_camera, weights=args.weight)
         loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
         t0 = time.monotonic()
         running = 0.0
@@ -394,6 +395,20 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def _set_weight(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or name not in TRAIN_WEIGHTS:
+        sets = ", ".join(TRAIN_WEIGHTS)
+        raise argparse.ArgumentTypeError(f"expected SET=WEIGHT with SET one of {sets}, got {text!r}")
+    try:
+        weight = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"weight of {name} must be a number, got {value!r}") from None
+    if weight < 0:
+        raise argparse.ArgumentTypeError(f"weight of {name} must be >= 0, got {weight}")
+    return name, weight
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="../shared/data", help="folder holding ocr/<source>/labels.csv")
@@ -406,6 +421,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--real-share", type=float, default=0.5)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--poor-camera", type=float, default=0.0,
+                   help="share of samples given the washed-out, defocused look of the real misses (0..1)")
+    p.add_argument("--weight", type=_set_weight, action="append", default=[], metavar="SET=W",
+                   help="sampling weight of a real training set (default: ocr_data.TRAIN_WEIGHTS); repeatable")
     p.add_argument("--head", choices=("slots", "ctc"), default="ctc")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--threads", type=int, default=1)
@@ -418,6 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evaluate", type=Path, help="only evaluate this ONNX model (with its sidecar) on real val")
     p.add_argument("--latency", type=Path, help="only measure single-thread latency of this ONNX model")
     args = p.parse_args(argv)
+    args.weight = dict(args.weight)
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     if args.latency:

@@ -17,6 +17,7 @@ import numpy as np
 
 from picar.types import CharRead, OcrResult
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
+from picar.votes import vote_reads
 
 
 def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: int = 1) -> np.ndarray:
@@ -165,6 +166,21 @@ def _field(meta: dict[str, Any], path: str, kind: type | tuple[type, ...]) -> An
     return node
 
 
+def crop_variants(crop: np.ndarray) -> list[np.ndarray]:
+    """The crop as cut, padded by 4 % of its width and 6 % of its height on each side (edge pixels
+    repeated), and trimmed by 2 % and 3 %: a detector box is never exact, and a read that changes
+    with the cut is the one to doubt."""
+    h, w = crop.shape[:2]
+    if h == 0 or w == 0:
+        return [crop]
+    px, py = max(1, round(0.04 * w)), max(1, round(0.06 * h))
+    out = [crop, cv2.copyMakeBorder(crop, py, py, px, px, cv2.BORDER_REPLICATE)]
+    tx, ty = int(0.02 * w), int(0.03 * h)
+    if tx and ty:
+        out.append(crop[ty : h - ty, tx : w - tx])
+    return out
+
+
 class PlateOcr:
     """One ONNX plate OCR session, configured entirely by its sidecar."""
 
@@ -217,6 +233,20 @@ class PlateOcr:
         batch = preprocess(crops, self._height, self._width, self._channels)
         probs = self._session.run([self._output_name], {self._input_name: batch})[0]
         return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
+
+    def read_voted(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:
+        """Read each crop as cut, a little looser and a little tighter (`crop_variants`), in one
+        session run, and vote one read per crop (`picar.votes.vote_reads`). For still photos, which
+        have no second frame to vote with: three times the OCR work for fewer misreads."""
+        if len(crops) == 0:
+            return []
+        groups = [crop_variants(c) for c in crops]
+        reads = self.read([v for g in groups for v in g])
+        out, i = [], 0
+        for g in groups:
+            out.append(vote_reads(reads[i : i + len(g)], self.max_candidates))
+            i += len(g)
+        return out
 
     def is_confident(self, result: OcrResult) -> bool:
         """Whether a read passes the sidecar's plate and per-character confidence thresholds."""
