@@ -155,6 +155,7 @@ def random_crop(
     crop: int,
     input_hw: tuple[int, int],
     decode_factor: float = 1.0,
+    max_plate_px: float = 220.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A crop x crop training view: scale jitter (deployment scale or a target plate width), a crop
     centred on a plate most of the time, horizontal flip. `boxes_px` are x1y1x2y2 in `image` pixels;
@@ -165,7 +166,7 @@ def random_crop(
     widths = boxes_px[:, 2] - boxes_px[:, 0] if len(boxes_px) else np.zeros(0)
     if len(boxes_px) and rng.random() < 0.5:
         k = int(rng.integers(len(boxes_px)))
-        target_w = float(np.exp(rng.uniform(np.log(8.0), np.log(220.0))))
+        target_w = float(np.exp(rng.uniform(np.log(8.0), np.log(max_plate_px))))
         s = target_w / max(float(widths[k]), 1.0)
         s = float(np.clip(s, ref * 0.3, ref * 4.0))
     else:
@@ -259,6 +260,7 @@ class CropSampler:
         synthetic: SyntheticFn | None = None,
         synthetic_fraction: float = 0.3,
         source_weights: dict[str, float] | None = None,
+        max_plate_px: float = 220.0,
     ) -> None:
         if not samples:
             raise ValueError("no training samples")
@@ -267,6 +269,7 @@ class CropSampler:
         self.crop = crop
         self.synthetic = synthetic
         self.synthetic_fraction = synthetic_fraction
+        self.max_plate_px = max_plate_px
         weights = np.array([(source_weights or {}).get(s.source, 1.0) for s in samples], np.float64)
         self.p = weights / weights.sum()
 
@@ -280,7 +283,7 @@ class CropSampler:
             image, factor = read_image(s.path, reduce=rng.random() < 0.5)
             h, w = image.shape[:2]
             boxes = s.boxes * np.array([w, h, w, h], np.float32)
-        crop, b = random_crop(image, boxes, rng, self.crop, self.input_hw, factor)
+        crop, b = random_crop(image, boxes, rng, self.crop, self.input_hw, factor, self.max_plate_px)
         return photometric(crop, rng), b
 
     def batch(

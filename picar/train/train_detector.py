@@ -191,6 +191,22 @@ def synthetic_source(input_hw: tuple[int, int]) -> SceneFn | None:
 # ---------------------------------------------------------------- training
 
 
+# RO frames are the deployment case (dashcam): over-sampled; the watermarked web photos under-sampled.
+DEFAULT_SOURCE_WEIGHTS = {RO_SOURCE: 2.0, "mixed_openlpr_faisalthaheem": 0.6}
+
+
+def source_weight(text: str) -> tuple[str, float]:
+    """`SOURCE=W` on the command line: a detect folder's sampling weight (default 1)."""
+    name, sep, value = text.partition("=")
+    try:
+        weight = float(value) if sep and name else -1.0
+    except ValueError:
+        weight = -1.0
+    if weight < 0:
+        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT (a folder under detect/, weight >= 0), got {text!r}")
+    return name, weight
+
+
 def lr_at(step: int, total: int, base: float, warmup: int = 300) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -220,7 +236,8 @@ def train(args: argparse.Namespace, log: Log) -> None:
     # RO frames are the deployment case (dashcam): over-sample them.
     sampler = CropSampler(
         train_s, args.size, args.crop, synth, args.synthetic_fraction,
-        source_weights={RO_SOURCE: 2.0, "mixed_openlpr_faisalthaheem": 0.6},
+        source_weights={**DEFAULT_SOURCE_WEIGHTS, **dict(args.source_weight)},
+        max_plate_px=args.max_plate_px,
     )
     model = PlateNet()
     log(f"model: {count_params(model)} params, {count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
@@ -483,6 +500,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--box-weight", type=float, default=2.0)
     ap.add_argument("--synthetic-fraction", type=float, default=0.3)
+    ap.add_argument("--source-weight", type=source_weight, action="append", default=[], metavar="SOURCE=W",
+                    help=f"sampling weight of a detect folder (default {DEFAULT_SOURCE_WEIGHTS}, others 1); repeatable")
+    ap.add_argument("--max-plate-px", type=float, default=220.0,
+                    help="largest plate width (px) the plate-sized half of the crops is scaled to")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-synthetic", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -493,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--latency", type=Path, metavar="ONNX",
                     help="only time PlateDetector.detect on a 1920x1080 RO val frame (1 thread) and exit")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     cv2.setNumThreads(1)
     if args.latency is not None:
         ro_val = [s for s in load_detect_root(args.data) if s.split == "val" and s.source == RO_SOURCE]

@@ -94,9 +94,10 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
     ocr = PlateOcr(model_path, threads=1)
     out: dict[str, Any] = {}
     for name, crops in val.items():
-        results = []
+        results, voted = [], []
         for i in range(0, len(crops), batch):
             results += ocr.read([c.image for c in crops[i: i + batch]])
+            voted += ocr.read_voted([c.image for c in crops[i: i + batch]])
         pairs = list(zip(results, crops, strict=True))
         top1 = _exact([r.text for r in results], crops)
         in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in pairs]))
@@ -106,7 +107,11 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
         out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4),
                      "region": region, "exact_after_region": None if regional is None else round(regional, 4),
                      "confident_share": round(len(confident) / len(crops), 4),
-                     "confident_exact": round(float(np.mean(confident)), 4) if confident else None}
+                     "confident_exact": round(float(np.mean(confident)), 4) if confident else None,
+                     # as `picar read` reads a plate: three cuts voted (PlateOcr.read_voted)
+                     "voted_exact": round(_exact([r.text for r in voted], crops), 4),
+                     "voted_after_region": None if region is None else round(_exact(
+                         [apply_region(r, region).text for r in voted], crops), 4)}
     return out
 
 
