@@ -279,8 +279,10 @@ def train(args: argparse.Namespace) -> Path:
 def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[str, Any], nn.Module]:
     """The best of best.pt and the raw and averaged weights of last.pt, by mean real-val accuracy."""
     options: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
-    best = torch.load(out / "best.pt", weights_only=False)
-    options.append(("best.pt", best, best.get("weights") or best["ema"]))
+    # A fine-tune resumed from another run's last.pt writes best.pt only once it beats that run's best.
+    if (out / "best.pt").is_file():
+        best = torch.load(out / "best.pt", weights_only=False)
+        options.append(("best.pt", best, best.get("weights") or best["ema"]))
     if (out / "last.pt").is_file():
         last = torch.load(out / "last.pt", weights_only=False)
         for key in ("ema", "model"):
@@ -293,7 +295,8 @@ def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[st
         log.info("checkpoint %s (epoch %s): mean val exact %.4f", name, ck.get("epoch"), score)
         if chosen is None or score > chosen[0]:
             chosen = (score, name, {**ck, "mean": score, "checkpoint": name}, model)
-    assert chosen is not None
+    if chosen is None:
+        raise FileNotFoundError(f"no checkpoint in {out}: neither best.pt nor last.pt")
     log.info("exporting %s", chosen[1])
     chosen[3].eval()
     return chosen[2], chosen[3]
