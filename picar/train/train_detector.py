@@ -22,6 +22,7 @@ import torch
 from picar.eval import match_boxes
 from picar.train.det_data import RO_SOURCE, CropSampler, DetSample, load_detect_root, read_image
 from picar.train.det_model import STRIDE, PlateNet, count_macs, count_params, distances_to_boxes
+from picar.train.weights_arg import named_weight
 from picar.vision.detector import decode, letterbox
 
 VAL_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
@@ -197,14 +198,7 @@ DEFAULT_SOURCE_WEIGHTS = {RO_SOURCE: 2.0, "mixed_openlpr_faisalthaheem": 0.6}
 
 def source_weight(text: str) -> tuple[str, float]:
     """`SOURCE=W` on the command line: a detect folder's sampling weight (default 1)."""
-    name, sep, value = text.partition("=")
-    try:
-        weight = float(value) if sep and name else -1.0
-    except ValueError:
-        weight = -1.0
-    if weight < 0:
-        raise argparse.ArgumentTypeError(f"expected SOURCE=WEIGHT (a folder under detect/, weight >= 0), got {text!r}")
-    return name, weight
+    return named_weight(text, what="SOURCE")
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 300) -> float:
@@ -233,7 +227,6 @@ def train(args: argparse.Namespace, log: Log) -> None:
     log(f"data: {json.dumps(by_src)}")
     synth = None if args.no_synthetic else synthetic_source(args.size)
     log(f"synthetic scenes: {f'on, fraction {args.synthetic_fraction:.2f}' if synth else 'off'}")
-    # RO frames are the deployment case (dashcam): over-sample them.
     sampler = CropSampler(
         train_s, args.size, args.crop, synth, args.synthetic_fraction,
         source_weights={**DEFAULT_SOURCE_WEIGHTS, **dict(args.source_weight)},

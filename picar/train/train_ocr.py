@@ -41,6 +41,7 @@ from picar.train.ocr_model import (
     count_params,
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
+from picar.train.weights_arg import named_weight
 from picar.vision.formats import apply_region
 from picar.vision.ocr import PlateOcr, decode, preprocess
 
@@ -404,17 +405,7 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _set_weight(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    if not sep or name not in TRAIN_WEIGHTS:
-        sets = ", ".join(TRAIN_WEIGHTS)
-        raise argparse.ArgumentTypeError(f"expected SET=WEIGHT with SET one of {sets}, got {text!r}")
-    try:
-        weight = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"weight of {name} must be a number, got {value!r}") from None
-    if weight < 0:
-        raise argparse.ArgumentTypeError(f"weight of {name} must be >= 0, got {weight}")
-    return name, weight
+    return named_weight(text, TRAIN_WEIGHTS, "SET")
 
 
 def main(argv: list[str] | None = None) -> int:
