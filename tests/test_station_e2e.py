@@ -81,6 +81,11 @@ handlers = ["Sgt Popescu"]
         if shown_id:
             assert disp["hit_event_id"] == shown_id
 
+        # A new priority hit rightly takes the screen back to the alert view; let the drive's hits all
+        # arrive first, so the K9 form below stays on screen while the test fills it in.
+        assert wait_until(lambda: {m.json()["plate"] for m in hq.messages if m.topic.endswith("/hit")} >= expected,
+                          120), sim.daemon_log()[-3000:]
+
         # K9: a deployment started on the page reaches HQ and the report.
         page.click("#tab-k9")
         page.type("#k9-dog", "Rex")
@@ -102,7 +107,11 @@ handlers = ["Sgt Popescu"]
         sensor_clock[0] = 10.0  # 36 C: engine off, no air conditioning
         assert wait_until(lambda: any(m.topic.endswith("/heat") and m.json().get("state") == "alarm"
                                       for m in hq.messages), 30), sim.daemon_log()[-3000:]
-        page.wait_for("!document.getElementById('heat-banner').hidden", timeout=5)
+        try:
+            page.wait_for("!document.getElementById('heat-banner').hidden", timeout=5)
+        except Exception as exc:  # say what the page and the daemon knew, then fail
+            seen = page.evaluate("fetch('/api/state').then(r => r.json()).then(s => JSON.stringify(s.heat))")
+            raise AssertionError(f"heat banner not shown; /api/state heat: {seen}") from exc
         assert wait_until(alarm_flag.exists, 10)
     finally:
         browser.close()

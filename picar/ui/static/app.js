@@ -423,13 +423,12 @@ function showView(id) {
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === id));
 }
 
+// Each part on its own: a payload one panel cannot draw must never keep the kennel heat alarm or a
+// hit off the screen. The heat banner goes first.
 function render() {
-  renderHit();
-  renderReads();
-  renderStatus();
-  renderHeat();
-  renderK9();
-  updateAlarm();
+  for (const part of [renderHeat, renderHit, renderReads, renderStatus, renderK9, updateAlarm]) {
+    try { part(); } catch (err) { console.error("render", part.name, err); }
+  }
 }
 
 function applyState(s) {
