@@ -114,7 +114,6 @@ class Daemon:
             matcher=self._match,
             position_at=self._position_at,
             region_of=self._region_of,
-            region_filter=self._region_filter(),
             min_read_confidence=cfg.models.min_read_confidence,
             times=self.times,
         )
@@ -141,11 +140,6 @@ class Daemon:
         detector.warm_up()
         reader.warm_up()
         return detector, reader
-
-    def _region_filter(self) -> Any:
-        from picar.vision.formats import apply_region
-
-        return apply_region
 
     def _region_of(self, camera: str) -> str:
         for c in self.cfg.cameras:

@@ -104,7 +104,6 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     from picar.camera import Camera, make_source
     from picar.pipeline import Pipeline
     from picar.vision.detector import PlateDetector
-    from picar.vision.formats import apply_region
     from picar.vision.ocr import PlateOcr
 
     cv2.setNumThreads(1)
@@ -139,7 +138,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     matcher = _watchlist_matcher(watchlist) if watchlist else _every_read_matcher
     sink = BenchSink(hq, times)
     pipeline = Pipeline("bench", detector, reader, PlateTracker(TrackerSettings()), sink, matcher,
-                        position_at=lambda t: None, region_filter=apply_region, times=times)
+                        position_at=lambda t: None, times=times)
     camera = Camera("bench", TimedSource(make_source(str(clip)), times), realtime=realtime, loop=False)
     stop = threading.Event()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from picar.types import Detection, OcrResult
+from picar.vision.formats import REGIONS
 from picar.vision.session import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -44,7 +45,7 @@ class Detector(Protocol):
 
 
 class Reader(Protocol):
-    def read(self, crops: list[np.ndarray]) -> list[OcrResult]: ...
+    def read(self, crops: list[np.ndarray], region: str | None = None) -> list[OcrResult]: ...
 
 
 # ---------------------------------------------------------------- matching
@@ -397,17 +398,23 @@ def _parser() -> argparse.ArgumentParser:
                     help="also run the detector on overlapping windows seen at scale >= S (as `picar read` does)")
     ap.add_argument("--vote", action="store_true",
                     help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
+    ap.add_argument("--region", choices=REGIONS,
+                    help="fit each read to this region's plate formats, as the daemon and `picar read` do "
+                         "(default: the model's raw reads)")
     return ap
 
 
 @dataclass(frozen=True)
-class _Voted:
-    """An OCR that reads three cuts of each crop and votes."""
+class _Reading:
+    """The OCR as an evaluation reads it: voted over three cuts or not, fitted to a region or not."""
 
     ocr: Any
+    vote: bool
+    region: str | None
 
-    def read(self, crops: list[np.ndarray]) -> list[OcrResult]:
-        return list(self.ocr.read_voted(crops))
+    def read(self, crops: list[np.ndarray], region: str | None = None) -> list[OcrResult]:
+        fn = self.ocr.read_voted if self.vote else self.ocr.read
+        return list(fn(crops, region or self.region))
 
 
 @dataclass(frozen=True)
@@ -456,9 +463,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         if not args.ocr.is_file():
             raise EvalError(f"OCR model not found: {args.ocr} (give --ocr)")
         plain_ocr = PlateOcr(args.ocr, threads=args.threads)
-        reader = _Voted(plain_ocr) if args.vote else plain_ocr
+        reader = _Reading(plain_ocr, bool(args.vote), args.region)
         report["ocr_model"] = str(args.ocr)
         report["ocr_vote"] = bool(args.vote)
+        report["ocr_region"] = args.region
     if args.data is not None:
         from picar.vision.detector import PlateDetector
 

@@ -24,7 +24,7 @@ class Detector(Protocol):
 
 
 class Reader(Protocol):
-    def read(self, crops: Sequence[np.ndarray]) -> list[OcrResult]: ...
+    def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]: ...
 
 
 class FrameSourceLike(Protocol):
@@ -43,7 +43,6 @@ class Sink(Protocol):
 
 Matcher = Callable[[PlateRead], list[tuple[WatchEntry, Match]]]
 PositionAt = Callable[[float], Fix | None]
-RegionFilter = Callable[[OcrResult, str], OcrResult]
 
 
 def crop_plate(image: np.ndarray, det: Detection, margin_x: float = 0.06, margin_y: float = 0.12) -> np.ndarray:
@@ -80,7 +79,6 @@ class Pipeline:
         matcher: Matcher,
         position_at: PositionAt,
         region_of: Callable[[str], str] = lambda camera: "auto",
-        region_filter: RegionFilter | None = None,
         min_read_confidence: float = 0.0,
         times: StageTimes | None = None,
         clock: Callable[[], float] = time.time,
@@ -93,7 +91,6 @@ class Pipeline:
         self.matcher = matcher
         self.position_at = position_at
         self.region_of = region_of
-        self.region_filter = region_filter
         self.min_read_confidence = min_read_confidence
         self.times = times or StageTimes()
         self.clock = clock
@@ -122,10 +119,8 @@ class Pipeline:
             c.detections += len(dets)
             with self.times.time("ocr"):
                 crops = [crop_plate(frame.image, d) for d in dets]
-                results = self.reader.read(crops)
-                if self.region_filter is not None:
-                    region = self.region_of(frame.camera)
-                    results = [self.region_filter(r, region) for r in results]
+                # each read fitted to the camera's plate formats (picar.vision.formats.fit_region)
+                results = self.reader.read(crops, region=self.region_of(frame.camera))
         with self.times.time("track_match"):
             observations = [
                 PlateObservation(frame.camera, frame.index, frame.captured_at, frame.monotonic, d, r)

@@ -40,7 +40,6 @@ class PhotoReader:
                  threads: int = 1, region: str = "auto", tile_scale: float = PHOTO_TILE_SCALE,
                  vote: bool = True) -> None:
         from picar.vision.detector import PlateDetector
-        from picar.vision.formats import apply_region
         from picar.vision.ocr import PlateOcr
 
         if region not in REGIONS:
@@ -52,7 +51,6 @@ class PhotoReader:
         self.region = region
         self.tile_scale = tile_scale
         self.vote = vote
-        self._apply_region = apply_region
         self.detector.warm_up()
         self.ocr.warm_up()
 
@@ -65,9 +63,9 @@ class PhotoReader:
         if not dets:
             return []
         crops = [crop_plate(image, d) for d in dets]
-        results = self.ocr.read_voted(crops) if self.vote else self.ocr.read(crops)
-        return [PhotoPlate(d, self._apply_region(r, self.region)) for d, r in zip(dets, results, strict=True)
-                if r.text]
+        read = self.ocr.read_voted if self.vote else self.ocr.read
+        results = read(crops, self.region)
+        return [PhotoPlate(d, r) for d, r in zip(dets, results, strict=True) if r.text]
 
 
 def plate_json(p: PhotoPlate) -> dict[str, Any]:

@@ -53,6 +53,31 @@ def vote_reads(reads: Sequence[OcrResult], max_candidates: int = 8) -> OcrResult
                      candidates=_merge_candidates(text, confidence, chars, reads, max_candidates))
 
 
+def vote_texts(reads: Sequence[OcrResult], max_candidates: int = 8) -> OcrResult:
+    """One read from several reads of the same plate, whole texts at a time: the text with the largest
+    summed confidence wins, and its most confident read is returned with the reads' candidates pooled.
+
+    For reads already fitted to a plate format (`picar.vision.formats.fit_region`): each is a valid
+    plate, and a per-character mix of two valid plates need not be one. Empty reads abstain.
+    """
+    reads = [r for r in reads if r.text]
+    if not reads:
+        return OcrResult(text="", confidence=0.0, chars=(), candidates=())
+    score: dict[str, float] = defaultdict(float)
+    for r in reads:
+        score[r.text] += r.confidence + 1e-6
+    text = max(score.items(), key=lambda kv: kv[1])[0]
+    best = max((r for r in reads if r.text == text), key=lambda r: r.confidence)
+    pooled: dict[str, float] = defaultdict(float)
+    for r in reads:
+        for cand, p in r.candidates or ((r.text, r.confidence),):
+            pooled[cand] += p / len(reads)
+    pooled.pop(text, None)
+    ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, max_candidates - 1)]
+    return OcrResult(text=text, confidence=best.confidence, chars=best.chars,
+                     candidates=((text, best.confidence), *((t, round(p, 6)) for t, p in ranked)))
+
+
 def _merge_candidates(
     text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
 ) -> tuple[tuple[str, float], ...]:

@@ -42,7 +42,6 @@ from picar.train.ocr_model import (
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
 from picar.train.weights_arg import named_weight
-from picar.vision.formats import apply_region
 from picar.vision.ocr import PlateOcr, decode, preprocess
 
 log = logging.getLogger("train_ocr")
@@ -95,16 +94,21 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
     ocr = PlateOcr(model_path, threads=1)
     out: dict[str, Any] = {}
     for name, crops in val.items():
-        results, voted = [], []
+        region = REGION_OF.get(name)
+        results, voted, fitted, voted_fitted = [], [], [], []
         for i in range(0, len(crops), batch):
-            results += ocr.read([c.image for c in crops[i: i + batch]])
-            voted += ocr.read_voted([c.image for c in crops[i: i + batch]])
+            images = [c.image for c in crops[i: i + batch]]
+            results += ocr.read(images)
+            voted += ocr.read_voted(images)
+            if region:
+                fitted += ocr.read(images, region)
+                voted_fitted += ocr.read_voted(images, region)
         pairs = list(zip(results, crops, strict=True))
         top1 = _exact([r.text for r in results], crops)
         in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in pairs]))
         confident = [r.text == c.text for r, c in pairs if ocr.is_confident(r)]
-        region = REGION_OF.get(name)
-        regional = float(np.mean([apply_region(r, region).text == c.text for r, c in pairs])) if region else None
+        # as the daemon reads with a region set: each read fitted to the formats (fit_region)
+        regional = _exact([r.text for r in fitted], crops) if region else None
         out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4),
                      "region": region, "exact_after_region": None if regional is None else round(regional, 4),
                      "confident_share": round(len(confident) / len(crops), 4),
@@ -112,7 +116,7 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
                      # as `picar read` reads a plate: three cuts voted (PlateOcr.read_voted)
                      "voted_exact": round(_exact([r.text for r in voted], crops), 4),
                      "voted_after_region": None if region is None else round(_exact(
-                         [apply_region(r, region).text for r in voted], crops), 4)}
+                         [r.text for r in voted_fitted], crops), 4)}
     return out
 
 

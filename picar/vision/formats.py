@@ -1,17 +1,25 @@
-"""Per-region plate grammars: re-rank OCR candidates so texts that fit the region's formats come first.
+"""Per-region plate grammars: the read that fits the region's formats, where the model allows it.
 
-O and 0, I and 1, B and 8 are often told apart only by the national format: where a template needs a
-digit, a letter read there is swapped for the slot's best digit alternative (or its usual look-alike),
-at a cost in confidence. The raw read always stays among the candidates.
+O and 0, I and 1, B and 8 are often told apart only by the national format. With the OCR's frame
+probabilities at hand (`fit_region`, used by `PlateOcr.read(crops, region)`), the most probable reading
+that fits a format is searched for (`picar.vision.ctc_grammar`) and replaces a read that fits none when
+the model gives it enough probability. Without them (a voted read), `apply_region` re-ranks the
+candidates and swaps look-alikes where a template needs a digit or a letter. The raw read always stays
+among the candidates.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
 
 from picar.types import CharRead, OcrResult
+from picar.vision.ctc_grammar import best_fitting, template_masks
 
 _SETS = {"L": string.ascii_uppercase, "D": string.digits, "A": string.ascii_uppercase + string.digits}
 
@@ -63,6 +71,12 @@ TO_LETTER = {"0": "O", "1": "I", "2": "Z", "3": "B", "4": "A", "5": "S", "6": "G
 # there cost 17 points of exact accuracy on the US val crops and 16 on the EU ones (models/README.ocr.md).
 PROMOTE_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
                  "us": 0.5, "auto": 0.5}
+# The same rule for `fit_region`, on the model's path probabilities: the best fitting path may be this
+# much less probable than the raw read's (measured on the val crops, models/README.ocr.md). Below
+# GRAMMAR_FLOOR no region takes it: the plate is most likely from somewhere else (a foreign car).
+GRAMMAR_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
+                 "us": 0.2, "auto": 0.2}
+GRAMMAR_FLOOR = 1e-4
 LOOKALIKE_COST = 0.15  # confidence factor of a swap the OCR itself did not offer
 MAX_SWAPS = 2
 
@@ -140,7 +154,7 @@ def apply_region(result: OcrResult, region: str) -> OcrResult:
             if score > valid.get(new_text, -1.0):
                 valid[new_text] = score
                 if aligned is not None:
-                    swapped = list(aligned)
+                    swapped = list(_chars_for(text, aligned, conf))
                     for i, ch, f in swaps:
                         swapped[i] = CharRead(ch, min(1.0, swapped[i].confidence * f),
                                               tuple((a, p) for a, p in swapped[i].alternatives if a != ch))
@@ -157,8 +171,54 @@ def apply_region(result: OcrResult, region: str) -> OcrResult:
             and candidates[0][1] < PROMOTE_RATIO[key] * result.confidence):
         candidates = [(result.text, result.confidence)] + [c for c in candidates if c[0] != result.text]
     top, conf = candidates[0]
-    if top == result.text:
-        chars = result.chars
-    else:
-        chars = fixed_chars.get(top) or tuple(CharRead(c, conf ** (1 / max(1, len(top)))) for c in top)
+    chars = result.chars if top == result.text else fixed_chars.get(top) or _chars_for(top, result.chars, conf)
     return replace(result, text=top, confidence=conf, chars=chars, candidates=tuple(candidates))
+
+
+def _chars_for(text: str, raw: tuple[CharRead, ...], confidence: float) -> tuple[CharRead, ...]:
+    """Characters that spell `text`: the raw read's where they agree (same length), otherwise the raw
+    character's alternative probability, or an even share of `confidence`; the raw character becomes
+    an alternative. The tracker votes these characters, so they must spell the chosen text."""
+    even = confidence ** (1 / max(1, len(text)))
+    if len(raw) != len(text):
+        return tuple(CharRead(c, even) for c in text)
+    out = []
+    for c, r in zip(text, raw, strict=True):
+        if c == r.char:
+            out.append(r)
+            continue
+        p = next((q for a, q in r.alternatives if a == c), even)
+        out.append(CharRead(c, p, ((r.char, r.confidence),)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=32)
+def _masks(region: str, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
+    return template_masks(_PARSED[region], alphabet)
+
+
+def fit_region(result: OcrResult, probs: np.ndarray, region: str, alphabet: str) -> OcrResult:
+    """The read of one crop fitted to `region`'s formats, from its CTC frame probabilities `probs`
+    [frames, len(alphabet) + 1]. A read that fits already is returned as it is. Otherwise the most
+    probable fitting reading replaces it when its path is at least GRAMMAR_RATIO (and GRAMMAR_FLOOR)
+    as probable as the raw read's; either way the fitting readings join the candidates after the top
+    text and the raw read is kept. Raises ValueError for an unknown region."""
+    key = _check_region(region)
+    if not result.text or matches(result.text, key):
+        return result
+    reads = best_fitting(probs, *_masks(key, alphabet), alphabet)
+    if not reads:
+        return result
+    best = reads[0]
+    fitted = [(r.text, result.confidence * math.exp(r.log_cost)) for r in reads]
+    limit = max(8, len(result.candidates))
+    if best.log_cost < math.log(max(GRAMMAR_RATIO[key], GRAMMAR_FLOOR)):
+        rest = [c for c in result.candidates if c[0] not in {t for t, _ in fitted}]
+        return replace(result, candidates=tuple((rest[:1] + fitted + rest[1:])[:limit]))
+    conf = float(np.prod([c.confidence for c in best.chars]))
+    others = [(r.text, conf * math.exp(r.log_cost - best.log_cost)) for r in reads[1:]]
+    raw = [c for c in result.candidates if c[0] not in {r.text for r in reads}] or [(result.text, result.confidence)]
+    candidates = ((best.text, conf), *others, *raw)[:limit]
+    if all(t != result.text for t, _ in candidates):
+        candidates = (*candidates[: limit - 1], (result.text, result.confidence))
+    return replace(result, text=best.text, confidence=conf, chars=best.chars, candidates=tuple(candidates))

@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 
 from picar.types import CharRead, OcrResult
+from picar.vision.formats import apply_region, fit_region
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
-from picar.votes import vote_reads
+from picar.votes import vote_reads, vote_texts
 
 
 def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: int = 1) -> np.ndarray:
@@ -226,25 +227,36 @@ class PlateOcr:
         """(height, width, channels) of one model input."""
         return (self._height, self._width, self._channels)
 
-    def read(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:
-        """Read every crop (BGR, any size) in one session run; results in crop order."""
+    def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
+        """Read every crop (BGR, any size) in one session run; results in crop order. With a `region`
+        (`picar.vision.formats.REGIONS`), each read is fitted to its plate formats: the most probable
+        fitting reading of the model's frames (`fit_region`), or for a slot model the re-ranked
+        candidates (`apply_region`)."""
         if len(crops) == 0:
             return []
         batch = preprocess(crops, self._height, self._width, self._channels)
         probs = self._session.run([self._output_name], {self._input_name: batch})[0]
-        return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
+        results = decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
+        if region is None:
+            return results
+        if self.decoder == "ctc":
+            return [fit_region(r, p, region, self.alphabet) for r, p in zip(results, probs, strict=True)]
+        return [apply_region(r, region) for r in results]
 
-    def read_voted(self, crops: Sequence[np.ndarray]) -> list[OcrResult]:
+    def read_voted(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
         """Read each crop as cut, a little looser and a little tighter (`crop_variants`), in one
         session run, and vote one read per crop (`picar.votes.vote_reads`). For still photos, which
-        have no second frame to vote with: three times the OCR work for fewer misreads."""
+        have no second frame to vote with: three times the OCR work for fewer misreads. With a
+        `region`, each cut's read is fitted first (as in `read`) and whole texts are voted
+        (`vote_texts`): a character-by-character mix of two valid plates need not be one."""
         if len(crops) == 0:
             return []
         groups = [crop_variants(c) for c in crops]
-        reads = self.read([v for g in groups for v in g])
+        reads = self.read([v for g in groups for v in g], region)
+        vote = vote_reads if region is None else vote_texts
         out, i = [], 0
         for g in groups:
-            out.append(vote_reads(reads[i : i + len(g)], self.max_candidates))
+            out.append(vote(reads[i : i + len(g)], self.max_candidates))
             i += len(g)
         return out
 

@@ -1,0 +1,146 @@
+"""The format-constrained CTC reading (picar.vision.ctc_grammar) and fitting reads to a region
+(picar.vision.formats.fit_region), on tiny hand-made frame probabilities; a real session on golden crops."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from picar.types import CharRead, OcrResult
+from picar.vision.ctc_grammar import best_fitting, compress_blanks, template_masks
+from picar.vision.formats import _parse, apply_region, fit_region, matches
+from picar.vision.ocr import PlateOcr, decode
+from picar.votes import vote_texts
+
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+BLANK = len(ALPHABET)
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = sorted((ROOT / "tests" / "data" / "ocr").glob("*.jpg"))
+
+
+def frames(*spec: dict[str, float] | None) -> np.ndarray:
+    """One CTC frame per item: {char: probability}, the rest of the mass on the blank; None = sure blank."""
+    out = np.full((len(spec), BLANK + 1), 1e-9)
+    for t, item in enumerate(spec):
+        for ch, p in (item or {}).items():
+            out[t, ALPHABET.index(ch)] = p
+        out[t, BLANK] = max(1e-9, 1.0 - out[t, :BLANK].sum())
+    return out
+
+
+def masks(*templates: str) -> tuple[np.ndarray, np.ndarray]:
+    return template_masks([_parse(t) for t in templates], ALPHABET)
+
+
+def raw_read(probs: np.ndarray) -> OcrResult:
+    return decode(probs[None], ALPHABET, "_", decoder="ctc")[0]
+
+
+# A Brazilian plate AIQ1175 read as AID1775: the third character looks like D more than Q, and the
+# double 1 collapsed because no blank frame separates the two runs.
+AIQ1175 = frames({"A": 0.9}, None, {"I": 0.9}, None, {"D": 0.6, "Q": 0.3}, None, {"1": 0.8},
+                 {"1": 0.5, "7": 0.4}, {"7": 0.9}, None, {"7": 0.9}, None, {"5": 0.95}, None, None, None)
+
+
+def test_best_fitting_finds_the_digit_the_format_demands_and_reports_its_cost() -> None:
+    raw = raw_read(AIQ1175)
+    assert raw.text == "AID1775"  # fits LLLDDDD already: the grammar has nothing to say
+    reads = best_fitting(AIQ1175, *masks("LLLDDDD"), ALPHABET)
+    assert reads[0].text == "AID1775" and reads[0].log_cost == pytest.approx(0.0)
+    # a format with a digit in third place forces the model's best digit there, at a price
+    reads = best_fitting(AIQ1175, *masks("LLDDDDD"), ALPHABET)
+    assert reads[0].text[:2] == "AI" and reads[0].text[2].isdigit() and reads[0].log_cost < -5
+
+
+def test_best_fitting_uses_runner_up_frames_and_keeps_repeats_apart() -> None:
+    # Q loses the frame to D; 1 1 needs two runs split by a blank or a different character
+    probs = frames({"A": 0.9}, None, {"I": 0.9}, None, {"D": 0.6, "0": 0.35}, None,
+                   {"1": 0.9}, {"1": 0.6}, {"1": 0.9}, None, {"7": 0.9}, None, {"5": 0.95})
+    assert raw_read(probs).text == "AID175"
+    reads = best_fitting(probs, *masks("LLLDDDD"), ALPHABET)
+    assert reads[0].text == "AID1175"
+    # its characters spell it, each with its peak probability and runners-up
+    assert "".join(c.char for c in reads[0].chars) == "AID1175"
+    assert reads[0].chars[0].confidence == pytest.approx(0.9)
+    assert all(0 < c.confidence <= 1 for c in reads[0].chars)
+    # a digit-only format takes the model's digit alternative for D
+    reads = best_fitting(probs, *masks("LLDDDDD"), ALPHABET)
+    assert reads[0].text == "AI01175"
+
+
+def test_best_fitting_returns_nothing_when_no_template_can_be_spelt() -> None:
+    probs = frames({"A": 0.9}, None, {"B": 0.9})
+    assert best_fitting(probs, *masks("DDDDDDD"), ALPHABET) == []  # no digit ever above RARE
+    with pytest.raises(ValueError, match="shape"):
+        best_fitting(probs[:, :10], *masks("LL"), ALPHABET)
+    with pytest.raises(ValueError, match="at least one template"):
+        template_masks([], ALPHABET)
+
+
+def test_compress_blanks_keeps_one_frame_between_repeated_characters() -> None:
+    probs = np.log(frames({"1": 0.9}, None, None, None, {"1": 0.9}, None))
+    kept, where = compress_blanks(probs, BLANK)
+    assert where.tolist() == [0, 1, 4, 5]
+    assert kept.shape == (4, BLANK + 1)
+
+
+def test_fit_region_replaces_a_read_that_fits_no_format_in_a_strict_region() -> None:
+    probs = frames({"A": 0.9}, None, {"I": 0.9}, None, {"D": 0.6, "Q": 0.3}, None, {"T": 0.55, "1": 0.4},
+                   {"1": 0.05}, {"1": 0.3}, {"7": 0.9}, None, {"5": 0.95})
+    raw = raw_read(probs)
+    assert raw.text == "AIDT75" and not matches(raw.text, "br")
+    fitted = fit_region(raw, probs, "br", ALPHABET)
+    assert fitted.text == "AID1175"  # the letter in third place stays the model's best letter
+    assert "".join(c.char for c in fitted.chars) == fitted.text
+    assert fitted.confidence == pytest.approx(math.prod(c.confidence for c in fitted.chars))
+    assert "AIDT75" in dict(fitted.candidates)  # the raw read is kept
+    assert fitted.candidates[0][0] == fitted.text
+
+
+def test_fit_region_leaves_fitting_reads_and_unlikely_fits_alone() -> None:
+    probs = frames({"A": 0.9}, None, {"B": 0.9}, None, {"C": 0.9}, None, {"1": 0.9}, None, {"2": 0.9},
+                   None, {"3": 0.9})
+    raw = raw_read(probs)
+    assert fit_region(raw, probs, "md", ALPHABET) is raw  # ABC123 fits Moldova
+    # a US vanity read: the best US format would need characters the model all but ruled out
+    vanity = frames({"C": 0.95}, None, {"U": 0.95}, None, {"S": 0.95, "5": 0.001}, None, {"T": 0.95},
+                    None, {"0": 0.95}, None, {"M": 0.95})
+    read = raw_read(vanity)
+    fitted = fit_region(read, vanity, "us", ALPHABET)
+    assert fitted.text == "CUST0M" and fitted.chars == read.chars
+    with pytest.raises(ValueError, match="allowed regions"):
+        fit_region(read, vanity, "mars", ALPHABET)
+
+
+def test_apply_region_characters_spell_the_promoted_candidate() -> None:
+    # the tracker votes characters: a promoted candidate must not keep the raw read's characters
+    chars = tuple(CharRead(c, 0.9) for c in "AI01775")
+    raw = OcrResult("AI01775", 0.5, chars, (("AI01775", 0.5), ("AIQ1175", 0.3)))
+    fixed = apply_region(raw, "br")
+    assert fixed.text == "AIQ1175"
+    assert "".join(c.char for c in fixed.chars) == "AIQ1175"
+    assert fixed.chars[2].alternatives[0][0] == "0"
+
+
+def test_vote_texts_takes_the_text_with_most_confidence_and_pools_candidates() -> None:
+    a = OcrResult("B123ABC", 0.5, tuple(CharRead(c, 0.9) for c in "B123ABC"), (("B123ABC", 0.5),))
+    b = OcrResult("B123ABC", 0.3, tuple(CharRead(c, 0.8) for c in "B123ABC"), (("B123ABC", 0.3),))
+    c = OcrResult("B12ABC", 0.7, tuple(CharRead(c, 0.95) for c in "B12ABC"), (("B12ABC", 0.7), ("B123ABC", 0.1)))
+    voted = vote_texts([a, b, c, OcrResult("", 0.0, ())])
+    assert voted.text == "B123ABC" and voted.confidence == 0.5 and voted.chars == a.chars
+    assert dict(voted.candidates)["B12ABC"] == pytest.approx(0.7 / 3, abs=1e-6)
+    assert vote_texts([]).text == ""
+
+
+@pytest.mark.parametrize("region", ["auto", "eu", "us"])
+def test_shipped_model_golden_crops_read_the_same_with_a_region(region: str) -> None:
+    ocr = PlateOcr(ROOT / "models" / "plate_ocr.onnx")
+    crops = [cv2.imread(str(p)) for p in GOLDEN]
+    assert len(crops) >= 8
+    for path, fitted in zip(GOLDEN, ocr.read(crops, region), strict=True):
+        assert fitted.text == path.stem.split("_")[-1], (path.name, fitted.text)
+        assert "".join(c.char for c in fitted.chars) == fitted.text
