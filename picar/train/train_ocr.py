@@ -42,6 +42,7 @@ from picar.train.ocr_model import (
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
 from picar.train.weights_arg import named_weight
+from picar.vision.formats import matches
 from picar.vision.ocr import PlateOcr, decode, preprocess
 
 log = logging.getLogger("train_ocr")
@@ -165,6 +166,33 @@ def latency_report(model_path: Path, crops: list[np.ndarray]) -> dict[str, Any]:
         report[f"read_batch{n}_median_ms"] = float(np.median(times))
         report[f"read_batch{n}_median_ms_per_plate"] = float(np.median(times)) / n
     return report
+
+
+def region_latency(model_path: Path, val: dict[str, list[RealCrop]]) -> dict[str, Any]:
+    """Per-plate `PlateOcr.read` time with and without the set's region (one crop per call, one thread):
+    the format search runs only for reads that fit no format, so the tail is what it costs."""
+    ocr = PlateOcr(model_path, threads=1)
+    ocr.warm_up()
+    out: dict[str, Any] = {}
+    for name, crops in val.items():
+        region = REGION_OF.get(name)
+        if not region or not crops:
+            continue
+        plain, fitted, searched = [], [], 0
+        for c in crops:
+            t0 = time.perf_counter()
+            (raw,) = ocr.read([c.image])
+            t1 = time.perf_counter()
+            ocr.read([c.image], region)
+            t2 = time.perf_counter()
+            plain.append((t1 - t0) * 1000)
+            fitted.append((t2 - t1) * 1000)
+            searched += bool(raw.text) and not matches(raw.text, region)
+        out[name] = {"region": region, "n": len(crops), "searched_share": round(searched / len(crops), 4),
+                     **{f"{tag}_{q}_ms": round(float(np.percentile(ts, p)), 3)
+                        for tag, ts in (("read", plain), ("read_region", fitted))
+                        for q, p in (("p50", 50), ("p90", 90), ("p99", 99))}}
+    return out
 
 
 def _decoder(head: str) -> str:
@@ -448,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
 
         golden = sorted(Path("tests/data/ocr").glob("*.jpg"))
         crops = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in golden] or [np.zeros((60, 200, 3), np.uint8)]
-        print(json.dumps(latency_report(args.latency, crops), indent=2))
+        report = latency_report(args.latency, crops)
+        if (Path(args.data) / "ocr").is_dir():
+            report["per_plate_with_region"] = region_latency(args.latency, load_val(Path(args.data)))
+        print(json.dumps(report, indent=2))
         return 0
     if args.evaluate:
         logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -21,7 +21,8 @@ import numpy as np
 from picar.types import CharRead
 
 NEG = -1e9
-SURE_BLANK = 0.999  # frames this sure of the blank collapse to one: no text path can use them cheaply
+SURE_BLANK = 0.99  # frames this sure of the blank collapse to one: no text path can use them cheaply
+# (an int8 model's softmax tops out at 254/255: 0.999 would never be reached)
 RARE = 1e-4  # a class never above this in any frame costs more than any accepted read: left out
 
 
