@@ -381,9 +381,9 @@ class Daemon:
             log.info("outbox: %d waiting event(s) stored", len(waiting))
 
     def _match(self, read: PlateRead) -> list[tuple[WatchEntry, Match]]:
-        wl = self.watchlist.current
-        region = read.region if read.region not in (None, "auto", "us", "eu", "br") else None
-        return list(wl.match(read.candidates, region=region))
+        # The camera's region is a plate-format hint, not where the car is registered: a foreign car
+        # on the list must still hit, so entries are not filtered by it.
+        return list(self.watchlist.current.match(read.candidates))
 
     def _position_at(self, t: float) -> Any:
         return self.gps.fix_at(t) if self.gps is not None else None

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 
-Region = Literal["us", "eu", "br", "auto"]
+# Plate format regions (picar.vision.formats.REGIONS; a test keeps the two in step).
+Region = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "ua"]
 Position = Literal["front", "rear", "left", "right"]
 SourceKind = Literal["index", "device", "url", "file", "folder"]
 SERIAL_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200)

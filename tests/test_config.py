@@ -221,7 +221,7 @@ BAD_CASES = [
     ("cameras", "fps", -5, ["-5", "from 0 to 240"]),
     ("cameras", "width", 640.0, ["640.0", "an integer"]),
     ("cameras", "reconnect_initial_s", 0, ["0", "> 0"]),
-    ("cameras", "region", "mars", ['"mars"', '"us", "eu", "br", "auto"']),
+    ("cameras", "region", "mars", ['"mars"', '"auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "ua"']),
     ("gps", "source", "usb", ['"usb"', '"serial", "gpsd", "none"']),
     ("gps", "baud", 14400, ["14400", "4800, 9600, 19200, 38400, 57600, 115200"]),
     ("gps", "gpsd_port", 0, ["0", "from 1 to 65535"]),
@@ -499,3 +499,12 @@ def test_check_config_problems(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def test_check_config_on_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert check_config_main([str(EXAMPLE)]) == 0
     assert "OK: vehicle unit-0000" in capsys.readouterr().out
+
+
+def test_config_regions_are_the_plate_format_regions() -> None:
+    from typing import get_args
+
+    from picar.config import Region
+    from picar.vision.formats import REGIONS
+
+    assert sorted(get_args(Region)) == sorted(REGIONS)
