@@ -173,6 +173,28 @@ def poor_camera(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
+def tilt(img: np.ndarray, rng: np.random.Generator, max_deg: float = 12.0) -> np.ndarray:
+    """A plate photographed at an angle, as a detector boxes it: the input unstretched to a plate's
+    true shape (one-row plates are 2 to 4.7 times as wide as tall; the input makes them 2:1), rotated
+    4-`max_deg` degrees, boxed axis-aligned around the whole rotated plate, and stretched back. In the
+    stretched input a 10 degree tilt of a long plate becomes a slope of about 20 degrees, far beyond the
+    small rotations of `crop_warp`; car photos are full of such plates."""
+    h, w = img.shape
+    true_w = max(w, int(round(h * rng.uniform(2.0, 4.7))))
+    wide = cv2.resize(img, (true_w, h), interpolation=cv2.INTER_LINEAR)
+    angle = float(rng.uniform(4.0, max_deg) * rng.choice([-1.0, 1.0]))
+    a = np.deg2rad(angle)
+    box_w = true_w * abs(np.cos(a)) + h * abs(np.sin(a))
+    box_h = true_w * abs(np.sin(a)) + h * abs(np.cos(a))
+    m = cv2.getRotationMatrix2D((true_w / 2, h / 2), angle, 1.0)
+    m[0, 2] += (box_w - true_w) / 2
+    m[1, 2] += (box_h - h) / 2
+    border = cv2.BORDER_REPLICATE if rng.random() < 0.6 else cv2.BORDER_CONSTANT
+    turned = cv2.warpAffine(wide, m, (int(np.ceil(box_w)), int(np.ceil(box_h))), flags=cv2.INTER_LINEAR,
+                            borderMode=border, borderValue=int(rng.integers(0, 256)))
+    return cv2.resize(turned, (w, h), interpolation=cv2.INTER_AREA)
+
+
 def photometric(img: np.ndarray, rng: np.random.Generator, poor: float = 0.0) -> np.ndarray:
     """Cheap camera effects at input resolution: contrast, gamma, polarity, blur, noise, JPEG; with
     probability `poor`, the washed-out, defocused look of `poor_camera` instead of contrast and blur."""
@@ -258,9 +280,10 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(self, real: Sequence[RealCrop], size: int, real_share: float, seed: int, epoch: int,
                  pool: SynthPool | None = None, poor: float = 0.0,
-                 weights: dict[str, float] | None = None) -> None:
+                 weights: dict[str, float] | None = None, tilted: float = 0.0) -> None:
         self.pool = pool
         self.poor = poor
+        self.tilted = tilted
         self.size = size
         self.real_share = real_share
         self.seed = seed
@@ -285,10 +308,14 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             # real crops are already cut around the plate: the box is the whole crop
             img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
             text = crop.text
+            if self.tilted > 0 and rng.random() < self.tilted:  # no draw at 0: earlier recipes replay
+                img = tilt(img, rng)
             img = photometric(img, rng, self.poor)
         elif self.pool is not None:
             k = int(rng.integers(len(self.pool.images)))
             img = jitter(self.pool.images[k], rng, self.poor) if rng.random() < 0.7 else self.pool.images[k]
+            if self.tilted > 0 and rng.random() < self.tilted:
+                img = tilt(img, rng)
             return torch.from_numpy(np.ascontiguousarray(img)[None]), torch.from_numpy(self.pool.labels[k].copy())
         else:
             img, text = synth_input(rng)

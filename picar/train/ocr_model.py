@@ -92,20 +92,25 @@ class PlateOcrCtcNet(nn.Module):
     far fewer samples than a dense slot head.
     """
 
-    def __init__(self, classes: int = len(VOCAB), width: int = 32) -> None:
+    def __init__(self, classes: int = len(VOCAB), width: int = 32, columns: int = 16) -> None:
         super().__init__()
+        if columns not in (16, 32):
+            raise ValueError(f"columns must be 16 or 32, got {columns}")
         self.classes = classes
         c = width
+        # 32 columns (the second pooling halves the height only) give a long one-row plate about
+        # three frames per character, so repeated characters (7777) have room for the blanks between
+        # them; the weights have the same shapes either way.
         self.features = nn.Sequential(
             _conv(1, c, stride=2),  # 32x64
             _conv(c, c),
             nn.MaxPool2d(2),  # 16x32
             _conv(c, 2 * c),
             _conv(2 * c, 2 * c),
-            nn.MaxPool2d(2),  # 8x16
+            nn.MaxPool2d(2 if columns == 16 else (2, 1)),  # 8x16 or 8x32
             _conv(2 * c, 4 * c),
             _conv(4 * c, 4 * c),
-            nn.MaxPool2d((2, 1)),  # 4x16
+            nn.MaxPool2d((2, 1)),  # 4x16 or 4x32
             _conv(4 * c, 4 * c),
             nn.Dropout2d(0.1),
         )
@@ -122,12 +127,12 @@ class PlateOcrCtcNet(nn.Module):
         return torch.softmax(self.logits(f), dim=-1)
 
 
-def build_model(head: str, width: int) -> nn.Module:
-    """`slots` (fixed-slot dense head) or `ctc` (row-major frames, CTC)."""
+def build_model(head: str, width: int, columns: int = 16) -> nn.Module:
+    """`slots` (fixed-slot dense head) or `ctc` (row-major frames, 4 rows of `columns`, CTC)."""
     if head == "slots":
         return PlateOcrNet(width=width)
     if head == "ctc":
-        return PlateOcrCtcNet(width=width)
+        return PlateOcrCtcNet(width=width, columns=columns)
     raise ValueError(f"unknown OCR head {head!r}: use 'slots' or 'ctc'")
 
 

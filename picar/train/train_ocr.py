@@ -223,9 +223,14 @@ def train(args: argparse.Namespace) -> Path:
     pool = SynthPool.load(*map(Path, args.synth_cache)) if args.synth_cache else None
     if pool is not None:
         log.info("synthetic pool: %d pre-rendered inputs from %s", len(pool.images), args.synth_cache)
-    model = build_model(args.head, args.width)
-    log.info("model: %s head, width %d, %d params, %.1f M MACs", args.head, args.width, count_params(model),
-             count_macs(model) / 1e6)
+    model = build_model(args.head, args.width, args.columns)
+    log.info("model: %s head, width %d, %d columns, %d params, %.1f M MACs", args.head, args.width, args.columns,
+             count_params(model), count_macs(model) / 1e6)
+    if args.init and not (args.resume and (out / "last.pt").is_file()):
+        # weights only (another run's checkpoint, same layer shapes); optimiser and schedule start fresh
+        init = torch.load(args.init, weights_only=False)
+        model.load_state_dict(init["weights"] if "weights" in init else init["model"])  # best.pt or last.pt
+        log.info("initialised weights from %s (epoch %s)", args.init, init.get("epoch"))
     ema = copy.deepcopy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = args.epoch_size // args.batch
@@ -260,7 +265,7 @@ def train(args: argparse.Namespace) -> Path:
     model.train()
     for epoch in range(start_epoch, args.epochs):
         ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool,
-                         poor=args.poor_camera, weights=args.weight)
+                         poor=args.poor_camera, weights=args.weight, tilted=args.tilted)
         loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
         t0 = time.monotonic()
         running = 0.0
@@ -322,7 +327,7 @@ def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[st
             options.append((f"last.pt:{key}", {**last, "mean": None}, last[key]))
     chosen: tuple[float, str, dict[str, Any], nn.Module] | None = None
     for name, ck, state in options:
-        model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"])
+        model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"], ck["args"].get("columns", 16))
         model.load_state_dict(state)
         score = _mean_score(evaluate_torch(model, val, _decoder(ck["args"].get("head", "slots"))))
         log.info("checkpoint %s (epoch %s): mean val exact %.4f", name, ck.get("epoch"), score)
@@ -356,7 +361,8 @@ def _calibration(data_root: Path, n: int = 256, batch: int = 16) -> list[np.ndar
 def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: dict[str, Any],
              latency: dict[str, Any]) -> dict[str, Any]:
     head = ck["args"].get("head", "slots")
-    positions = 64 if head == "ctc" else MAX_SLOTS
+    columns = ck["args"].get("columns", 16)
+    positions = 4 * columns if head == "ctc" else MAX_SLOTS
     return {
         "name": MODEL_NAME,
         "version": VERSION,
@@ -366,7 +372,7 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
                   "layout": "NHWC", "color": "gray", "range": "0-255, normalised inside the graph",
                   "resize": "stretch to HxW, aspect not kept; INTER_AREA when shrinking, else INTER_LINEAR"},
         "output": {"name": "probs", "shape": [None, positions, len(VOCAB)], "dtype": "float32",
-                   "meaning": ("softmax per CTC frame (4x16 feature map, row-major) over alphabet + blank"
+                   "meaning": (f"softmax per CTC frame (4x{columns} feature map, row-major) over alphabet + blank"
                                if head == "ctc" else "softmax per character slot over alphabet + pad")},
         "alphabet": ALPHABET,
         "pad": PAD,
@@ -377,7 +383,7 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "quantization": quant,
         "training": {"head": head, "checkpoint": ck.get("checkpoint"), "epoch": ck.get("epoch"),
                      "val_mean_torch": ck.get("mean"),
-                     "width": ck["args"]["width"], "seed": ck["args"]["seed"]},
+                     "width": ck["args"]["width"], "columns": columns, "seed": ck["args"]["seed"]},
         "metrics": {"val": metrics, "latency_ms_1_thread": latency},
     }
 
@@ -452,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--real-share", type=float, default=0.5)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--columns", type=int, choices=(16, 32), default=16,
+                   help="CTC frames per row of the final feature map (32: room for repeated characters)")
+    p.add_argument("--tilted", type=float, default=0.0,
+                   help="share of samples shown as a tilted plate boxed by a detector (ocr_data.tilt)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same layer shapes)")
     p.add_argument("--poor-camera", type=float, default=0.0,
                    help="share of samples given the washed-out, defocused look of the real misses (0..1)")
     p.add_argument("--weight", type=_set_weight, action="append", default=[], metavar="SET=W",
