@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 
 # Plate format regions (picar.vision.formats.REGIONS; a test keeps the two in step).
-Region = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "ua"]
+Region = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"]
 Position = Literal["front", "rear", "left", "right"]
 SourceKind = Literal["index", "device", "url", "file", "folder"]
 SERIAL_BAUDS = (4800, 9600, 19200, 38400, 57600, 115200)

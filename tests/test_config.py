@@ -221,7 +221,7 @@ BAD_CASES = [
     ("cameras", "fps", -5, ["-5", "from 0 to 240"]),
     ("cameras", "width", 640.0, ["640.0", "an integer"]),
     ("cameras", "reconnect_initial_s", 0, ["0", "> 0"]),
-    ("cameras", "region", "mars", ['"mars"', '"auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "ua"']),
+    ("cameras", "region", "mars", ['"mars"', '"auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"']),
     ("gps", "source", "usb", ['"usb"', '"serial", "gpsd", "none"']),
     ("gps", "baud", 14400, ["14400", "4800, 9600, 19200, 38400, 57600, 115200"]),
     ("gps", "gpsd_port", 0, ["0", "from 1 to 65535"]),

@@ -36,6 +36,8 @@ REGION_TEMPLATES: dict[str, tuple[str, ...]] = {
     "pl": ("LLDDDDD", "LLDDDLL", "LLDLDDD", "LLLDDDD", "LLLDDLL", "LLLDLDD", "LLLLDDD", "LLDDDDL"),
     # Germany: district, 1-2 letters, 1-4 digits (the split between district and letters is not read)
     "de": tuple("L" * n + "D" * d for n in (2, 3, 4, 5) for d in (1, 2, 3, 4) if n + d <= 8),
+    # Turkey: two-digit province, 1-3 letters, 2-5 digits (34 A 1234, 06 AB 123, 07 ABC 12)
+    "tr": ("DDLDDDD", "DDLDDDDD", "DDLLDDD", "DDLLDDDD", "DDLLLDD", "DDLLLDDD"),
     # Brazil: old ABC-1234, Mercosur ABC1D23
     "br": ("LLLDDDD", "LLLDLDD"),
     # Argentina: old ABC 123, Mercosur AB 123 CD, motorbike A 123 BCD
@@ -46,7 +48,7 @@ REGION_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 REGION_TEMPLATES["eu"] = tuple(dict.fromkeys(
     REGION_TEMPLATES["md"] + REGION_TEMPLATES["ro"] + REGION_TEMPLATES["ua"] + REGION_TEMPLATES["pl"]
-    + REGION_TEMPLATES["de"] + (
+    + REGION_TEMPLATES["de"] + REGION_TEMPLATES["tr"] + (
         "LLDDDLL",  # FR AB-123-CD, IT AB 123 CD
         "DDDDLLL",  # ES 1234 ABC
         "LLDDDDLL",  # BG CA 1234 AB
@@ -69,12 +71,12 @@ TO_LETTER = {"0": "O", "1": "I", "2": "Z", "3": "B", "4": "A", "5": "S", "6": "G
 # Where every plate fits a national format the grammar is trusted fully; where vanity plates and many
 # local formats exist (US, Europe at large) it only breaks near-ties: promoting any fitting candidate
 # there cost 17 points of exact accuracy on the US val crops and 16 on the EU ones (models/README.ocr.md).
-PROMOTE_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
+PROMOTE_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "tr": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
                  "us": 0.5, "auto": 0.5}
 # The same rule for `fit_region`, on the model's path probabilities: the best fitting path may be this
 # much less probable than the raw read's (measured on the val crops, models/README.ocr.md). Below
 # GRAMMAR_FLOOR no region takes it: the plate is most likely from somewhere else (a foreign car).
-GRAMMAR_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
+GRAMMAR_RATIO = {"br": 0.0, "ar": 0.0, "ro": 0.0, "md": 0.0, "ua": 0.0, "tr": 0.0, "de": 0.2, "pl": 0.2, "eu": 0.2,
                  "us": 0.2, "auto": 0.2}
 GRAMMAR_FLOOR = 1e-4
 LOOKALIKE_COST = 0.15  # confidence factor of a swap the OCR itself did not offer
