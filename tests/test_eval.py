@@ -150,3 +150,26 @@ def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
     voted = json.loads(out.read_text())
     assert voted["ocr_vote"] is True and voted["ocr"]["crops"] == 2
     assert 0 <= voted["ocr"]["correct"] <= 2
+
+
+@pytest.mark.skipif(not DEFAULT_OCR.is_file(), reason="needs the shipped OCR model models/plate_ocr.onnx")
+def test_region_fits_reads_and_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    golden = sorted((Path(__file__).parent / "data" / "ocr").glob("*.jpg"))
+    ocr_dir = tmp_path / "ocr"
+    (ocr_dir / "images").mkdir(parents=True)
+    rows = ["file,text"]
+    for path in golden:
+        (ocr_dir / "images" / path.name).write_bytes(path.read_bytes())
+        rows.append(f"images/{path.name},{path.stem.split('_')[-1]}")
+    (ocr_dir / "labels.csv").write_text("\n".join(rows) + "\n")
+    for region in (None, "auto", "eu"):
+        out = tmp_path / f"{region}.json"
+        flags = ["--region", region] if region else []
+        assert eval_main(["--ocr-data", str(ocr_dir), "--json", str(out), *flags]) == 0
+        report = json.loads(out.read_text())
+        assert report["ocr_region"] == region
+        # every golden plate is a valid plate: fitting reads to formats must not lose one
+        assert report["ocr"]["correct"] == report["ocr"]["crops"] == len(golden) >= 8, region
+    with pytest.raises(SystemExit):
+        eval_main(["--ocr-data", str(ocr_dir), "--region", "mars"])
+    assert "invalid choice: 'mars'" in capsys.readouterr().err
