@@ -99,7 +99,7 @@ RO_COUNTIES = ("AB", "AG", "AR", "B", "BC", "BH", "BN", "BR", "BT", "BV", "BZ", 
                "PH", "SB", "SJ", "SM", "SV", "TL", "TM", "TR", "VL", "VN", "VS")
 UA_LETTERS = "ABCEHIKMOPTX"  # Cyrillic letters that look Latin; only these appear on Ukrainian plates
 EU_CODES = ("F", "I", "E", "NL", "B", "CZ", "SK", "BG", "H", "A", "S", "FIN", "DK", "LT", "LV", "EST",
-            "P", "IRL", "SLO", "HR", "GR", "L", "CH", "N", "GB", "SRB", "MNE", "BIH", "AL", "RSM")
+            "P", "IRL", "SLO", "HR", "GR", "L", "CH", "N", "GB", "SRB", "MNE", "BIH", "AL", "RSM", "TR")
 
 Color = tuple[int, int, int]  # RGB while drawing; converted to BGR at the end
 EU_BLUE: Color = (0, 51, 153)
@@ -189,7 +189,9 @@ def _groups_for(style: str, rng: np.random.Generator) -> list[list[str]]:
 # pattern letters: L letter, N digit, A any; spaces split groups
 _EU_PATTERNS = ("LL NNN LL", "NNNN LLL", "LL NN LL", "LL NNN L", "L NNN LL", "NLL NNNN", "LL NNNN LL",
                 "LLL NNN", "LL NNNNN", "NN LLL N", "LL NNNN", "NNN LLL", "LL LL NNN", "L NNNN", "LLL NNNN",
-                "LL NNN AA", "LLLL NN", "NNN LL NN", "LL AAA", "A NNNNN")
+                "LL NNN AA", "LLLL NN", "NNN LL NN", "LL AAA", "A NNNNN",
+                # digits first after the band (Turkey 34 AB 123, Spain 1234 ABC above): a band is not a 1
+                "NN L NNNN", "NN LL NNN", "NN LLL NN", "NN LL NNNN")
 
 
 def _split_points(pattern: str) -> list[tuple[int, int]]:

@@ -89,13 +89,10 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
     "spurious character" option) and an optional slot inside blank runs where a character nearly won."""
     best = np.argmax(sample, axis=1)
     slots: list[list[tuple[str, float]]] = []
-    t, n = 0, len(best)
-    while t < n:
+    starts = [0, *(np.flatnonzero(best[1:] != best[:-1]) + 1).tolist()]
+    for t, stop in zip(starts, [*starts[1:], len(best)], strict=True):
         j = int(best[t])
-        end = t
-        while end + 1 < n and best[end + 1] == j:
-            end += 1
-        run = sample[t: end + 1]
+        run = sample[t:stop]
         if j == blank:
             nonblank = run[:, :blank]
             fi, ci = (int(v) for v in np.unravel_index(int(np.argmax(nonblank)), nonblank.shape))
@@ -109,7 +106,6 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
                     if i == j or frame[i] >= _MIN_OPTION * frame[j]]
             opts.sort(key=lambda o: (o[0] != classes[j], -o[1]))  # the greedy character first
             slots.append(opts[: k + 1])
-        t = end + 1
     return slots
 
 
