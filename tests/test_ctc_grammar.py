@@ -144,3 +144,16 @@ def test_shipped_model_golden_crops_read_the_same_with_a_region(region: str) -> 
     for path, fitted in zip(GOLDEN, ocr.read(crops, region), strict=True):
         assert fitted.text == path.stem.split("_")[-1], (path.name, fitted.text)
         assert "".join(c.char for c in fitted.chars) == fitted.text
+
+
+def test_open_regions_leave_two_row_reads_alone_strict_ones_do_not() -> None:
+    # 2 rows of 6 frames: "ABC" on the upper row, "1X3" on the lower (the X nearly a 2)
+    probs = frames({"A": 0.9}, None, {"B": 0.9}, None, {"C": 0.9}, None,
+                   {"1": 0.9}, None, {"X": 0.5, "2": 0.4}, None, {"3": 0.9}, None)
+    raw = raw_read(probs)
+    assert raw.text == "ABC1X3" and not matches(raw.text, "eu")
+    assert fit_region(raw, probs, "eu", ALPHABET).text == "ABC123"  # one row as far as it knows
+    assert fit_region(raw, probs, "eu", ALPHABET, frames_per_row=6) is raw  # two rows: left to the model
+    assert fit_region(raw, probs, "md", ALPHABET, frames_per_row=6).text == "ABC123"  # strict: fitted
+    # the same read on one row of 12 frames is fitted in the open region too
+    assert fit_region(raw, probs, "eu", ALPHABET, frames_per_row=12).text == "ABC123"

@@ -199,14 +199,25 @@ def _masks(region: str, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
     return template_masks(_PARSED[region], alphabet)
 
 
-def fit_region(result: OcrResult, probs: np.ndarray, region: str, alphabet: str) -> OcrResult:
+def _rows_used(probs: np.ndarray, frames_per_row: int) -> int:
+    """How many rows of frames the greedy read's characters come from (frames are read row by row)."""
+    best = np.argmax(probs, axis=1)
+    return len({int(t) // frames_per_row for t in np.flatnonzero(best != probs.shape[1] - 1)})
+
+
+def fit_region(result: OcrResult, probs: np.ndarray, region: str, alphabet: str,
+               frames_per_row: int | None = None) -> OcrResult:
     """The read of one crop fitted to `region`'s formats, from its CTC frame probabilities `probs`
     [frames, len(alphabet) + 1]. A read that fits already is returned as it is. Otherwise the most
     probable fitting reading replaces it when its path is at least GRAMMAR_RATIO (and GRAMMAR_FLOOR)
     as probable as the raw read's; either way the fitting readings join the candidates after the top
-    text and the raw read is kept. Raises ValueError for an unknown region."""
+    text and the raw read is kept. With `frames_per_row`, an open region (ratio > 0) leaves a two-row
+    read alone: its one-row templates fit the many two-row layouts by chance (models/README.ocr.md).
+    Raises ValueError for an unknown region."""
     key = _check_region(region)
     if not result.text or matches(result.text, key):
+        return result
+    if frames_per_row and GRAMMAR_RATIO[key] > 0 and _rows_used(probs, frames_per_row) > 1:
         return result
     reads = best_fitting(probs, *_masks(key, alphabet), alphabet)
     if not reads:

@@ -202,6 +202,12 @@ class PlateOcr:
         if self.decoder not in DECODERS:
             raise ModelError(f"OCR sidecar field 'decode.decoder' must be one of {DECODERS}, got {self.decoder!r}")
         self.top_k: int = _field(meta, "decode.top_k", int)
+        # CTC frames are read row by row; how many make a row (optional: tells two-row reads apart)
+        self.frames_per_row: int | None = meta["decode"].get("frames_per_row")
+        if self.frames_per_row is not None and (isinstance(self.frames_per_row, bool) or not isinstance(
+                self.frames_per_row, int) or not 0 < self.frames_per_row <= self.slots):
+            raise ModelError(f"OCR sidecar field 'decode.frames_per_row' must be a whole number from 1 to "
+                             f"{self.slots}, got {self.frames_per_row!r}")
         self.max_candidates: int = _field(meta, "decode.max_candidates", int)
         self.min_char_confidence: float = float(_field(meta, "thresholds.min_char_confidence", (int, float)))
         self.min_plate_confidence: float = float(_field(meta, "thresholds.min_plate_confidence", (int, float)))
@@ -236,7 +242,8 @@ class PlateOcr:
         if region is None:
             return results
         if self.decoder == "ctc":
-            return [fit_region(r, p, region, self.alphabet) for r, p in zip(results, probs, strict=True)]
+            return [fit_region(r, p, region, self.alphabet, self.frames_per_row)
+                    for r, p in zip(results, probs, strict=True)]
         return [apply_region(r, region) for r in results]
 
     def read_voted(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
