@@ -88,24 +88,31 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
     """CTC frames -> slots: one slot per greedy character run (top-k at its peak frame, blank as the
     "spurious character" option) and an optional slot inside blank runs where a character nearly won."""
     best = np.argmax(sample, axis=1)
+    run = np.concatenate(([0], np.cumsum(best[1:] != best[:-1])))  # run number of every frame
+    # the peak frame of every run, found with numpy: a character run's most confident frame, a blank
+    # run's frame where some character came closest (the first frame of each run after sorting)
+    runner = np.argmax(sample[:, :blank], axis=1)
+    runner_p = sample[np.arange(len(best)), runner]
+    score = np.where(best == blank, runner_p, sample.max(axis=1))
+    by_run = np.lexsort((-score, run))
+    firsts = np.concatenate(([0], np.flatnonzero(run[by_run][1:] != run[by_run][:-1]) + 1))
+    peaks = by_run[firsts].tolist()
+    peak_rows = sample[peaks]
+    order = np.argsort(-peak_rows, axis=1)[:, : k + 1].tolist()
+    rows = peak_rows.tolist()
     slots: list[list[tuple[str, float]]] = []
-    starts = [0, *(np.flatnonzero(best[1:] != best[:-1]) + 1).tolist()]
-    for t, stop in zip(starts, [*starts[1:], len(best)], strict=True):
-        j = int(best[t])
-        run = sample[t:stop]
+    for n, f in enumerate(peaks):
+        j = int(best[f])
+        frame = rows[n]
         if j == blank:
-            nonblank = run[:, :blank]
-            fi, ci = (int(v) for v in np.unravel_index(int(np.argmax(nonblank)), nonblank.shape))
-            if nonblank[fi, ci] >= 0.05:
-                slots.append([(classes[blank], float(run[fi, blank])), (classes[ci], float(nonblank[fi, ci]))])
-        else:
-            f = int(np.argmax(run[:, j]))
-            frame = run[f]
-            order = np.argsort(-frame)[:k + 1]
-            opts = [(classes[i], float(frame[i])) for i in order
-                    if i == j or frame[i] >= _MIN_OPTION * frame[j]]
-            opts.sort(key=lambda o: (o[0] != classes[j], -o[1]))  # the greedy character first
-            slots.append(opts[: k + 1])
+            c = int(runner[f])
+            if frame[c] >= 0.05:
+                slots.append([(classes[blank], frame[blank]), (classes[c], frame[c])])
+            continue
+        floor = _MIN_OPTION * frame[j]
+        opts = [(classes[i], frame[i]) for i in order[n] if i == j or frame[i] >= floor]
+        opts.sort(key=lambda o: (o[0] != classes[j], -o[1]))  # the greedy character first
+        slots.append(opts[: k + 1])
     return slots
 
 
