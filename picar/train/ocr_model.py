@@ -92,25 +92,31 @@ class PlateOcrCtcNet(nn.Module):
     far fewer samples than a dense slot head.
     """
 
-    def __init__(self, classes: int = len(VOCAB), width: int = 32, columns: int = 16) -> None:
+    def __init__(self, classes: int = len(VOCAB), width: int = 32, columns: int = 16,
+                 upsample: bool = False) -> None:
         super().__init__()
         if columns not in (16, 32):
             raise ValueError(f"columns must be 16 or 32, got {columns}")
         self.classes = classes
         c = width
-        # 32 columns (the second pooling halves the height only) give a long one-row plate about
-        # three frames per character, so repeated characters (7777) have room for the blanks between
-        # them; the weights have the same shapes either way.
+        # 32 columns give a long one-row plate about three frames per character, so repeated
+        # characters (7777) have room for the blanks between them. Natively (the second pooling halves
+        # the height only) stage 3 works on twice the positions; `upsample` keeps stage 3 at 16 columns
+        # and doubles the columns before the last convolution, for about a tenth more work than 16.
+        # The weights have the same shapes every way.
+        native = columns == 32 and not upsample
         self.features = nn.Sequential(
             _conv(1, c, stride=2),  # 32x64
             _conv(c, c),
             nn.MaxPool2d(2),  # 16x32
             _conv(c, 2 * c),
             _conv(2 * c, 2 * c),
-            nn.MaxPool2d(2 if columns == 16 else (2, 1)),  # 8x16 or 8x32
+            nn.MaxPool2d((2, 1) if native else 2),  # 8x32 or 8x16
             _conv(2 * c, 4 * c),
             _conv(4 * c, 4 * c),
-            nn.MaxPool2d((2, 1)),  # 4x16 or 4x32
+            # 4x32 or 4x16 (one module either way, so checkpoints load across the variants)
+            nn.Sequential(nn.MaxPool2d((2, 1)), nn.Upsample(scale_factor=(1, 2), mode="nearest"))
+            if columns == 32 and upsample else nn.MaxPool2d((2, 1)),
             _conv(4 * c, 4 * c),
             nn.Dropout2d(0.1),
         )
@@ -127,12 +133,12 @@ class PlateOcrCtcNet(nn.Module):
         return torch.softmax(self.logits(f), dim=-1)
 
 
-def build_model(head: str, width: int, columns: int = 16) -> nn.Module:
+def build_model(head: str, width: int, columns: int = 16, upsample: bool = False) -> nn.Module:
     """`slots` (fixed-slot dense head) or `ctc` (row-major frames, 4 rows of `columns`, CTC)."""
     if head == "slots":
         return PlateOcrNet(width=width)
     if head == "ctc":
-        return PlateOcrCtcNet(width=width, columns=columns)
+        return PlateOcrCtcNet(width=width, columns=columns, upsample=upsample)
     raise ValueError(f"unknown OCR head {head!r}: use 'slots' or 'ctc'")
 
 

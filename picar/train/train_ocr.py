@@ -223,7 +223,7 @@ def train(args: argparse.Namespace) -> Path:
     pool = SynthPool.load(*map(Path, args.synth_cache)) if args.synth_cache else None
     if pool is not None:
         log.info("synthetic pool: %d pre-rendered inputs from %s", len(pool.images), args.synth_cache)
-    model = build_model(args.head, args.width, args.columns)
+    model = build_model(args.head, args.width, args.columns, args.upsample)
     log.info("model: %s head, width %d, %d columns, %d params, %.1f M MACs", args.head, args.width, args.columns,
              count_params(model), count_macs(model) / 1e6)
     if args.init and not (args.resume and (out / "last.pt").is_file()):
@@ -327,7 +327,8 @@ def _pick_checkpoint(out: Path, val: dict[str, list[RealCrop]]) -> tuple[dict[st
             options.append((f"last.pt:{key}", {**last, "mean": None}, last[key]))
     chosen: tuple[float, str, dict[str, Any], nn.Module] | None = None
     for name, ck, state in options:
-        model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"], ck["args"].get("columns", 16))
+        model = build_model(ck["args"].get("head", "slots"), ck["args"]["width"], ck["args"].get("columns", 16),
+                            ck["args"].get("upsample", False))
         model.load_state_dict(state)
         score = _mean_score(evaluate_torch(model, val, _decoder(ck["args"].get("head", "slots"))))
         log.info("checkpoint %s (epoch %s): mean val exact %.4f", name, ck.get("epoch"), score)
@@ -384,7 +385,8 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
         "quantization": quant,
         "training": {"head": head, "checkpoint": ck.get("checkpoint"), "epoch": ck.get("epoch"),
                      "val_mean_torch": ck.get("mean"),
-                     "width": ck["args"]["width"], "columns": columns, "seed": ck["args"]["seed"]},
+                     "width": ck["args"]["width"], "columns": columns,
+                     "upsample": bool(ck["args"].get("upsample", False)), "seed": ck["args"]["seed"]},
         "metrics": {"val": metrics, "latency_ms_1_thread": latency},
     }
 
@@ -461,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--columns", type=int, choices=(16, 32), default=16,
                    help="CTC frames per row of the final feature map (32: room for repeated characters)")
+    p.add_argument("--upsample", action="store_true",
+                   help="with --columns 32: keep stage 3 at 16 columns and double them before the last conv")
     p.add_argument("--tilted", type=float, default=0.0,
                    help="share of samples shown as a tilted plate boxed by a detector (ocr_data.tilt)")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same layer shapes)")
