@@ -106,7 +106,7 @@ def test_decode_all_pad_gives_empty_text_and_limits_candidates() -> None:
 
 def test_ctc_decode_collapses_runs_drops_blanks_and_offers_near_misses() -> None:
     frames = [{"_": 0.9}, {"A": 0.9}, {"A": 0.8}, {"_": 0.9}, {"A": 0.6, "B": 0.3}, {"_": 0.9},
-              {"_": 0.7, "1": 0.2}, {"1": 0.9}, {"_": 0.95}]
+              {"_": 0.7, "1": 0.2}, {"_": 0.9}, {"1": 0.9}, {"_": 0.95}]
     (res,) = decode(_probs(frames, "AB1_"), alphabet="AB1", pad="_", top_k=2, decoder="ctc")
     assert res.text == "AA1"  # A A (blank) A collapses to AA, then 1
     assert [c.confidence for c in res.chars] == pytest.approx([0.9, 0.6, 0.9])
@@ -116,6 +116,14 @@ def test_ctc_decode_collapses_runs_drops_blanks_and_offers_near_misses() -> None
     assert res.candidates[0][0] == "AA1"
     assert texts["AB1"] == pytest.approx(0.9 * 0.3 * 0.9 * 0.7)
     assert texts["AA11"] == pytest.approx(0.9 * 0.6 * 0.9 * 0.2)  # the near-miss 1 in the blank run
+
+
+def test_ctc_decode_offers_no_extra_character_that_would_merge_into_its_neighbour() -> None:
+    # a 1 just before the run of 1s would only lengthen that run: "A1", never "A11"
+    frames = [{"A": 0.9}, {"_": 0.9}, {"_": 0.6, "1": 0.4}, {"1": 0.9}, {"_": 0.95}]
+    (res,) = decode(_probs(frames, "AB1_"), alphabet="AB1", pad="_", top_k=2, decoder="ctc")
+    assert res.text == "A1" and "A11" not in dict(res.candidates)
+    assert res.confidence == pytest.approx(0.9 * 0.9)
 
 
 def test_decode_rejects_mismatched_shapes_and_bad_pad() -> None:
