@@ -194,9 +194,12 @@ def _chars_for(text: str, raw: tuple[CharRead, ...], confidence: float) -> tuple
     return tuple(out)
 
 
-@lru_cache(maxsize=32)
-def _masks(region: str, alphabet: str) -> tuple[np.ndarray, np.ndarray]:
-    return template_masks(_PARSED[region], alphabet)
+@lru_cache(maxsize=256)
+def _masks(region: str, alphabet: str, near: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Template masks of `region`; with `near`, only templates at most one character longer or shorter
+    (a fit that adds or drops more pays for it in forced characters and never wins)."""
+    temps = [t for t in _PARSED[region] if near is None or abs(len(t) - near) <= 1]
+    return template_masks(temps, alphabet) if temps else None
 
 
 def _rows_used(probs: np.ndarray, frames_per_row: int) -> int:
@@ -219,7 +222,8 @@ def fit_region(result: OcrResult, probs: np.ndarray, region: str, alphabet: str,
         return result
     if frames_per_row and GRAMMAR_RATIO[key] > 0 and _rows_used(probs, frames_per_row) > 1:
         return result
-    reads = best_fitting(probs, *_masks(key, alphabet), alphabet)
+    masks = _masks(key, alphabet, len(result.text))
+    reads = best_fitting(probs, *masks, alphabet) if masks is not None else []
     if not reads:
         return result
     best = reads[0]
