@@ -290,6 +290,12 @@ def test_runtime_names_the_missing_or_wrong_sidecar_field(tmp_path: Path) -> Non
     with pytest.raises(ModelError, match="decode.decoder"):
         PlateOcr(path)
     side["decode"]["decoder"] = "slots"
+    for bad in (0, True, "16", 10_000):
+        side["decode"]["frames_per_row"] = bad
+        path.with_suffix(".json").write_text(json.dumps(side))
+        with pytest.raises(ModelError, match="decode.frames_per_row"):
+            PlateOcr(path)
+    del side["decode"]["frames_per_row"]
     side["slots"] = 7
     path.with_suffix(".json").write_text(json.dumps(side))
     with pytest.raises(ModelError, match="slots=7"):

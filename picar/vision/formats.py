@@ -3,7 +3,7 @@
 O and 0, I and 1, B and 8 are often told apart only by the national format. With the OCR's frame
 probabilities at hand (`fit_region`, used by `PlateOcr.read(crops, region)`), the most probable reading
 that fits a format is searched for (`picar.vision.ctc_grammar`) and replaces a read that fits none when
-the model gives it enough probability. Without them (a voted read), `apply_region` re-ranks the
+the model gives it enough probability. Without them (a fixed-slot model), `apply_region` re-ranks the
 candidates and swaps look-alikes where a template needs a digit or a letter. The raw read always stays
 among the candidates.
 """

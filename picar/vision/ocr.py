@@ -89,10 +89,8 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
     "spurious character" option) and an optional slot inside blank runs where a character nearly won."""
     best = np.argmax(sample, axis=1)
     run = np.concatenate(([0], np.cumsum(best[1:] != best[:-1])))  # run number of every frame
-    # the peak frame of every run, found with numpy: a character run's most confident frame, a blank
-    # run's frame where some character came closest (the first frame of each run after sorting)
-    # a character next to a run of the same character would only lengthen that run (CTC merges
-    # repeats), so it is no candidate for an extra character there
+    # A character next to a run of the same character would only lengthen that run (CTC merges
+    # repeats), so it is no candidate for an extra character there.
     chars = sample[:, :blank].copy()
     frames = np.arange(len(best))
     after = frames[1:][best[:-1] != blank]  # frames that follow a character frame
@@ -101,6 +99,8 @@ def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[l
     chars[before, best[before + 1]] = -1.0
     runner = np.argmax(chars, axis=1)
     runner_p = sample[frames, runner] * (chars[frames, runner] >= 0)
+    # The peak frame of every run: a character run's most confident frame, a blank run's frame where
+    # some character came closest (each run's first frame once sorted by run, then score).
     score = np.where(best == blank, runner_p, sample.max(axis=1))
     by_run = np.lexsort((-score, run))
     firsts = np.concatenate(([0], np.flatnonzero(run[by_run][1:] != run[by_run][:-1]) + 1))
