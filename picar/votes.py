@@ -68,23 +68,26 @@ def vote_texts(reads: Sequence[OcrResult], max_candidates: int = 8) -> OcrResult
         score[r.text] += r.confidence + 1e-6
     text = max(score.items(), key=lambda kv: kv[1])[0]
     best = max((r for r in reads if r.text == text), key=lambda r: r.confidence)
-    pooled: dict[str, float] = defaultdict(float)
-    for r in reads:
-        for cand, p in r.candidates or ((r.text, r.confidence),):
-            pooled[cand] += p / len(reads)
+    pooled = _pooled(reads)
     pooled.pop(text, None)
     ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, max_candidates - 1)]
     return OcrResult(text=text, confidence=best.confidence, chars=best.chars,
                      candidates=((text, best.confidence), *((t, round(p, 6)) for t, p in ranked)))
 
 
-def _merge_candidates(
-    text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
-) -> tuple[tuple[str, float], ...]:
+def _pooled(reads: list[OcrResult]) -> dict[str, float]:
+    """Each candidate text's confidence averaged over the reads (0 where a read lacks it)."""
     pooled: dict[str, float] = defaultdict(float)
     for r in reads:
         for cand, p in r.candidates or ((r.text, r.confidence),):
             pooled[cand] += p / len(reads)
+    return pooled
+
+
+def _merge_candidates(
+    text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
+) -> tuple[tuple[str, float], ...]:
+    pooled = _pooled(reads)
     # Single-character swaps at the least certain positions of the voted text.
     weakest = sorted(range(len(chars)), key=lambda i: chars[i].confidence)[:3]
     for i in weakest:

@@ -299,6 +299,11 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return self.size
 
+    def _maybe_tilt(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.tilted > 0 and rng.random() < self.tilted:  # no draw at 0: earlier recipes replay
+            return tilt(img, rng)
+        return img
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng(_seed(self.seed, self.epoch, i))
         if self.sets and rng.random() < self.real_share:
@@ -308,14 +313,12 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             # real crops are already cut around the plate: the box is the whole crop
             img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
             text = crop.text
-            if self.tilted > 0 and rng.random() < self.tilted:  # no draw at 0: earlier recipes replay
-                img = tilt(img, rng)
+            img = self._maybe_tilt(img, rng)
             img = photometric(img, rng, self.poor)
         elif self.pool is not None:
             k = int(rng.integers(len(self.pool.images)))
             img = jitter(self.pool.images[k], rng, self.poor) if rng.random() < 0.7 else self.pool.images[k]
-            if self.tilted > 0 and rng.random() < self.tilted:
-                img = tilt(img, rng)
+            img = self._maybe_tilt(img, rng)
             return torch.from_numpy(np.ascontiguousarray(img)[None]), torch.from_numpy(self.pool.labels[k].copy())
         else:
             img, text = synth_input(rng)

@@ -32,8 +32,7 @@ class GrammarRead:
 
     text: str
     chars: tuple[CharRead, ...]  # each with its probability at its peak frame and the runners-up there
-    log_prob: float  # of the best path spelling `text`
-    log_cost: float  # log_prob minus the unconstrained best path's log prob (<= 0)
+    log_cost: float  # its best path's log probability minus the unconstrained best path's (<= 0)
 
 
 def template_masks(templates: Sequence[Sequence[frozenset[str]]], alphabet: str) -> tuple[np.ndarray, np.ndarray]:
@@ -71,10 +70,7 @@ def best_fitting(probs: np.ndarray, mask: np.ndarray, lengths: np.ndarray, alpha
         raise ValueError(f"probs must have shape (frames, {a + 1}), got {probs.shape}")
     if mask.shape[-1] != a:
         raise ValueError(f"template masks are for {mask.shape[-1]} classes, the alphabet has {a}")
-    full = np.log(np.maximum(probs.astype(np.float64), 1e-12))
-    kept = compress_blanks(full, a)
-    frame_of = kept[1]
-    lp_all = kept[0]
+    lp_all, frame_of = compress_blanks(np.log(np.maximum(probs.astype(np.float64), 1e-12)), a)
     classes = np.flatnonzero(probs[:, :a].max(axis=0) >= RARE)
     if classes.size == 0:
         return []
@@ -92,8 +88,7 @@ def best_fitting(probs: np.ndarray, mask: np.ndarray, lengths: np.ndarray, alpha
         if any(r.text == text for r in out):
             continue
         chars = tuple(_char_read(probs[frame_of[frames]], int(classes[k]), alphabet) for k, frames in runs)
-        out.append(GrammarRead(text=text, chars=chars, log_prob=float(scores[m]),
-                               log_cost=min(0.0, float(scores[m]) - greedy)))
+        out.append(GrammarRead(text=text, chars=chars, log_cost=min(0.0, float(scores[m]) - greedy)))
     return out
 
 
@@ -120,11 +115,9 @@ def _viterbi(lp: np.ndarray, lp_blank: np.ndarray, emit_mask: np.ndarray, length
         arg1[t], arg2[t] = first, second
         # character i as k: stay, open from the blank before it, or follow a different character i-1
         prev = np.full_like(char, NEG)
-        prev[:, 1:] = best1[:, :-1, None]
-        if c > 1:
+        if c > 1:  # with one class there is no different character to follow
+            prev[:, 1:] = best1[:, :-1, None]
             prev[rows, cols[:, 1:], first[:, :-1]] = runner[rows, cols[:, :-1], second[:, :-1]]
-        else:
-            prev[:, 1:] = NEG
         opened = blank[:, :length, None]
         src = (opened > char).astype(np.int8)
         best = np.maximum(char, opened)

@@ -195,10 +195,10 @@ def _chars_for(text: str, raw: tuple[CharRead, ...], confidence: float) -> tuple
 
 
 @lru_cache(maxsize=256)
-def _masks(region: str, alphabet: str, near: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Template masks of `region`; with `near`, only templates at most one character longer or shorter
-    (a fit that adds or drops more pays for it in forced characters and never wins)."""
-    temps = [t for t in _PARSED[region] if near is None or abs(len(t) - near) <= 1]
+def _masks(region: str, alphabet: str, near: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Masks of `region`'s templates at most one character longer or shorter than `near` (a fit that
+    adds or drops more pays for it in forced characters and never wins); None if there are none."""
+    temps = [t for t in _PARSED[region] if abs(len(t) - near) <= 1]
     return template_masks(temps, alphabet) if temps else None
 
 
