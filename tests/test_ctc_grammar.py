@@ -12,7 +12,7 @@ import pytest
 
 from picar.types import CharRead, OcrResult
 from picar.vision.ctc_grammar import best_fitting, compress_blanks, template_masks
-from picar.vision.formats import _parse, apply_region, fit_region, matches
+from picar.vision.formats import _parse, apply_region, fit_region, matches, settle_top_line
 from picar.vision.ocr import PlateOcr, decode
 from picar.votes import vote_texts
 
@@ -157,3 +157,55 @@ def test_open_regions_leave_two_row_reads_alone_strict_ones_do_not() -> None:
     assert fit_region(raw, probs, "md", ALPHABET, frames_per_row=6).text == "ABC123"  # strict: fitted
     # the same read on one row of 12 frames is fitted in the open region too
     assert fit_region(raw, probs, "eu", ALPHABET, frames_per_row=12).text == "ABC123"
+
+
+# 2 rows of 6 frames: "H0" on the upper row (a round glyph read as the digit), "422D" on the lower.
+H0_422D = frames({"H": 0.9}, None, {"0": 0.95, "O": 0.03}, None, None, None,
+                 {"4": 0.9}, {"2": 0.9}, None, {"2": 0.9}, {"D": 0.9}, None)
+
+
+def test_settle_top_line_reads_a_round_glyph_among_top_line_letters_as_o() -> None:
+    raw = raw_read(H0_422D)
+    assert raw.text == "H0422D"
+    settled = settle_top_line(raw, H0_422D, frames_per_row=6)
+    assert settled.text == "HO422D"
+    assert "".join(c.char for c in settled.chars) == settled.text
+    assert settled.chars[1].alternatives[0][0] == "0"  # the digit stays as the alternative
+    assert settled.candidates[0][0] == "HO422D" and "H0422D" in [t for t, _ in settled.candidates]
+    assert settled.confidence == raw.confidence
+
+
+def test_settle_top_line_leaves_one_row_reads_and_top_lines_with_digits_alone() -> None:
+    raw = raw_read(H0_422D)
+    assert settle_top_line(raw, H0_422D, frames_per_row=12) is raw  # one row: H0422D may be right
+    # "30" over "4994": the top line holds a digit, so its 0 is a digit too
+    probs = frames({"3": 0.9}, None, {"0": 0.9}, None, None, None,
+                   {"4": 0.9}, {"9": 0.9}, None, {"9": 0.9}, {"4": 0.9}, None)
+    digits = raw_read(probs)
+    assert settle_top_line(digits, probs, frames_per_row=6) is digits
+    # a top line of zeros only has no letter to go by
+    zeros = frames({"0": 0.9}, None, None, None, None, None, {"4": 0.9}, None, None, None, None, None)
+    assert settle_top_line(raw_read(zeros), zeros, frames_per_row=6).text == "04"
+
+
+def two_row_crop(top: str, bottom: str) -> np.ndarray:
+    """A plain two-row plate drawn with OpenCV's Hershey face, whose round glyphs the model reads as 0."""
+    img = np.full((100, 140, 3), 235, np.uint8)
+    cv2.rectangle(img, (1, 1), (138, 98), (30, 30, 30), 2)
+    cv2.putText(img, top, (22, 44), cv2.FONT_HERSHEY_DUPLEX, 1.4, (20, 20, 20), 2)
+    cv2.putText(img, bottom, (12, 90), cv2.FONT_HERSHEY_DUPLEX, 1.4, (20, 20, 20), 2)
+    return img
+
+
+def test_shipped_model_settles_the_top_line_except_in_the_us() -> None:
+    ocr = PlateOcr(ROOT / "models" / "plate_ocr.onnx")
+    assert ocr.frames_per_row
+    crop = two_row_crop("XH0", "557")
+    as_us = ocr.read([crop], "us")[0]
+    assert as_us.text == "XH0557"  # the model itself reads the round glyph as 0
+    for region in (None, "auto", "eu"):
+        read = ocr.read([crop], region)[0]
+        assert read.text == "XHO557", region
+        assert "XH0557" in [t for t, _ in read.candidates]
+    one_row = ocr.read([cv2.imread(str(ROOT / "tests" / "data" / "ocr" / "us_A45MCS.jpg"))])[0]
+    assert one_row.text == "A45MCS"

@@ -208,6 +208,48 @@ def _rows_used(probs: np.ndarray, frames_per_row: int) -> int:
     return len({int(t) // frames_per_row for t in np.flatnonzero(best != probs.shape[1] - 1)})
 
 
+# Regions whose plates record a round letter-like glyph as 0 (most US states draw O and 0 alike, and the
+# US labels write 314 zeros to 16 letter Os): there the top line of a two-row plate is left as read.
+ZERO_REGIONS = frozenset({"us"})
+
+
+def _greedy_rows(probs: np.ndarray, frames_per_row: int) -> list[int]:
+    """The frame row of every character of the greedy read, in reading order (runs collapse, blanks drop)."""
+    best = np.argmax(probs, axis=1)
+    starts = np.flatnonzero((best != probs.shape[1] - 1) & np.concatenate(([True], best[1:] != best[:-1])))
+    return [int(t) // frames_per_row for t in starts]
+
+
+def settle_top_line(result: OcrResult, probs: np.ndarray, frames_per_row: int) -> OcrResult:
+    """On a two-row read, a 0 on a top line that is otherwise all letters becomes O.
+
+    The top line of a two-row European plate is the district or series code. In the EU two-row crops
+    (train and val) a round glyph among letters there is the letter O 15 times and the digit 0 twice
+    (a Polish custom plate, L0 RAFI), while the model, taught by US plates that record round glyphs as
+    0, reads clean Os there as 0 with 0.99 confidence. The 0 stays as the character's alternative and
+    the raw text among the candidates. `result` must be the greedy read of `probs` (as `decode` gives).
+    """
+    if "0" not in result.text:
+        return result
+    rows = _greedy_rows(probs, frames_per_row)
+    if len(rows) != len(result.chars) or len(set(rows)) < 2:
+        return result
+    top = [i for i, r in enumerate(rows) if r == rows[0]]
+    others = [result.chars[i].char for i in top if result.chars[i].char != "0"]
+    if not others or not all(c.isalpha() for c in others) or len(others) == len(top):
+        return result
+    chars = list(result.chars)
+    for i in top:
+        c = chars[i]
+        if c.char == "0":
+            alts = (("0", c.confidence), *[a for a in c.alternatives if a[0] not in "0O"])
+            chars[i] = CharRead("O", c.confidence, alts)
+    text = "".join(c.char for c in chars)
+    rest = [c for c in result.candidates if c[0] != text]
+    candidates = ((text, result.confidence), *rest)[: max(8, len(result.candidates))]
+    return replace(result, text=text, chars=tuple(chars), candidates=candidates)
+
+
 def fit_region(result: OcrResult, probs: np.ndarray, region: str, alphabet: str,
                frames_per_row: int | None = None) -> OcrResult:
     """The read of one crop fitted to `region`'s formats, from its CTC frame probabilities `probs`
