@@ -1,6 +1,7 @@
 """Pre-render synthetic OCR inputs into shards, on every core, so training spends its time learning.
 
     python -m picar.train.ocr_cache --out runs/ocr_synth --samples 200000 [--workers 2] [--seed N]
+    python -m picar.train.ocr_cache --out runs/ocr_synth_din --samples 40000 --seed 20261124 --plate-like-fonts
 
 Rendering a plate costs about as much as a training step; a cache rendered once in parallel and
 re-jittered per use (`picar.train.ocr_data.jitter`) gives the trainer several times the throughput.
@@ -19,9 +20,10 @@ import numpy as np
 
 from picar.train.ocr_data import _seed, encode_text, synth_input
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS
+from picar.train.plates import PLATE_FONTS, PLATE_LIKE_FONTS, missing_fonts
 
 
-def render_shard(out: Path, seed: int, index: int, size: int) -> Path:
+def render_shard(out: Path, seed: int, index: int, size: int, fonts: tuple[str, ...] = PLATE_FONTS) -> Path:
     import cv2
 
     cv2.setNumThreads(1)
@@ -31,7 +33,7 @@ def render_shard(out: Path, seed: int, index: int, size: int) -> Path:
     images = np.empty((size, INPUT_HEIGHT, INPUT_WIDTH), np.uint8)
     labels = np.empty((size, MAX_SLOTS), np.int64)
     for j in range(size):
-        img, text = synth_input(np.random.default_rng(_seed(seed, 7_000_000 + index, j)))
+        img, text = synth_input(np.random.default_rng(_seed(seed, 7_000_000 + index, j)), fonts)
         images[j] = img
         labels[j] = encode_text(text)
     tmp = out / f"synth_{index:05d}.tmp.npz"
@@ -47,12 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", type=int, default=5_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=20261123)
+    p.add_argument("--plate-like-fonts", action="store_true",
+                   help="draw registrations only in the narrow DIN-style faces (plates.PLATE_LIKE_FONTS)")
     args = p.parse_args(argv)
+    fonts = PLATE_LIKE_FONTS if args.plate_like_fonts else PLATE_FONTS
+    missing = missing_fonts(fonts)
+    if missing:
+        p.error("fonts not installed: " + "; ".join(missing))
     args.out.mkdir(parents=True, exist_ok=True)
     shards = (args.samples + args.shard - 1) // args.shard
     t0 = time.monotonic()
     with ProcessPoolExecutor(args.workers) as pool:
-        jobs = [pool.submit(render_shard, args.out, args.seed, i, args.shard) for i in range(shards)]
+        jobs = [pool.submit(render_shard, args.out, args.seed, i, args.shard, fonts) for i in range(shards)]
         for done, job in enumerate(jobs, start=1):
             path = job.result()
             rate = done * args.shard / (time.monotonic() - t0)

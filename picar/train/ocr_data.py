@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS, PAD, VOCAB
-from picar.train.plates import STYLES, degrade, render_plate
+from picar.train.plates import PLATE_FONTS, STYLES, degrade, render_plate
 
 # Real sets: (folder, used for training). ar_cnn_ocr_lp has no split and was its authors' held-out
 # benchmark: evaluation only. ro_dashcam_crops has 53 train plates only, so it gets a small weight.
@@ -113,10 +113,11 @@ def _random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def synth_sample(rng: np.random.Generator) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
+def synth_sample(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS
+                 ) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
     """A rendered, damaged plate on a random surround: (gray image, plate box x,y,w,h, text)."""
     style = str(rng.choice(list(STYLE_WEIGHTS), p=np.array(list(STYLE_WEIGHTS.values())) / sum(STYLE_WEIGHTS.values())))
-    plate = render_plate(rng, style)
+    plate = render_plate(rng, style, fonts=fonts)
     img = plate.image
     ph, pw = img.shape[:2]
     scale = rng.uniform(60, 220) / pw  # plate width in the camera frame, before the OCR resize
@@ -232,10 +233,10 @@ def _seed(*parts: int) -> int:
     return int.from_bytes(h, "little")
 
 
-def synth_input(rng: np.random.Generator) -> tuple[np.ndarray, str]:
+def synth_input(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS) -> tuple[np.ndarray, str]:
     """One synthetic network input (INPUT_HEIGHT x INPUT_WIDTH gray) and its text."""
     for _ in range(4):  # re-draw washed-out or black renders: their labels would be noise
-        gray, box, text = synth_sample(rng)
+        gray, box, text = synth_sample(rng, fonts)
         img = photometric(crop_warp(gray, box, rng), rng)
         if img.std() >= 12:
             break

@@ -40,6 +40,15 @@ PLATE_FONTS = (
     "noto/NotoSansDisplay-Bold.ttf",
     "noto/NotoSans-Regular.ttf",
 )
+# Narrow DIN 1451-style faces, as on German, Brazilian and many other real plates: their O and 0, D and
+# Q differ by little more than the plate's format tells. Training only (`ocr_cache --plate-like-fonts`),
+# from the Debian packages fonts-opendin and fonts-roboto-unhinted; the demo and tests never use them.
+PLATE_LIKE_FONTS = (
+    "opendin/OSP-DIN.ttf",
+    "roboto/unhinted/RobotoCondensed-Bold.ttf",
+    "roboto/unhinted/RobotoCondensed-Medium.ttf",
+)
+FONT_PACKAGES = {"opendin/": "fonts-opendin", "roboto/": "fonts-roboto-unhinted"}
 DECOR_FONTS = (
     "dejavu/DejaVuSerif-Bold.ttf",
     "dejavu/DejaVuSerif-Italic.ttf",
@@ -222,6 +231,16 @@ def _groups_from_text(text: str, rows: int) -> list[list[str]]:
 
 
 # --------------------------------------------------------------------------- glyph rendering
+
+
+def missing_fonts(fonts: Sequence[str]) -> list[str]:
+    """The fonts of `fonts` not installed, each with the Debian package that provides it."""
+    out = []
+    for f in fonts:
+        if not (FONT_ROOT / f).is_file():
+            package = next((p for prefix, p in FONT_PACKAGES.items() if f.startswith(prefix)), "?")
+            out.append(f"{FONT_ROOT / f} (apt install {package})")
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -495,10 +514,12 @@ def _texture(canvas: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def render_plate(
-    rng: np.random.Generator, style: str | None = None, text: str | None = None
+    rng: np.random.Generator, style: str | None = None, text: str | None = None,
+    fonts: Sequence[str] = PLATE_FONTS,
 ) -> RenderedPlate:
     """Render one synthetic plate. `style` from STYLES (random if None); `text` A-Z0-9 overrides the
-    random registration (laid out in the style's rows, split into groups at letter/digit changes)."""
+    random registration (laid out in the style's rows, split into groups at letter/digit changes);
+    the registration is drawn in one of `fonts` (paths under FONT_ROOT)."""
     if style is None:
         style = STYLES[int(rng.integers(len(STYLES)))]
     if style not in STYLES:
@@ -516,7 +537,7 @@ def render_plate(
     canvas[:] = look.bg
     _texture(canvas, rng)
     x, y, bw, bh = _draw_furniture(canvas, look, rng)
-    font = PLATE_FONTS[int(rng.integers(len(PLATE_FONTS)))]
+    font = fonts[int(rng.integers(len(fonts)))]
     stroke = float(rng.uniform(0, 1.2)) if rng.random() < 0.3 else 0.0
     if len(rows) == 1:
         ch = int(bh * rng.uniform(0.72, 0.92))
