@@ -227,20 +227,16 @@ def test_render_plate_uses_the_given_text_and_rejects_bad_input() -> None:
         render_plate(rng, "mars")
 
 
-def test_training_fonts_are_checked_before_rendering(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from picar.train import ocr_cache
-    from picar.train.plates import PLATE_FONTS, missing_fonts, render_plate
+def test_training_fonts_are_checked_before_rendering() -> None:
+    from picar.train.plates import PLATE_FONTS, render_plate, require_fonts
 
-    assert missing_fonts(PLATE_FONTS) == []  # the demo and golden crops' fonts
-    missing = missing_fonts(["opendin/NoSuchFace.ttf", "roboto/unhinted/Nope.ttf"])
-    assert "apt install fonts-opendin" in missing[0] and "apt install fonts-roboto-unhinted" in missing[1]
+    require_fonts(PLATE_FONTS)  # the demo and golden crops' fonts
+    with pytest.raises(FileNotFoundError) as err:
+        require_fonts([PLATE_FONTS[0], "opendin/NoSuchFace.ttf", "roboto/unhinted/Nope.ttf"])
+    assert "NoSuchFace.ttf (apt install fonts-opendin)" in str(err.value)
+    assert "Nope.ttf (apt install fonts-roboto-unhinted)" in str(err.value)
+    assert PLATE_FONTS[0] not in str(err.value)
     assert render_plate(np.random.default_rng(7), "de", text="BAB123", fonts=PLATE_FONTS[:1]).text == "BAB123"
-    monkeypatch.setattr(ocr_cache, "PLATE_LIKE_FONTS", ("opendin/NoSuchFace.ttf",))
-    with pytest.raises(SystemExit):
-        ocr_cache.main(["--out", str(tmp_path / "synth"), "--plate-like-fonts"])
-    assert "NoSuchFace.ttf (apt install fonts-opendin)" in capsys.readouterr().err
-    assert not list((tmp_path / "synth").glob("*.npz"))
 
 
 # --------------------------------------------------------------------------- runtime on a real session

@@ -20,7 +20,7 @@ import numpy as np
 
 from picar.train.ocr_data import _seed, encode_text, synth_input
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS
-from picar.train.plates import PLATE_FONTS, PLATE_LIKE_FONTS, missing_fonts
+from picar.train.plates import PLATE_FONTS, PLATE_LIKE_FONTS, require_fonts
 
 
 def render_shard(out: Path, seed: int, index: int, size: int, fonts: tuple[str, ...] = PLATE_FONTS) -> Path:
@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="draw registrations only in the narrow DIN-style faces (plates.PLATE_LIKE_FONTS)")
     args = p.parse_args(argv)
     fonts = PLATE_LIKE_FONTS if args.plate_like_fonts else PLATE_FONTS
-    missing = missing_fonts(fonts)
-    if missing:
-        p.error("fonts not installed: " + "; ".join(missing))
+    try:
+        require_fonts(fonts)
+    except FileNotFoundError as e:
+        p.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
     shards = (args.samples + args.shard - 1) // args.shard
     t0 = time.monotonic()

@@ -233,14 +233,15 @@ def _groups_from_text(text: str, rows: int) -> list[list[str]]:
 # --------------------------------------------------------------------------- glyph rendering
 
 
-def missing_fonts(fonts: Sequence[str]) -> list[str]:
-    """The fonts of `fonts` not installed, each with the Debian package that provides it."""
-    out = []
+def require_fonts(fonts: Sequence[str]) -> None:
+    """Raise FileNotFoundError naming every font of `fonts` not installed and the Debian package with it."""
+    missing = []
     for f in fonts:
         if not (FONT_ROOT / f).is_file():
             package = next((p for prefix, p in FONT_PACKAGES.items() if f.startswith(prefix)), "?")
-            out.append(f"{FONT_ROOT / f} (apt install {package})")
-    return out
+            missing.append(f"{FONT_ROOT / f} (apt install {package})")
+    if missing:
+        raise FileNotFoundError("fonts not installed: " + "; ".join(missing))
 
 
 @functools.lru_cache(maxsize=64)
