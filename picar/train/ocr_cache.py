@@ -1,7 +1,7 @@
 """Pre-render synthetic OCR inputs into shards, on every core, so training spends its time learning.
 
     python -m picar.train.ocr_cache --out runs/ocr_synth --samples 200000 [--workers 2] [--seed N]
-    python -m picar.train.ocr_cache --out runs/ocr_synth_din --samples 40000 --seed 20261124 --plate-like-fonts
+    python -m picar.train.ocr_cache --out runs/ocr_synth_din --samples 60000 --seed 20261124 --plate-like-fonts
 
 Rendering a plate costs about as much as a training step; a cache rendered once in parallel and
 re-jittered per use (`picar.train.ocr_data.jitter`) gives the trainer several times the throughput.

@@ -225,7 +225,7 @@ def settle_top_line(result: OcrResult, probs: np.ndarray, frames_per_row: int) -
 
     The top line of a two-row European plate is the district or series code. In the EU two-row crops
     (train and val) a round glyph among letters there is the letter O 15 times and the digit 0 twice
-    (a Polish custom plate, L0 RAFI), while the model, taught by US plates that record round glyphs as
+    (Polish L0RAFI, IS06219), while the model, taught by US plates that record round glyphs as
     0, reads clean Os there as 0 with 0.99 confidence. The 0 stays as the character's alternative and
     the raw text among the candidates. `result` must be the greedy read of `probs` (as `decode` gives).
     """
