@@ -227,6 +227,30 @@ def test_render_plate_uses_the_given_text_and_rejects_bad_input() -> None:
         render_plate(rng, "mars")
 
 
+def test_badges_stay_inside_their_box_and_out_of_the_registration() -> None:
+    from picar.train.plates import BADGES, _draw_badge, render_plate
+
+    rng = np.random.default_rng(8)
+    for kind in BADGES:
+        canvas = np.full((60, 80, 3), 255, np.uint8)
+        _draw_badge(canvas, kind, (20, 10, 30, 40), rng)
+        changed = np.argwhere((canvas != 255).any(axis=2))
+        assert len(changed) > 50, kind
+        assert changed[:, 0].min() >= 10 and changed[:, 0].max() <= 50, kind
+        assert changed[:, 1].min() >= 20 and changed[:, 1].max() <= 50, kind
+    with pytest.raises(ValueError, match="known:"):
+        _draw_badge(np.zeros((9, 9, 3), np.uint8), "sticker", (0, 0, 8, 8), rng)
+
+    plain = render_plate(np.random.default_rng(9), "eu_square", text="AB123CD")
+    badged = render_plate(np.random.default_rng(9), "eu_square", text="AB123CD", badges=1.0)
+    assert badged.text == plain.text == "AB123CD" and badged.rows == 2
+    assert not np.array_equal(badged.image, plain.image)
+    one_row = [render_plate(np.random.default_rng(10), "ro", text="CJ07XYZ", badges=b).image for b in (0.0, 1.0)]
+    assert np.array_equal(*one_row)  # badges go beside the rows of two-row plates only
+    with pytest.raises(ValueError, match="badges"):
+        render_plate(rng, "eu_square", badges=1.5)
+
+
 def test_training_fonts_are_checked_before_rendering() -> None:
     from picar.train.plates import PLATE_FONTS, render_plate, require_fonts
 

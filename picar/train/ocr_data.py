@@ -113,11 +113,16 @@ def _random_background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def synth_sample(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS
+def synth_sample(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS,
+                 styles: Sequence[str] | None = None, badges: float = 0.0,
                  ) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
-    """A rendered, damaged plate on a random surround: (gray image, plate box x,y,w,h, text)."""
-    style = str(rng.choice(list(STYLE_WEIGHTS), p=np.array(list(STYLE_WEIGHTS.values())) / sum(STYLE_WEIGHTS.values())))
-    plate = render_plate(rng, style, fonts=fonts)
+    """A rendered, damaged plate on a random surround: (gray image, plate box x,y,w,h, text).
+    `styles` narrows the STYLE_WEIGHTS mix to those styles; `badges` goes to `render_plate`."""
+    mix = {k: v for k, v in STYLE_WEIGHTS.items() if styles is None or k in styles}
+    if not mix:
+        raise ValueError(f"no known style in {list(styles or [])}; known: {', '.join(STYLE_WEIGHTS)}")
+    style = str(rng.choice(list(mix), p=np.array(list(mix.values())) / sum(mix.values())))
+    plate = render_plate(rng, style, fonts=fonts, badges=badges)
     img = plate.image
     ph, pw = img.shape[:2]
     scale = rng.uniform(60, 220) / pw  # plate width in the camera frame, before the OCR resize
@@ -233,10 +238,11 @@ def _seed(*parts: int) -> int:
     return int.from_bytes(h, "little")
 
 
-def synth_input(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS) -> tuple[np.ndarray, str]:
+def synth_input(rng: np.random.Generator, fonts: Sequence[str] = PLATE_FONTS,
+                styles: Sequence[str] | None = None, badges: float = 0.0) -> tuple[np.ndarray, str]:
     """One synthetic network input (INPUT_HEIGHT x INPUT_WIDTH gray) and its text."""
     for _ in range(4):  # re-draw washed-out or black renders: their labels would be noise
-        gray, box, text = synth_sample(rng, fonts)
+        gray, box, text = synth_sample(rng, fonts, styles, badges)
         img = photometric(crop_warp(gray, box, rng), rng)
         if img.std() >= 12:
             break

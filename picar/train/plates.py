@@ -502,6 +502,89 @@ def _draw_furniture(canvas: np.ndarray, look: _Look, rng: np.random.Generator) -
     return x0, y0, max(4, x1 - x0), max(4, y1 - y0)
 
 
+BADGES = ("shield", "hexagon", "disc", "seals", "flag_code", "digit_box")
+
+
+def _draw_badge(canvas: np.ndarray, kind: str, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """One badge that is not part of the registration: a district coat of arms (Austria, Switzerland),
+    an inspection hexagon (Czechia), a round sticker, German seals, a flag with its country code
+    (Latvia), or a sticker with a small digit on it (Sweden)."""
+    x, y, w, h = box
+    if w < 4 or h < 4:
+        return
+    col = tuple(int(v) for v in rng.integers(0, 256, 3))
+    red = (int(rng.integers(170, 230)), int(rng.integers(0, 50)), int(rng.integers(0, 50)))
+    if kind == "shield":
+        pts = np.array([(x, y), (x + w, y), (x + w, y + h * 2 // 3), (x + w // 2, y + h), (x, y + h * 2 // 3)],
+                       np.int32)
+        cv2.fillPoly(canvas, [pts], col)
+        if rng.random() < 0.6:  # a white cross or bar on red, as on many arms
+            cv2.fillPoly(canvas, [pts], red)
+            t = max(1, w // 6)
+            cv2.rectangle(canvas, (x + w // 2 - t, y + h // 6), (x + w // 2 + t, y + h * 2 // 3), (245, 245, 245), -1)
+            if rng.random() < 0.5:
+                cv2.rectangle(canvas, (x + w // 6, y + h // 3 - t), (x + w - w // 6, y + h // 3 + t),
+                              (245, 245, 245), -1)
+        cv2.polylines(canvas, [pts], True, (20, 20, 20), max(1, w // 20))
+    elif kind == "hexagon":
+        cx, cy, r = x + w // 2, y + h // 2, max(2, min(w, h) // 2)
+        pts = np.array([(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.arange(6) * np.pi / 3 + np.pi / 6],
+                       np.int32)
+        cv2.fillPoly(canvas, [pts], red)
+        cv2.circle(canvas, (cx, cy), max(1, r * 11 // 20), (240, 240, 240), -1)
+        if rng.random() < 0.5:
+            cv2.circle(canvas, (cx, cy), max(1, r // 4), col, -1)
+    elif kind == "disc":
+        cx, cy, r = x + w // 2, y + h // 2, max(2, min(w, h) // 2)
+        cv2.circle(canvas, (cx, cy), r, col, -1)
+        cv2.circle(canvas, (cx, cy), max(1, r * 2 // 3), tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        for _ in range(int(rng.integers(0, 4))):  # sector marks of an inspection sticker
+            a = rng.uniform(0, 2 * np.pi)
+            cv2.line(canvas, (cx, cy), (int(cx + r * np.cos(a)), int(cy + r * np.sin(a))), (30, 30, 30), 1)
+    elif kind == "seals":
+        r = max(2, min(w, h // 2) // 2 - 1)
+        cv2.circle(canvas, (x + w // 2, y + h // 4), r, col, -1)
+        cv2.circle(canvas, (x + w // 2, y + 3 * h // 4), r, red, -1)
+    elif kind == "flag_code":  # a flag over its small country code, in the plate's ink
+        fh = h // 3
+        cv2.rectangle(canvas, (x, y), (x + w, y + fh), red, -1)
+        cv2.rectangle(canvas, (x, y + fh // 3), (x + w, y + 2 * fh // 3), (245, 245, 245), -1)
+        _draw_fitted_text(canvas, _pick(rng, EU_CODES), "dejavu/DejaVuSans-Bold.ttf",
+                          (x, y + fh + h // 8, w, h // 2), (int(rng.integers(0, 90)),) * 3)
+    elif kind == "digit_box":
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), col, -1)
+        ink = (250, 250, 250) if sum(col) < 380 else (15, 15, 15)
+        cv2.rectangle(canvas, (x + w // 8, y + h // 8), (x + w - w // 8, y + h - h // 8), ink, max(1, w // 14))
+        _draw_fitted_text(canvas, _pick(rng, DIGITS), "dejavu/DejaVuSans-Bold.ttf",
+                          (x + w // 4, y + h // 4, w // 2, h // 2), ink)
+    else:
+        raise ValueError(f"unknown badge {kind!r}; known: {', '.join(BADGES)}")
+
+
+def _draw_badges(canvas: np.ndarray, boxes: list[tuple[int, int, int, int]],
+                 rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
+    """Draw badges beside a two-row plate's rows, mostly the top one; return the rows' narrowed boxes."""
+    out = []
+    for i, (x, y, w, h) in enumerate(boxes):
+        if rng.random() >= (0.85 if i == 0 else 0.2):
+            out.append((x, y, w, h))
+            continue
+        sides = ("right",) if rng.random() < 0.5 else ("left",) if rng.random() < 0.4 else ("left", "right")
+        for side in sides:
+            bh = int(h * rng.uniform(0.5, 0.95))
+            bw = min(int(bh * rng.uniform(0.6, 1.1)), w // 4)
+            by = y + (h - bh) // 2 + int(rng.integers(-2, 3))
+            margin = int(h * rng.uniform(0.05, 0.2))
+            bx = x + w - bw if side == "right" else x
+            kind = BADGES[int(rng.integers(len(BADGES)))]
+            _draw_badge(canvas, kind, (bx, by, bw, bh), rng)
+            w -= bw + margin
+            if side == "left":
+                x += bw + margin
+        out.append((x, y, max(4, w), h))
+    return out
+
+
 def _texture(canvas: np.ndarray, rng: np.random.Generator) -> None:
     """Gentle gradient and paper noise, so backgrounds are not perfectly flat."""
     h, w = canvas.shape[:2]
@@ -516,11 +599,14 @@ def _texture(canvas: np.ndarray, rng: np.random.Generator) -> None:
 
 def render_plate(
     rng: np.random.Generator, style: str | None = None, text: str | None = None,
-    fonts: Sequence[str] = PLATE_FONTS,
+    fonts: Sequence[str] = PLATE_FONTS, badges: float = 0.0,
 ) -> RenderedPlate:
     """Render one synthetic plate. `style` from STYLES (random if None); `text` A-Z0-9 overrides the
     random registration (laid out in the style's rows, split into groups at letter/digit changes);
-    the registration is drawn in one of `fonts` (paths under FONT_ROOT)."""
+    the registration is drawn in one of `fonts` (paths under FONT_ROOT). With probability `badges`, a
+    two-row plate also carries the badges real ones do beside its rows (`_draw_badges`), never read."""
+    if not 0.0 <= badges <= 1.0:
+        raise ValueError(f"badges is a probability in 0..1, got {badges}")
     if style is None:
         style = STYLES[int(rng.integers(len(STYLES)))]
     if style not in STYLES:
@@ -549,8 +635,11 @@ def render_plate(
         gap = int(bh * rng.uniform(0.05, 0.1))
         h1 = int((bh - gap) * top_share)
         h2 = bh - gap - h1
-        for row, (ry, rh) in zip(rows, ((y, h1), (y + h1 + gap, h2)), strict=True):
-            _draw_row(canvas, row, font, (x, ry, bw, int(rh * 0.92)), look.fg, rng, look.separator, stroke)
+        boxes = [(x, y, bw, h1), (x, y + h1 + gap, bw, h2)]
+        if badges and rng.random() < badges:
+            boxes = _draw_badges(canvas, boxes, rng)
+        for row, (rx, ry, rw, rh) in zip(rows, boxes, strict=True):
+            _draw_row(canvas, row, font, (rx, ry, rw, int(rh * 0.92)), look.fg, rng, look.separator, stroke)
     plate_text = "".join("".join(r) for r in rows)
     return RenderedPlate(image=np.ascontiguousarray(canvas[..., ::-1]), text=plate_text, style=style,
                          rows=len(rows))
