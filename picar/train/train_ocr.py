@@ -405,7 +405,9 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
                                          INPUT_HEIGHT, INPUT_WIDTH, 1))
     diff = check_onnx_matches(model, f32, sample, atol=1e-4)
     log.info("float ONNX matches torch: max abs diff %.2e", diff)
-    quantize_int8(f32, i8, _calibration(data_root))
+    # Percentile ranges with a float stem and classifier: mean real-val exact 0.880 against float32's 0.879;
+    # min/max ranges over every convolution gave 0.871 (runs/ocr_t32d, session 6).
+    quantize_int8(f32, i8, _calibration(data_root), percentile=True, float_ends=True)
     report: dict[str, Any] = {}
     x1 = sample[:1].numpy()
     x8 = sample[:8].numpy()
@@ -429,7 +431,8 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     ship.mkdir(parents=True, exist_ok=True)
     dst = ship / f"{MODEL_NAME}.onnx"
     shutil.copy(src, dst)
-    quant = "int8 static QDQ (onnxruntime.quantization, per-channel weights)" if holds else "none (float32)"
+    quant = ("int8 static QDQ (onnxruntime.quantization, per-channel weights, percentile activation ranges, "
+             "first and last convolution float)" if holds else "none (float32)")
     side = _sidecar(args, ck, quant, report[chosen]["val"], report[chosen]["latency"])
     dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
     calibration = calibrate_thresholds(dst, val)
