@@ -12,7 +12,7 @@ import pytest
 
 from picar.types import CharRead, OcrResult
 from picar.vision.ctc_grammar import best_fitting, compress_blanks, template_masks
-from picar.vision.formats import _parse, apply_region, fit_region, matches, settle_top_line
+from picar.vision.formats import _parse, apply_region, fit_region, matches, settle_digit_run, settle_top_line
 from picar.vision.ocr import PlateOcr, decode
 from picar.votes import vote_texts
 
@@ -186,6 +186,28 @@ def test_settle_top_line_leaves_one_row_reads_and_top_lines_with_digits_alone() 
     # a top line of zeros only has no letter to go by
     zeros = frames({"0": 0.9}, None, None, None, None, None, {"4": 0.9}, None, None, None, None, None)
     assert settle_top_line(raw_read(zeros), zeros, frames_per_row=6).text == "04"
+
+
+def text_read(text: str) -> OcrResult:
+    chars = tuple(CharRead(c, 0.8, ((c, 0.8), ("X", 0.1))) for c in text)
+    return OcrResult(text, 0.8 ** len(text), chars, ((text, 0.8 ** len(text)), (text + "X", 0.01)))
+
+
+@pytest.mark.parametrize(("raw", "settled"), [("KOS46I", "KOS461"), ("AB12O", "AB120"), ("3O5ABC", "305ABC"),
+                                              ("12O3", "1203")])
+def test_settle_digit_run_reads_letters_no_registration_puts_among_digits_as_digits(raw: str, settled: str) -> None:
+    read = settle_digit_run(text_read(raw))
+    assert read.text == settled
+    assert "".join(c.char for c in read.chars) == settled
+    changed = [i for i, (a, b) in enumerate(zip(raw, settled, strict=True)) if a != b]
+    assert all(read.chars[i].alternatives[0][0] == raw[i] for i in changed)  # the letter stays the alternative
+    assert read.candidates[0][0] == settled and raw in [t for t, _ in read.candidates]
+
+
+@pytest.mark.parametrize("raw", ["ABC1I23", "AB1I", "W2IZI", "L0RAFI", "BA215AI", "ABC123", "O12", "I5"])
+def test_settle_digit_run_leaves_letters_a_format_allows_alone(raw: str) -> None:
+    read = text_read(raw)  # Mercosur's fifth-place I, one digit before a final letter, letters before it
+    assert settle_digit_run(read) is read
 
 
 def two_row_crop(top: str, bottom: str) -> np.ndarray:

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from picar.types import CharRead, OcrResult
-from picar.vision.formats import ZERO_REGIONS, apply_region, fit_region, settle_top_line
+from picar.vision.formats import ZERO_REGIONS, apply_region, fit_region, settle_digit_run, settle_top_line
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
 from picar.votes import vote_reads, vote_texts
 
@@ -246,7 +246,8 @@ class PlateOcr:
 
     def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
         """Read every crop (BGR, any size) in one session run; results in crop order. On a two-row read,
-        a 0 among the letters of the top line becomes O (`settle_top_line`; not for region us). With a `region`
+        a 0 among the letters of the top line becomes O (`settle_top_line`; not for region us); a final I or O
+        after two digits, or an O between digits, becomes 1 or 0 (`settle_digit_run`). With a `region`
         (`picar.vision.formats.REGIONS`), each read is fitted to its plate formats: the most probable
         fitting reading of the model's frames (`fit_region`), or for a slot model the re-ranked
         candidates (`apply_region`)."""
@@ -257,6 +258,7 @@ class PlateOcr:
         results = decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
         if self.frames_per_row and (region is None or region.lower() not in ZERO_REGIONS):
             results = [settle_top_line(r, p, self.frames_per_row) for r, p in zip(results, probs, strict=True)]
+        results = [settle_digit_run(r) for r in results]
         if region is None:
             return results
         if self.decoder == "ctc":
