@@ -391,6 +391,9 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
     }
 
 
+LATENCY_BUDGET_MS = 1.0  # per plate, one thread (issue #3)
+
+
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """Best checkpoint -> float ONNX (checked against torch) -> int8 candidate -> keep the better one."""
     out = Path(args.out)
@@ -427,6 +430,11 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         report["int8"]["val"][k]["exact"] >= report["float32"]["val"][k]["exact"] - 0.02 for k in val)
     chosen = "int8" if holds else "float32"
     src = i8 if holds else f32
+    median_ms = report[chosen]["latency"]["batch1"]["median_ms"]
+    report["over_latency_budget"] = median_ms > LATENCY_BUDGET_MS
+    if report["over_latency_budget"]:
+        log.warning("the %s model takes %.2f ms per plate, over the %.1f ms budget: check before shipping it",
+                    chosen, median_ms, LATENCY_BUDGET_MS)
     ship = Path(args.ship)
     ship.mkdir(parents=True, exist_ok=True)
     dst = ship / f"{MODEL_NAME}.onnx"
