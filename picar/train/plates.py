@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import string
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -360,7 +360,7 @@ class _Look:
     size: tuple[int, int]  # (w, h) px
     bg: Color
     fg: Color
-    band: str  # "", "eu_left", "ua_left", "top_blue", "top_strip"
+    band: str  # "", "eu_left", "ua_left", "top_blue", "top_strip"; with badges "flag_left", "low_left"
     band_text: str
     rows: int
     separator: str
@@ -447,6 +447,21 @@ def _draw_furniture(canvas: np.ndarray, look: _Look, rng: np.random.Generator) -
                            (255, 204, 0), -1)
         _draw_fitted_text(canvas, look.band_text, "dejavu/DejaVuSans-Bold.ttf",
                           (2, int(h * 0.62), bw - 4, int(h * 0.26)), (255, 255, 255))
+        x0 = bw + pad
+    elif look.band in ("flag_left", "low_left"):  # two-row bands: a national flag over its code, or
+        bw = int(w * rng.uniform(0.11, 0.15))  # the EU band beside the lower row only
+        if look.band == "flag_left":
+            fh = int(h * rng.uniform(0.15, 0.3))
+            stripes = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(3)]
+            for k, col in enumerate(stripes):
+                canvas[pad + k * fh // 3: pad + (k + 1) * fh // 3, pad: pad + bw] = col
+            _draw_fitted_text(canvas, look.band_text, "dejavu/DejaVuSans-Bold.ttf",
+                              (pad, int(h * rng.uniform(0.5, 0.65)), bw, int(h * rng.uniform(0.15, 0.3))),
+                              look.fg if rng.random() < 0.5 else (128, 128, 128))
+        else:
+            canvas[h // 2:, :bw] = EU_BLUE
+            _draw_fitted_text(canvas, look.band_text, "dejavu/DejaVuSans-Bold.ttf",
+                              (2, int(h * 0.72), bw - 4, int(h * 0.2)), (255, 255, 255))
         x0 = bw + pad
     elif look.band == "top_blue":
         bh = int(h * rng.uniform(0.18, 0.24))
@@ -604,7 +619,8 @@ def render_plate(
     """Render one synthetic plate. `style` from STYLES (random if None); `text` A-Z0-9 overrides the
     random registration (laid out in the style's rows, split into groups at letter/digit changes);
     the registration is drawn in one of `fonts` (paths under FONT_ROOT). With probability `badges`, a
-    two-row plate also carries the badges real ones do beside its rows (`_draw_badges`), never read."""
+    two-row plate also carries the badges real ones do beside its rows (`_draw_badges`), never read,
+    and sometimes a national flag band or an EU band beside its lower row only."""
     if not 0.0 <= badges <= 1.0:
         raise ValueError(f"badges is a probability in 0..1, got {badges}")
     if style is None:
@@ -612,6 +628,8 @@ def render_plate(
     if style not in STYLES:
         raise ValueError(f"unknown plate style {style!r}; known: {', '.join(STYLES)}")
     look = _look(style, rng)
+    if badges and look.rows == 2 and rng.random() < badges * 0.3:
+        look = replace(look, band=("flag_left", "low_left")[int(rng.integers(2))])
     if text is not None:
         text = text.upper()
         if not text or any(c not in ALPHANUM for c in text):
