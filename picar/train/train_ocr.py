@@ -50,7 +50,7 @@ log = logging.getLogger("train_ocr")
 REGION_OF = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
              "eu_openalpr_train_detector_eu2": "eu", "ro_dashcam_crops": "ro", "ar_cnn_ocr_lp": "ar"}
 MODEL_NAME = "plate_ocr"
-VERSION = "2.1.0"
+VERSION = "2.2.0"
 
 
 def _setup_logging(out: Path) -> None:
