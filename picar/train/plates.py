@@ -74,6 +74,7 @@ STYLES: tuple[str, ...] = (
     "moto",  # small two-row motorbike plates
     "us",  # US 2:1 with state name and slogan
     "br_old",  # Brazil grey ABC-1234 with city strip
+    "br_old_red",  # Brazil commercial and taxi: the same in white on red (light on dark in gray)
     "br_mercosur",  # Brazil Mercosur ABC1D23 with blue band
     "ar_mercosur",  # Argentina Mercosur AB 123 CD
     "ar_old",  # Argentina black LLL NNN
@@ -184,7 +185,7 @@ def _groups_for(style: str, rng: np.random.Generator) -> list[list[str]]:
             k = len(chars) // 2 + int(rng.integers(-1, 2))
             return [[chars[:k], chars[k:]]]
         return [[chars]]
-    if style == "br_old":
+    if style in ("br_old", "br_old_red"):
         return [[_pick(rng, LETTERS, 3), _pick(rng, DIGITS, 4)]]
     if style == "br_mercosur":
         return [[_pick(rng, LETTERS, 3) + _pick(rng, DIGITS) + _pick(rng, LETTERS) + _pick(rng, DIGITS, 2)]]
@@ -410,6 +411,12 @@ def _look(style: str, rng: np.random.Generator) -> _Look:
         if rng.random() < 0.12:  # dark plates with light characters
             bg, fg = (int(rng.integers(10, 70)),) * 3, (int(rng.integers(200, 256)),) * 3
         return _Look((w, h), bg, fg, "us", _pick(rng, US_STATES), 1, "gap")  # type: ignore[arg-type]
+    if style == "br_old_red":
+        w = int(rng.integers(220, 320))
+        red = (int(rng.integers(140, 230)), int(rng.integers(10, 70)), int(rng.integers(10, 70)))
+        v = int(rng.integers(215, 256))
+        return _Look((w, int(w * rng.uniform(0.3, 0.38))), red, (v, v, v), "top_strip", _pick(rng, BR_CITIES), 1,
+                     "dash")
     if style == "br_old":
         w = int(rng.integers(220, 320))
         v = int(rng.integers(150, 215))
