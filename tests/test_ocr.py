@@ -227,6 +227,19 @@ def test_render_plate_uses_the_given_text_and_rejects_bad_input() -> None:
         render_plate(rng, "mars")
 
 
+def test_brazilian_commercial_plates_are_light_on_dark_in_gray() -> None:
+    from picar.train.plates import render_plate
+
+    for seed in range(5):
+        red = render_plate(np.random.default_rng(seed), "br_old_red", text="AOD1234")
+        grey = render_plate(np.random.default_rng(seed), "br_old", text="AOD1234")
+        assert red.text == grey.text == "AOD1234"
+        g_red = cv2.cvtColor(red.image, cv2.COLOR_BGR2GRAY)
+        g_grey = cv2.cvtColor(grey.image, cv2.COLOR_BGR2GRAY)
+        assert np.median(g_red) < 128 < np.percentile(g_red, 97)  # dark plate, light characters
+        assert np.median(g_grey) > 128 > np.percentile(g_grey, 3)  # light plate, dark characters
+
+
 def test_badges_stay_inside_their_box_and_out_of_the_registration() -> None:
     from picar.train.plates import BADGES, _draw_badge, render_plate
 
