@@ -66,8 +66,8 @@ def quantize_int8(src: Path, dst: Path, calibration: Sequence[np.ndarray] | None
     time: MatMul/Gemm benefit, convolutions stay float). With a list of input batches it is static QDQ
     quantisation of weights and activations, which also speeds up convolutions. `percentile` sets
     activation ranges from the 99.999th percentile instead of min/max, so a few outlier activations do
-    not coarsen every other step; `float_ends` leaves the first and last convolution in float (the
-    stem sees raw contrast, the last one the class scores; both cost little compute).
+    not coarsen every other step; `float_ends` leaves the first and last convolution in float (for a
+    one-channel stem and a 1x1 classifier both cost little compute).
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,

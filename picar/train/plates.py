@@ -586,7 +586,7 @@ def _draw_badge(canvas: np.ndarray, kind: str, box: tuple[int, int, int, int], r
 def _draw_badges(canvas: np.ndarray, boxes: list[tuple[int, int, int, int]],
                  rng: np.random.Generator) -> list[tuple[int, int, int, int]]:
     """Draw badges beside a two-row plate's rows, mostly the top one; return the rows' narrowed boxes."""
-    out = []
+    out: list[tuple[int, int, int, int]] = []
     for i, (x, y, w, h) in enumerate(boxes):
         if rng.random() >= (0.85 if i == 0 else 0.2):
             out.append((x, y, w, h))
