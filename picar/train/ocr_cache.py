@@ -52,9 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shard", type=int, default=5_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=20261123)
-    p.add_argument("--plate-like-fonts", action="store_true",
-                   help="draw registrations only in the narrow DIN-style faces (plates.PLATE_LIKE_FONTS)")
-    p.add_argument("--all-fonts", action="store_true", help="draw in both the usual and the DIN-style faces")
+    faces = p.add_mutually_exclusive_group()
+    faces.add_argument("--plate-like-fonts", action="store_true",
+                       help="draw registrations only in the narrow DIN-style faces (plates.PLATE_LIKE_FONTS)")
+    faces.add_argument("--all-fonts", action="store_true", help="draw in both the usual and the DIN-style faces")
     p.add_argument("--styles", nargs="+", choices=STYLES, metavar="STYLE",
                    help=f"render only these plate styles (of: {', '.join(STYLES)})")
     p.add_argument("--badges", type=float, default=0.0,

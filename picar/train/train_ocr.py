@@ -51,6 +51,7 @@ REGION_OF = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br"
              "eu_openalpr_train_detector_eu2": "eu", "ro_dashcam_crops": "ro", "ar_cnn_ocr_lp": "ar"}
 MODEL_NAME = "plate_ocr"
 VERSION = "2.2.0"
+LATENCY_BUDGET_MS = 1.0  # per plate, one thread (issue #3)
 
 
 def _setup_logging(out: Path) -> None:
@@ -389,9 +390,6 @@ def _sidecar(args: argparse.Namespace, ck: dict[str, Any], quant: str, metrics: 
                      "upsample": bool(ck["args"].get("upsample", False)), "seed": ck["args"]["seed"]},
         "metrics": {"val": metrics, "latency_ms_1_thread": latency},
     }
-
-
-LATENCY_BUDGET_MS = 1.0  # per plate, one thread (issue #3)
 
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
