@@ -175,3 +175,33 @@ def count_macs(model: nn.Module, height: int = INPUT_HEIGHT, width: int = INPUT_
     for h in hooks:
         h.remove()
     return total
+
+
+def widen_into(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Load a narrower model's `state` into `model` (same layers, more channels) so that it computes
+    exactly what the narrow one did: old weights fill the leading channels, the extra channels keep
+    their fresh initialisation, and every weight reading an extra input channel into an old output
+    starts at zero. Training then grows the extra channels from a working model instead of from
+    scratch. Returns how many tensors were widened; raises ValueError naming the first tensor that
+    does not fit."""
+    own = model.state_dict()
+    missing = sorted(set(own) ^ set(state))
+    if missing:
+        raise ValueError(f"checkpoint and model have different layers: {missing[:4]}")
+    widened = 0
+    new_state: dict[str, torch.Tensor] = {}
+    for name, target in own.items():
+        src = state[name]
+        if src.dim() != target.dim() or any(s > t for s, t in zip(src.shape, target.shape, strict=True)):
+            raise ValueError(f"{name}: checkpoint shape {tuple(src.shape)} does not fit in {tuple(target.shape)}")
+        if src.shape == target.shape:
+            new_state[name] = src.clone()
+            continue
+        out = target.clone()
+        out[tuple(slice(0, s) for s in src.shape)] = src
+        if out.dim() == 4 and src.shape[1] < out.shape[1]:
+            out[: src.shape[0], src.shape[1]:] = 0.0  # old outputs ignore the new inputs at first
+        new_state[name] = out
+        widened += 1
+    model.load_state_dict(new_state)
+    return widened

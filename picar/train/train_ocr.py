@@ -39,6 +39,7 @@ from picar.train.ocr_model import (
     build_model,
     count_macs,
     count_params,
+    widen_into,
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
 from picar.train.weights_arg import named_weight
@@ -230,8 +231,15 @@ def train(args: argparse.Namespace) -> Path:
     if args.init and not (args.resume and (out / "last.pt").is_file()):
         # weights only (another run's checkpoint, same layer shapes); optimiser and schedule start fresh
         init = torch.load(args.init, weights_only=False)
-        model.load_state_dict(init["weights"] if "weights" in init else init["model"])  # best.pt or last.pt
-        log.info("initialised weights from %s (epoch %s)", args.init, init.get("epoch"))
+        weights = init["weights"] if "weights" in init else init["model"]  # best.pt or last.pt
+        init_width = init.get("args", {}).get("width", args.width)
+        if init_width < args.width:
+            widened = widen_into(model, weights)
+            log.info("initialised weights from %s (epoch %s), widened %d tensors from width %d to %d",
+                     args.init, init.get("epoch"), widened, init_width, args.width)
+        else:
+            model.load_state_dict(weights)
+            log.info("initialised weights from %s (epoch %s)", args.init, init.get("epoch"))
     ema = copy.deepcopy(model)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = args.epoch_size // args.batch
@@ -476,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --columns 32: keep stage 3 at 16 columns and double them before the last conv")
     p.add_argument("--tilted", type=float, default=0.0,
                    help="share of samples shown as a tilted plate boxed by a detector (ocr_data.tilt)")
-    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same layer shapes)")
+    p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same layers; a checkpoint of a "
+                   "narrower --width is widened so it still reads as before)")
     p.add_argument("--poor-camera", type=float, default=0.0,
                    help="share of samples given the washed-out, defocused look of the real misses (0..1)")
     p.add_argument("--weight", type=_set_weight, action="append", default=[], metavar="SET=W",
