@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,8 +287,11 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(self, real: Sequence[RealCrop], size: int, real_share: float, seed: int, epoch: int,
                  pool: SynthPool | None = None, poor: float = 0.0,
-                 weights: dict[str, float] | None = None, tilted: float = 0.0) -> None:
+                 weights: dict[str, float] | None = None, tilted: float = 0.0, splice: float = 0.0,
+                 splicer: Callable[[str, np.random.Generator], tuple[np.ndarray, str] | None] | None = None) -> None:
         self.pool = pool
+        self.splice = splice
+        self.splicer = splicer
         self.poor = poor
         self.tilted = tilted
         self.size = size
@@ -314,12 +317,19 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng(_seed(self.seed, self.epoch, i))
         if self.sets and rng.random() < self.real_share:
-            _, crops = self.sets[int(rng.choice(len(self.sets), p=self.set_p))]
-            crop = crops[int(rng.integers(len(crops)))]
-            h, w = crop.image.shape[:2]
-            # real crops are already cut around the plate: the box is the whole crop
-            img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
-            text = crop.text
+            name, crops = self.sets[int(rng.choice(len(self.sets), p=self.set_p))]
+            spliced = None
+            if self.splicer is not None and self.splice > 0 and rng.random() < self.splice:  # no draw at 0
+                spliced = self.splicer(name, rng)
+            if spliced is not None:
+                img, text = spliced
+                img = jitter(img, rng)
+            else:
+                crop = crops[int(rng.integers(len(crops)))]
+                h, w = crop.image.shape[:2]
+                # real crops are already cut around the plate: the box is the whole crop
+                img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
+                text = crop.text
             img = self._maybe_tilt(img, rng)
             img = photometric(img, rng, self.poor)
         elif self.pool is not None:

@@ -42,6 +42,7 @@ from picar.train.ocr_model import (
     widen_into,
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
+from picar.train.splice import Splicer, find_splice_points
 from picar.train.weights_arg import named_weight
 from picar.vision.formats import matches
 from picar.vision.ocr import PlateOcr, decode, preprocess
@@ -271,10 +272,17 @@ def train(args: argparse.Namespace) -> Path:
             if not replanned:
                 sched.load_state_dict(ck["sched"])
         log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
+    splicer = None
+    if args.splice > 0:
+        points = find_splice_points(args.splice_with, real_train)
+        splicer = Splicer(points)
+        log.info("splice points from %s: %s of %d train crops", args.splice_with,
+                 {n: len(v) for n, v in splicer.by_set.items()}, len(real_train))
     model.train()
     for epoch in range(start_epoch, args.epochs):
         ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool,
-                         poor=args.poor_camera, weights=args.weight, tilted=args.tilted)
+                         poor=args.poor_camera, weights=args.weight, tilted=args.tilted, splice=args.splice,
+                         splicer=splicer)
         loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
         t0 = time.monotonic()
         running = 0.0
@@ -486,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="share of samples shown as a tilted plate boxed by a detector (ocr_data.tilt)")
     p.add_argument("--init", type=Path, help="start from this checkpoint's weights (same layers; a checkpoint of a "
                    "narrower --width is widened so it still reads as before)")
+    p.add_argument("--splice", type=float, default=0.0,
+                   help="share of real draws replaced by the letters of one real one-row crop joined to the "
+                        "digits of another of the same set (picar.train.splice); needs --splice-with")
+    p.add_argument("--splice-with", type=Path, help="a CTC OCR model (.onnx) whose frames say where to cut")
     p.add_argument("--poor-camera", type=float, default=0.0,
                    help="share of samples given the washed-out, defocused look of the real misses (0..1)")
     p.add_argument("--weight", type=_set_weight, action="append", default=[], metavar="SET=W",
@@ -503,6 +515,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=Path, help="only measure single-thread latency of this ONNX model")
     args = p.parse_args(argv)
     args.weight = dict(args.weight)
+    if not 0.0 <= args.splice <= 1.0:
+        p.error(f"--splice is a share of real draws in 0..1, got {args.splice}")
+    if args.splice > 0 and (args.splice_with is None or not args.splice_with.is_file()):
+        p.error(f"--splice needs --splice-with: an OCR model file (.onnx), got {args.splice_with}")
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     if args.latency:

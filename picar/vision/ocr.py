@@ -244,6 +244,10 @@ class PlateOcr:
         """(height, width, channels) of one model input."""
         return (self._height, self._width, self._channels)
 
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """The model's raw output for a `preprocess`ed batch: per slot (or CTC frame) probabilities."""
+        return self._session.run([self._output_name], {self._input_name: batch})[0]
+
     def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
         """Read every crop (BGR, any size) in one session run; results in crop order. On a two-row read,
         a 0 among the letters of the top line becomes O (`settle_top_line`; not for region us); a final I or O
@@ -253,8 +257,7 @@ class PlateOcr:
         candidates (`apply_region`)."""
         if len(crops) == 0:
             return []
-        batch = preprocess(crops, self._height, self._width, self._channels)
-        probs = self._session.run([self._output_name], {self._input_name: batch})[0]
+        probs = self.probabilities(preprocess(crops, self._height, self._width, self._channels))
         results = decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
         if self.frames_per_row and (region is None or region.lower() not in ZERO_REGIONS):
             results = [settle_top_line(r, p, self.frames_per_row) for r, p in zip(results, probs, strict=True)]
