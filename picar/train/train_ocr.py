@@ -230,7 +230,7 @@ def train(args: argparse.Namespace) -> Path:
     log.info("model: %s head, width %d, %d columns, %d params, %.1f M MACs", args.head, args.width, args.columns,
              count_params(model), count_macs(model) / 1e6)
     if args.init and not (args.resume and (out / "last.pt").is_file()):
-        # weights only (another run's checkpoint, same layer shapes); optimiser and schedule start fresh
+        # weights only (another run's checkpoint, same layers, maybe narrower); optimiser and schedule start fresh
         init = torch.load(args.init, weights_only=False)
         weights = init["weights"] if "weights" in init else init["model"]  # best.pt or last.pt
         init_width = init.get("args", {}).get("width", args.width)
