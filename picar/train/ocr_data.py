@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,6 +17,9 @@ from torch.utils.data import Dataset
 
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS, PAD, VOCAB
 from picar.train.plates import PLATE_FONTS, STYLES, degrade, render_plate
+
+if TYPE_CHECKING:  # splice imports this module's RealCrop for its types
+    from picar.train.splice import Splicer
 
 # Real sets: (folder, used for training). ar_cnn_ocr_lp has no split and was its authors' held-out
 # benchmark: evaluation only. ro_dashcam_crops has 53 train plates only, so it gets a small weight.
@@ -287,10 +291,8 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(self, real: Sequence[RealCrop], size: int, real_share: float, seed: int, epoch: int,
                  pool: SynthPool | None = None, poor: float = 0.0,
-                 weights: dict[str, float] | None = None, tilted: float = 0.0, splice: float = 0.0,
-                 splicer: Callable[[str, np.random.Generator], tuple[np.ndarray, str] | None] | None = None) -> None:
+                 weights: dict[str, float] | None = None, tilted: float = 0.0, splicer: Splicer | None = None) -> None:
         self.pool = pool
-        self.splice = splice
         self.splicer = splicer
         self.poor = poor
         self.tilted = tilted
@@ -319,7 +321,7 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         if self.sets and rng.random() < self.real_share:
             name, crops = self.sets[int(rng.choice(len(self.sets), p=self.set_p))]
             spliced = None
-            if self.splicer is not None and self.splice > 0 and rng.random() < self.splice:  # no draw at 0
+            if self.splicer is not None and rng.random() < self.splicer.share:  # no draw without one
                 spliced = self.splicer(name, rng)
             if spliced is not None:
                 img, text = spliced

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from picar.vision.formats import greedy_path
 from picar.vision.ocr import PlateOcr, preprocess
 
 if TYPE_CHECKING:  # ocr_data needs torch; this module does not, so tests run it without
@@ -40,18 +41,6 @@ class SpliceCrop:
     text: str
     cut: int  # text[:cut] is the first part
     at: int  # input column where the second part begins
-
-
-def _emissions(probs: np.ndarray) -> list[tuple[int, int]]:
-    """Greedy CTC path of one crop: (frame, class) of every emitted character."""
-    best = probs.argmax(axis=1)
-    blank = probs.shape[1] - 1
-    out, prev = [], blank
-    for frame, k in enumerate(best):
-        if k != blank and k != prev:
-            out.append((frame, int(k)))
-        prev = k
-    return out
 
 
 def _quietest(gray: np.ndarray, lo: float, hi: float) -> int:
@@ -87,7 +76,7 @@ def find_splice_points(model_path: Path, crops: Sequence[RealCrop], batch: int =
         images = preprocess([c.image for c in part], height, width, 1)
         probs = ocr.probabilities(images)
         for crop, img, p in zip(part, images, probs, strict=True):
-            path = _emissions(p)
+            path = greedy_path(p)
             text = "".join(ocr.alphabet[k] for _, k in path)
             if text != crop.text:
                 continue
@@ -121,9 +110,13 @@ def splice(a: SpliceCrop, b: SpliceCrop, rng: np.random.Generator) -> tuple[np.n
 
 
 class Splicer:
-    """Draws spliced plates per real set: letters and digits from two crops of the same set."""
+    """Draws spliced plates per real set: letters and digits from two crops of the same set. `share`
+    is the part of real draws that a training set replaces by a splice."""
 
-    def __init__(self, points: Sequence[SpliceCrop]) -> None:
+    def __init__(self, points: Sequence[SpliceCrop], share: float = 1.0) -> None:
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"splice share is a part of real draws in 0..1, got {share}")
+        self.share = share
         self.by_set: dict[str, list[SpliceCrop]] = {}
         for p in points:
             self.by_set.setdefault(p.dataset, []).append(p)

@@ -274,15 +274,13 @@ def train(args: argparse.Namespace) -> Path:
         log.info("resumed from %s at epoch %d (best mean val %.4f)", last, start_epoch, best)
     splicer = None
     if args.splice > 0:
-        points = find_splice_points(args.splice_with, real_train)
-        splicer = Splicer(points)
+        splicer = Splicer(find_splice_points(args.splice_with, real_train), args.splice)
         log.info("splice points from %s: %s of %d train crops", args.splice_with,
                  {n: len(v) for n, v in splicer.by_set.items()}, len(real_train))
     model.train()
     for epoch in range(start_epoch, args.epochs):
         ds = MixedPlates(real_train, args.batch * steps_per_epoch, args.real_share, args.seed, epoch, pool,
-                         poor=args.poor_camera, weights=args.weight, tilted=args.tilted, splice=args.splice,
-                         splicer=splicer)
+                         poor=args.poor_camera, weights=args.weight, tilted=args.tilted, splicer=splicer)
         loader = DataLoader(ds, batch_size=args.batch, shuffle=False, num_workers=0, drop_last=True)
         t0 = time.monotonic()
         running = 0.0

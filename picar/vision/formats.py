@@ -213,11 +213,17 @@ def _rows_used(probs: np.ndarray, frames_per_row: int) -> int:
 ZERO_REGIONS = frozenset({"us"})
 
 
-def _greedy_rows(probs: np.ndarray, frames_per_row: int) -> list[int]:
-    """The frame row of every character of the greedy read, in reading order (runs collapse, blanks drop)."""
+def greedy_path(probs: np.ndarray) -> list[tuple[int, int]]:
+    """(frame, class) of every character of the greedy CTC read of one plate's frames (N frames x
+    classes, blank last), in reading order: runs collapse, blanks drop."""
     best = np.argmax(probs, axis=1)
     starts = np.flatnonzero((best != probs.shape[1] - 1) & np.concatenate(([True], best[1:] != best[:-1])))
-    return [int(t) // frames_per_row for t in starts]
+    return [(int(t), int(best[t])) for t in starts]
+
+
+def _greedy_rows(probs: np.ndarray, frames_per_row: int) -> list[int]:
+    """The frame row of every character of the greedy read, in reading order (runs collapse, blanks drop)."""
+    return [t // frames_per_row for t, _ in greedy_path(probs)]
 
 
 def settle_top_line(result: OcrResult, probs: np.ndarray, frames_per_row: int) -> OcrResult:
