@@ -33,6 +33,8 @@ class SimOptions:
     extra_config: str = ""
     ui: bool = True
     gps_faults: Any = None
+    # How to start the daemon: this Python by default; an installed `picar` script to test a wheel.
+    daemon_command: tuple[str, ...] = (sys.executable, "-m", "picar.cli")
 
 
 @dataclass
@@ -186,8 +188,8 @@ level = "info"
         env = dict(os.environ, PYTHONUNBUFFERED="1", **(env_extra or {}))
         with open(self.log_path, "ab") as log_file:
             self.daemon = subprocess.Popen(
-                [sys.executable, "-m", "picar.cli", "run", "--config", str(config), *extra_args],
-                stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                [*self.options.daemon_command, "run", "--config", str(config), *extra_args],
+                stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=self.work,
             )
         return self.daemon
 

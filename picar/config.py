@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, EXAMPLE_CONFIG
 
 # Plate format regions (picar.vision.formats.REGIONS; a test keeps the two in step).
 Region = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"]
@@ -777,10 +777,20 @@ def summary(config: Config) -> str:
 
 
 def check_config_main(argv: list[str]) -> int:
-    """`picar check-config FILE`: 0 and "OK: <summary>" if the file is valid, else problems and 2."""
+    """`picar check-config FILE`: 0 and "OK: <summary>" if the file is valid, else problems and 2.
+
+    `--example` prints the commented example that ships in the package: an installed PiCAR has no checkout
+    to copy it from (systemd/README.md).
+    """
     parser = argparse.ArgumentParser(prog="picar check-config", description="Validate a PiCAR config file.")
-    parser.add_argument("file", type=Path, help="the TOML configuration file")
+    parser.add_argument("file", type=Path, nargs="?", help="the TOML configuration file")
+    parser.add_argument("--example", action="store_true", help="print the commented example config and exit")
     args = parser.parse_args(argv)
+    if args.example:
+        sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+        return 0
+    if args.file is None:
+        parser.error("a config FILE is required (or --example)")
     try:
         config = load_config(args.file)
     except ConfigError as exc:

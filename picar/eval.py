@@ -25,13 +25,11 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.types import Detection, OcrResult
 from picar.vision.formats import REGIONS
 from picar.vision.session import ModelError
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_DETECTOR = MODELS_DIR / "plate_detector.onnx"
-DEFAULT_OCR = MODELS_DIR / "plate_ocr.onnx"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 IOU = 0.5
 

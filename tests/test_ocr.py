@@ -270,8 +270,8 @@ def test_training_fonts_are_checked_before_rendering() -> None:
     require_fonts(PLATE_FONTS)  # the demo and golden crops' fonts
     with pytest.raises(FileNotFoundError) as err:
         require_fonts([PLATE_FONTS[0], "opendin/NoSuchFace.ttf", "roboto/unhinted/Nope.ttf"])
-    assert "NoSuchFace.ttf (apt install fonts-opendin)" in str(err.value)
-    assert "Nope.ttf (apt install fonts-roboto-unhinted)" in str(err.value)
+    assert "NoSuchFace.ttf (apt install fonts-opendin;" in str(err.value)
+    assert "Nope.ttf (apt install fonts-roboto-unhinted;" in str(err.value)
     assert PLATE_FONTS[0] not in str(err.value)
     assert render_plate(np.random.default_rng(7), "de", text="BAB123", fonts=PLATE_FONTS[:1]).text == "BAB123"
 

@@ -48,7 +48,6 @@ PLATE_LIKE_FONTS = (
     "roboto/unhinted/RobotoCondensed-Bold.ttf",
     "roboto/unhinted/RobotoCondensed-Medium.ttf",
 )
-FONT_PACKAGES = {"opendin/": "fonts-opendin", "roboto/": "fonts-roboto-unhinted"}
 DECOR_FONTS = (
     "dejavu/DejaVuSerif-Bold.ttf",
     "dejavu/DejaVuSerif-Italic.ttf",
@@ -61,6 +60,24 @@ DECOR_FONTS = (
     "noto/NotoSerif-Bold.ttf",
     "noto/NotoSerif-Italic.ttf",
 )
+
+# The Debian package that ships each face under FONT_ROOT. scripts/system-packages.txt installs them all
+# (tests/test_release.py keeps the two in step), and a missing face is reported with its package.
+FONT_PACKAGES: dict[str, str] = {
+    **{f"dejavu/{name}.ttf": "fonts-dejavu-core"
+       for name in ("DejaVuSans", "DejaVuSans-Bold", "DejaVuSansMono-Bold", "DejaVuSerif-Bold")},
+    **{f"dejavu/{name}.ttf": "fonts-dejavu-extra"
+       for name in ("DejaVuSansCondensed", "DejaVuSansCondensed-Bold", "DejaVuSerif-Italic")},
+    **{f: "fonts-liberation" for f in PLATE_FONTS + DECOR_FONTS if f.startswith("liberation/")},
+    **{f: "fonts-freefont-ttf" for f in PLATE_FONTS + DECOR_FONTS if f.startswith("freefont/")},
+    **{f: "fonts-noto-core" for f in PLATE_FONTS + DECOR_FONTS if f.startswith("noto/")},
+    **{f: "fonts-opendin" for f in PLATE_LIKE_FONTS if f.startswith("opendin/")},
+    **{f: "fonts-roboto-unhinted" for f in PLATE_LIKE_FONTS if f.startswith("roboto/")},
+}
+# Where a face not in FONT_PACKAGES would come from, by its folder: for the error message only.
+_FOLDER_PACKAGES = {"dejavu/": "fonts-dejavu-core or fonts-dejavu-extra", "liberation/": "fonts-liberation",
+                    "freefont/": "fonts-freefont-ttf", "noto/": "fonts-noto-core", "opendin/": "fonts-opendin",
+                    "roboto/": "fonts-roboto-unhinted"}
 
 STYLES: tuple[str, ...] = (
     "md",  # Moldova: ABC 123, EU-like band "MD"
@@ -234,19 +251,25 @@ def _groups_from_text(text: str, rows: int) -> list[list[str]]:
 # --------------------------------------------------------------------------- glyph rendering
 
 
+def font_package(font: str) -> str:
+    """The Debian package that ships `font` (a path under FONT_ROOT), or what to look for."""
+    if font in FONT_PACKAGES:
+        return FONT_PACKAGES[font]
+    folder = next((p for prefix, p in _FOLDER_PACKAGES.items() if font.startswith(prefix)), None)
+    return folder or f"the package that ships {Path(font).name} (not one PiCAR knows)"
+
+
 def require_fonts(fonts: Sequence[str]) -> None:
     """Raise FileNotFoundError naming every font of `fonts` not installed and the Debian package with it."""
-    missing = []
-    for f in fonts:
-        if not (FONT_ROOT / f).is_file():
-            package = next((p for prefix, p in FONT_PACKAGES.items() if f.startswith(prefix)), "?")
-            missing.append(f"{FONT_ROOT / f} (apt install {package})")
+    missing = [f"{FONT_ROOT / f} (apt install {font_package(f)}; scripts/bootstrap.sh installs it)"
+               for f in fonts if not (FONT_ROOT / f).is_file()]
     if missing:
         raise FileNotFoundError("fonts not installed: " + "; ".join(missing))
 
 
 @functools.lru_cache(maxsize=64)
 def _font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    require_fonts([path])  # every face the renderer opens, decor included, names its package when missing
     return ImageFont.truetype(str(FONT_ROOT / path), size)
 
 

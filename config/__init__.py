@@ -1,0 +1,1 @@
+"""The commented example configs; installed as `picar.examples` (see picar/paths.py)."""

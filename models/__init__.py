@@ -1,0 +1,1 @@
+"""The shipped models and their sidecars; installed as `picar.models` (see picar/paths.py)."""
