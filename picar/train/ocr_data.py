@@ -3,7 +3,6 @@ through the same augmentation that imitates a detector's loose or tight box on a
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,21 +14,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from picar.train import real_crops
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS, PAD, VOCAB
 from picar.train.plates import PLATE_FONTS, STYLES, degrade, render_plate
+from picar.train.real_crops import RealCrop
 
 if TYPE_CHECKING:  # splice imports this module's RealCrop for its types
     from picar.train.splice import Splicer
 
-# Real sets: (folder, used for training). ar_cnn_ocr_lp has no split and was its authors' held-out
-# benchmark: evaluation only. ro_dashcam_crops has 53 train plates only, so it gets a small weight.
-REAL_SETS = (
-    "us_openalpr_seg_and_ocr",
-    "br_openalpr_train_detector",
-    "eu_openalpr_train_detector_eu2",
-    "ro_dashcam_crops",
-    "ar_cnn_ocr_lp",
-)
 TRAIN_WEIGHTS = {
     "us_openalpr_seg_and_ocr": 0.36,
     "br_openalpr_train_detector": 0.26,
@@ -45,47 +37,9 @@ STYLE_WEIGHTS = {
 assert set(STYLE_WEIGHTS) == set(STYLES)
 
 
-@dataclass(frozen=True)
-class RealCrop:
-    """One labelled real crop at its original size (grayscale for training, BGR for evaluation)."""
-
-    dataset: str
-    file: str
-    image: np.ndarray
-    text: str
-
-
-def _resolve(folder: Path, name: str) -> Path:
-    path = folder / name
-    if not path.is_file() and (folder / "images" / name).is_file():
-        path = folder / "images" / name  # ar_cnn_ocr_lp lists names relative to images/
-    return path
-
-
 def load_real(data_root: Path, dataset: str, split: str, color: bool = False) -> list[RealCrop]:
-    """Rows of `dataset` in `split` ("train" or "val"). Skips drop_exact_duplicate and suspect labels;
-    a set without a split column counts as val only (never trained on)."""
-    folder = Path(data_root) / "ocr" / dataset
-    labels = folder / "labels.csv"
-    if not labels.is_file():
-        raise FileNotFoundError(f"no labels.csv in {folder}")
-    out: list[RealCrop] = []
-    with labels.open(newline="") as fh:
-        for lineno, row in enumerate(csv.DictReader(fh), start=2):
-            row_split = row.get("suggested_split") or "val"
-            if row_split != split or row.get("suspect_label", "") == "yes":
-                continue
-            text = row["text"].strip().upper()
-            if not text or not text.isalnum() or not text.isascii() or len(text) > MAX_SLOTS:
-                raise ValueError(f"{labels}:{lineno}: text {text!r} is not 1-{MAX_SLOTS} chars A-Z0-9")
-            path = _resolve(folder, row["file"])
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                raise FileNotFoundError(f"{labels}:{lineno}: cannot read image {path}")
-            if not color:  # the same conversion the runtime applies to BGR crops
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-            out.append(RealCrop(dataset, row["file"], img, text))
-    return out
+    """Rows of `dataset` in `split` ("train" or "val"), at most MAX_SLOTS characters (real_crops.load_real)."""
+    return real_crops.load_real(data_root, dataset, split, color=color, max_chars=MAX_SLOTS)
 
 
 def encode_text(text: str, slots: int = MAX_SLOTS) -> np.ndarray:

@@ -12,6 +12,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from picar.train.int8 import convert_file
+
 
 def export_onnx(model: torch.nn.Module, dummy_input: torch.Tensor | tuple[torch.Tensor, ...], path: Path,
                 input_names: Sequence[str], output_names: Sequence[str],
@@ -62,7 +64,8 @@ def quantize_int8(src: Path, dst: Path, calibration: Sequence[np.ndarray] | None
                   percentile: bool = False, float_ends: bool = False) -> Path:
     """Quantise `src` to int8 weights at `dst` with onnxruntime.quantization.
 
-    Without `calibration` it is dynamic quantisation (weights int8, activations quantised at run
+    Static models store their weights as uint8 with zero point 128 (picar/train/int8.py), which reads the
+    same on every CPU. Without `calibration` it is dynamic quantisation (weights int8, activations quantised at run
     time: MatMul/Gemm benefit, convolutions stay float). With a list of input batches it is static QDQ
     quantisation of weights and activations, which also speeds up convolutions. `percentile` sets
     activation ranges from the 99.999th percentile instead of min/max, so a few outlier activations do
@@ -104,6 +107,7 @@ def quantize_int8(src: Path, dst: Path, calibration: Sequence[np.ndarray] | None
                             per_channel=True,
                             calibrate_method=CalibrationMethod.Percentile if percentile else CalibrationMethod.MinMax,
                             nodes_to_exclude=[convs[0], convs[-1]] if float_ends and convs else None)
+            convert_file(dst, dst)  # exact on CPUs without VNNI too (picar/train/int8.py)
     finally:
         prep.unlink(missing_ok=True)
     return dst

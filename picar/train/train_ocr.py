@@ -42,15 +42,13 @@ from picar.train.ocr_model import (
     widen_into,
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
+from picar.train.real_crops import REGION_OF
 from picar.train.splice import Splicer, find_splice_points
 from picar.train.weights_arg import named_weight
 from picar.vision.formats import matches
 from picar.vision.ocr import PlateOcr, decode, preprocess
 
 log = logging.getLogger("train_ocr")
-# The format grammar (picar.vision.formats) each val set is re-ranked with in the second score.
-REGION_OF = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
-             "eu_openalpr_train_detector_eu2": "eu", "ro_dashcam_crops": "ro", "ar_cnn_ocr_lp": "ar"}
 MODEL_NAME = "plate_ocr"
 VERSION = "2.2.0"
 LATENCY_BUDGET_MS = 1.0  # per plate, one thread (issue #3)
