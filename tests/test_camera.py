@@ -158,11 +158,14 @@ def test_realtime_source_keeps_newest_frame_and_counts_drops(tmp_path: Path) -> 
     status = cam.status()
     assert status["frames"] == count
     assert status["dropped"] == count - 3
-    # Played at recorded pace (100 fps), not as fast as the disk allows.
-    elapsed = last.monotonic - first.monotonic
-    expected = (last.index - first.index) / fps
-    assert expected * 0.8 <= elapsed <= expected + 0.5
-    assert float(status["fps"]) > 0.5 * fps  # type: ignore[arg-type]
+    # Played at recorded pace (100 fps), not as fast as the disk allows: a frame is stamped when it is due,
+    # never before, so the camera's own stamps are at least the recording's time apart. A loaded machine
+    # only stretches them, so there is no upper bound here.
+    span = last.monotonic - first.monotonic
+    due = (last.index - first.index) / fps
+    assert span >= 0.8 * due, f"frames {first.index}..{last.index} stamped {span:.3f} s apart, due {due:.3f} s"
+    # The status reports the rate the frames came at: some, and not faster than recorded.
+    assert 0 < float(status["fps"]) <= 1.5 * fps, status  # type: ignore[arg-type]
 
 
 def test_folder_timing_comes_from_frames_csv(tmp_path: Path) -> None:
