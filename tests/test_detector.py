@@ -120,9 +120,10 @@ def test_nms_keeps_best_of_overlaps() -> None:
 # ---------------------------------------------------------------- shipped model
 
 
-def draw_scene(rng: np.random.Generator, width: int, height: int, plates: list[tuple[int, int, int]]
-               ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """A road frame with a car body per plate, drawn with cv2 only; plates as (centre x, centre y, width)."""
+def draw_scene(rng: np.random.Generator, width: int, height: int, plates: list[tuple[int, int, int]],
+               text: str = "B 123 ABC") -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """A road frame with a car body per plate, drawn with cv2 only; plates as (centre x, centre y, width).
+    The text runs past the plate's right edge; with text="" the plates are left blank."""
     img = np.full((height, width, 3), 95, np.uint8)
     img[: height // 2] = (200, 170, 140)  # sky
     noise = rng.normal(0, 4, img.shape)
@@ -138,10 +139,21 @@ def draw_scene(rng: np.random.Generator, width: int, height: int, plates: list[t
         x, y = cx - pw // 2, cy - ph // 2
         cv2.rectangle(img, (x, y), (x + pw, y + ph), (235, 235, 235), -1)
         cv2.rectangle(img, (x, y), (x + max(2, pw // 12), y + ph), (150, 50, 0), -1)  # EU band
-        cv2.putText(img, "B 123 ABC", (x + pw // 9, y + int(ph * 0.8)), cv2.FONT_HERSHEY_SIMPLEX,
-                    ph / 32, (15, 15, 15), max(1, ph // 8), cv2.LINE_AA)
+        if text:
+            cv2.putText(img, text, (x + pw // 9, y + int(ph * 0.8)), cv2.FONT_HERSHEY_SIMPLEX,
+                        ph / 32, (15, 15, 15), max(1, ph // 8), cv2.LINE_AA)
         boxes.append((x, y, pw, ph))
     return img, boxes
+
+
+def paste_plate(img: np.ndarray, box: tuple[int, int, int, int], crop: np.ndarray) -> tuple[int, int, int, int]:
+    """Put a plate crop over a blank drawn plate, at the plate's width and the crop's own aspect, centred on
+    it; returns the new plate box."""
+    x, y, w, h = box
+    nh = round(w * crop.shape[0] / crop.shape[1])
+    top = y + h // 2 - nh // 2
+    img[top : top + nh, x : x + w] = cv2.resize(crop, (w, nh), interpolation=cv2.INTER_AREA)
+    return x, top, w, nh
 
 
 def _xyxy(boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
@@ -234,11 +246,12 @@ def test_detect_tiled_finds_a_small_plate_in_a_big_photo_and_keeps_one_box_per_p
     # a 5000x1500 panorama: the whole-frame shrink (0.115) leaves the 80 px plate 9 px wide
     img, truth = draw_scene(np.random.default_rng(3), 5000, 1500, [(1200, 1150, 350), (3700, 700, 80)])
     truth = truth[::-1]  # small plate first
-    whole = det.detect(img)
+    # The scene needs the tiles: shrunk whole into the model's input the small plate is a few pixels wide
+    # (whether a given model still guesses it there is that model's business, not asserted here).
+    whole_scale = letterbox_geometry(img.shape[:2], det.size).scale
+    assert truth[0][2] * whole_scale < 10
     tiled = det.detect_tiled(img, 0.35)
     iou_tiled = iou_matrix(_xyxy([d.box for d in tiled]), _xyxy(truth))
     assert (iou_tiled.max(axis=0) >= 0.5).all(), f"tiled missed a plate: {tiled} vs {truth}"
-    small_whole = iou_matrix(_xyxy([d.box for d in whole]), _xyxy(truth[:1]))
-    assert small_whole.size == 0 or small_whole.max() < 0.5, "the small plate should need the tiles"
     hits_per_plate = (iou_tiled >= 0.3).sum(axis=0)
     assert (hits_per_plate == 1).all(), f"duplicate boxes for one plate: {tiled}"
