@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,7 @@ from hw_sim.camera_replay import MjpegReplay
 from hw_sim.recorder import Recorder
 from picar.camera import Camera, list_folder
 from picar.types import Frame
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 SHADE_STEP = 5
@@ -118,21 +120,25 @@ def test_camera_streams_replay_at_recorded_pace(tmp_path: Path) -> None:
     replay = MjpegReplay(folder, name="front")
     url = replay.start()
     cam = Camera("front", url, reconnect_initial_s=0.05, reconnect_max_s=0.2, io_timeout_s=3.0)
+    started = time.monotonic()
     cam.start()
     try:
         frames: list[Frame] = []
-        while (frame := cam.get(5.0)) is not None and len(frames) < 20:
+        while (frame := cam.get(30.0)) is not None and len(frames) < 20:
             frames.append(frame)
             if shade_of(frame.image) == 19:
                 break
-        assert cam.status()["state"] == "streaming"
         shades = [shade_of(f.image) for f in frames]
-        assert shades == sorted(shades) and shades[-1] == 19 and len(shades) >= 15
-        # 20 frames at 20 fps: about one second from first to last, not a burst.
-        span = frames[-1].monotonic - frames[0].monotonic
-        assert 0.6 <= span <= 2.0
+        assert shades and shades[-1] == 19, shades
+        assert all(a < b for a, b in zip(shades, shades[1:], strict=False)), shades  # in order, none twice
+        # A live source keeps the newest frames: every frame the camera read was taken here or counted.
+        status = cam.status()
+        assert status["frames"] == len(frames) + status["dropped"], (status, shades)
+        # 20 frames at 20 fps, not a burst: the last one cannot arrive before it is due, 0.95 s into the
+        # replay, which started after the camera did. A loaded machine only makes it later.
+        assert frames[-1].monotonic - started >= 0.9 * 19 / 20
         # The stream ends with the recording: for a live source that is a drop, not the end.
-        assert cam.wait_state("reconnecting", 10.0)
+        assert cam.wait_state("reconnecting", 30.0)
         assert not cam.finished
     finally:
         cam.stop()
@@ -163,8 +169,8 @@ def test_camera_reconnects_with_backoff_when_stream_vanishes_and_returns(tmp_pat
         replay = MjpegReplay(folder, port=port, loop=True)
         assert replay.start() == url
         assert cam.wait_state("streaming", 10.0)
-        frame = cam.get(10.0)
-        assert frame is not None and frame.index >= before
+        # New frames come after the reconnect (older ones may still sit in the camera's two-frame queue).
+        assert wait_until(lambda: (f := cam.get(1.0)) is not None and f.index >= before, 30), cam.status()
         status = cam.status()
         assert int(status["reconnects"]) >= 4  # type: ignore[call-overload]
         assert status["state"] == "streaming"
