@@ -12,6 +12,7 @@ import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim, heat_line, parse_ramp
 from picar.heat import HeatMonitor, LineError, parse_heat_line, with_checksum
+from tests.waiting import wait_until
 
 
 class Clock:
@@ -109,12 +110,12 @@ def test_alarm_command_timeout_and_missing_program_are_reported(tmp_path: Path) 
     m = monitor(States(), Clock(), f"{sys.executable} -c 'import time; time.sleep(30)'",
                 command_timeout_s=0.3, on_command=on_command)
     m.feed(b"T=40")
-    assert done.wait(5)
+    assert done.wait(30)
     assert results[0]["error"] == "timed out after 0.3 s" and results[0]["returncode"] is None
     done.clear()
     m2 = monitor(States(), Clock(), str(tmp_path / "no-such-horn"), on_command=on_command)
     m2.feed(b"T=40")
-    assert done.wait(5)
+    assert done.wait(30)
     assert "No such file" in results[1]["error"]
 
 
@@ -141,8 +142,8 @@ def test_simulated_sensor_crossing_the_threshold_fires_the_alarm(tmp_path: Path)
                         alarm_command=f"{script} {fired}",
                         on_command=lambda r: (commands.append(r), command_done.set()))
         m.start()
-        alarm = states.wait("alarm", timeout=10)
-        assert command_done.wait(10)
+        alarm = states.wait("alarm", timeout=30)
+        assert command_done.wait(30)
     finally:
         if m is not None:
             m.stop()
@@ -156,12 +157,15 @@ def test_simulated_sensor_crossing_the_threshold_fires_the_alarm(tmp_path: Path)
 
 
 def test_silent_sensor_on_a_pty_warns() -> None:
-    sim = HeatSensorSim(start_c=22.0, interval_s=0.05, silent_after_s=0.3)
+    sensor_clock = Clock()  # the simulated sensor talks until the test moves its clock past silent_after_s
+    sim = HeatSensorSim(start_c=22.0, interval_s=0.05, silent_after_s=1.0, clock=sensor_clock)
     states = States()
     m = HeatMonitor(sim.start(), 9600, 30.0, 35.0, states, None, silence_s=0.5)
     m.start()
     try:
-        warning = states.wait("warning", timeout=10)
+        assert wait_until(lambda: m.lines_ok > 0, 30), "the monitor never heard the sensor"
+        sensor_clock.t += 10.0
+        warning = states.wait("warning", timeout=30)
     finally:
         m.stop()
         sim.stop()

@@ -154,7 +154,7 @@ def test_put_is_durable_when_it_returns_even_if_the_process_is_killed(tmp_path: 
     assert proc.stdout is not None
     confirmed = [proc.stdout.readline().strip() for _ in range(40)]
     proc.send_signal(signal.SIGKILL)
-    proc.wait(10)
+    assert proc.wait(30) == -signal.SIGKILL
     with Outbox(path) as ob:
         assert [i.event_id for i in ob.pending(100)] == confirmed == [f"k{i}" for i in range(40)]
 
@@ -174,8 +174,8 @@ def test_concurrent_writers_and_ackers(tmp_path: Path) -> None:
         for t in threads:
             t.start()
         for t in threads:
-            t.join(30)
-        assert not errors
+            t.join(60)
+        assert not any(t.is_alive() for t in threads) and not errors
         items = ob.pending(1000)
         assert len(items) == 100 and len({i.seq for i in items}) == 100
         for w in range(4):  # each writer's events keep their own order
@@ -188,7 +188,8 @@ def test_concurrent_writers_and_ackers(tmp_path: Path) -> None:
         for t in ackers:
             t.start()
         for t in ackers:
-            t.join(30)
+            t.join(60)
+        assert not any(t.is_alive() for t in ackers)
         assert ob.backlog() == 0
 
 

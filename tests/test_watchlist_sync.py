@@ -183,21 +183,29 @@ def test_readers_see_old_or_new_list_never_partial(tmp_path: Path, keys: tuple[P
     big = [{"plate": f"N{i:06d}"} for i in range(20000)]
     update = signed(snapshot_payload(big, version=2), keys[0])
     seen: set[tuple[int, int]] = set()
+    reading = threading.Event()
     done = threading.Event()
 
     def reader() -> None:
-        while not done.is_set():
+        # Reads before, during and after the update: it stops only after one look once it is applied.
+        while True:
+            finished = done.is_set()
             wl = s.current
             seen.add((wl.version, len(wl)))
+            reading.set()
+            if finished:
+                return
 
     t = threading.Thread(target=reader)
     t.start()
     try:
+        assert reading.wait(30), "the reader never ran"
         assert s.apply_update(update, "t").accepted
     finally:
         done.set()
-        t.join(timeout=10)
-    assert seen <= {(1, 2), (2, 20000)}
+        t.join(timeout=30)
+    assert not t.is_alive()
+    assert seen == {(1, 2), (2, 20000)}, seen  # the old list, then the new one, nothing in between
     assert s.current.match([("N012345", 0.9)], at=AT)[0][1].kind == "exact"
 
 
