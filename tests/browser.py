@@ -114,7 +114,7 @@ class Browser:
                 event.set()
 
     def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 10.0) -> dict[str, Any]:
+             timeout: float = 30.0) -> dict[str, Any]:
         """Send one DevTools command and wait for its reply."""
         with self._lock:
             self._next_id += 1
@@ -171,15 +171,15 @@ class Page:
         self.browser = browser
         self.session = session
 
-    def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    def send(self, method: str, params: dict[str, Any] | None = None, timeout: float = 30.0) -> dict[str, Any]:
         return self.browser.send(method, params, self.session, timeout)
 
-    def goto(self, url: str, timeout: float = 10.0) -> None:
+    def goto(self, url: str, timeout: float = 30.0) -> None:
         self.send("Page.enable")
         self.send("Page.navigate", {"url": url})
         self.wait_for("document.readyState === 'complete' && location.href !== 'about:blank'", timeout)
 
-    def evaluate(self, expression: str, timeout: float = 10.0) -> Any:
+    def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
         """Evaluate JavaScript (promises are awaited) and return its JSON value."""
         result = self.send("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
                                                 "returnByValue": True, "userGesture": False}, timeout + 1)
@@ -187,7 +187,7 @@ class Page:
             raise BrowserError(f"{expression[:80]}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, condition: str, timeout: float = 5.0) -> Any:
+    def wait_for(self, condition: str, timeout: float = 30.0) -> Any:
         """Wait, inside the page, until the JS `condition` is truthy; return its value."""
         js = f"""new Promise((resolve, reject) => {{
             const t0 = performance.now();
