@@ -237,8 +237,8 @@ def test_serial_gps_reads_a_pty_and_reopens_after_unplug(tmp_path: Path) -> None
     gps = SerialGps(str(link), 9600, reopen_initial_s=0.02, reopen_max_s=0.1, on_fix=fixes.put)
     gps.start()
     try:
-        assert gps.wait_connected(5)
-        first = [fixes.get(timeout=5) for _ in range(3)]
+        assert gps.wait_connected(30)
+        first = [fixes.get(timeout=30) for _ in range(3)]
         assert [f.time for f in first] == sorted(f.time for f in first)
         for f in first:
             expected = track_at(points, (f.time - T0).total_seconds())
@@ -249,10 +249,10 @@ def test_serial_gps_reads_a_pty_and_reopens_after_unplug(tmp_path: Path) -> None
         vg.unplug()
         vg.replug()  # new pty, the link re-pointed: what udev does after a USB reconnect
         while True:
-            f = fixes.get(timeout=5)
+            f = fixes.get(timeout=30)
             if gps.opens == 2:
                 break
-        later = fixes.get(timeout=5)
+        later = fixes.get(timeout=30)
         assert later.time > first[-1].time
         assert gps.status()["opens"] == 2
         assert "lost" in str(gps.status()["last_error"]) or "open" in str(gps.status()["last_error"])
@@ -278,11 +278,11 @@ def test_serial_gps_keeps_retrying_a_missing_device(tmp_path: Path) -> None:
     gps.start()
     vg = VirtualGps(drive(5), realtime=False, link=link, start_time=T0)
     try:
-        assert failed.wait(5)
+        assert failed.wait(30)
         assert gps.status()["connected"] is False and gps.latest() is None
         vg.start()  # the receiver appears after PiCAR started
-        assert gps.wait_connected(5)
-        assert fixes.get(timeout=5).time == T0
+        assert gps.wait_connected(30)
+        assert fixes.get(timeout=30).time == T0
         assert "cannot open" in str(gps.status()["last_error"])
     finally:
         logging.getLogger("picar.gps").removeHandler(handler)
@@ -307,13 +307,13 @@ def test_serial_gps_reopens_when_the_device_node_disappears_and_returns(tmp_path
     vg.start()
     gps.start()
     try:
-        first = fixes.get(timeout=5)
+        first = fixes.get(timeout=30)
         link.unlink()
-        assert lost.wait(5)
+        assert lost.wait(30)
         os.symlink(vg.path, link)  # the same receiver comes back
         while gps.opens < 2:
-            fixes.get(timeout=5)
-        assert fixes.get(timeout=5).time > first.time
+            fixes.get(timeout=30)
+        assert fixes.get(timeout=30).time > first.time
     finally:
         logging.getLogger("picar.gps").removeHandler(handler)
         gps.stop()
@@ -337,11 +337,12 @@ def test_reopen_back_off_doubles_up_to_the_maximum(tmp_path: Path) -> None:
     gps = SerialGps(str(tmp_path / "gps0"), reopen_initial_s=0.05, reopen_max_s=0.2)
     gps.start()
     try:
-        assert at_max.wait(5)
+        assert at_max.wait(30)
     finally:
         gps.stop()
         logging.getLogger("picar.gps").removeHandler(handler)
-    assert retries == ["0.05 s", "0.1 s", "0.2 s"]
+    # Doubling up to the maximum, then staying there (more waits at the maximum may come before the stop).
+    assert retries[:3] == ["0.05 s", "0.1 s", "0.2 s"] and set(retries[3:]) <= {"0.2 s"}, retries
     assert gps.status()["opens"] == 0
 
 
@@ -401,10 +402,10 @@ def test_gpsd_source_reads_tpv_and_sky_and_reconnects() -> None:
     gps = GpsdGps("127.0.0.1", server.port, reopen_initial_s=0.02, reopen_max_s=0.1, on_fix=fixes.put)
     gps.start()
     try:
-        a = fixes.get(timeout=5)
+        a = fixes.get(timeout=30)
         assert (a.time, a.lat, a.fix, a.sats, a.hdop, a.alt_m) == (T0, 52.52, "3d", 5, 0.8, 40.0)
         assert a.speed_kmh == pytest.approx(36.0) and a.heading_deg == 90.5
-        b = fixes.get(timeout=5)  # from the second connection
+        b = fixes.get(timeout=30)  # from the second connection
         assert b.lat == 52.53 and b.time == T0 + timedelta(seconds=5)
         assert server.commands[0].startswith(b"?WATCH=") and json.loads(server.commands[0][7:])["json"] is True
         counters = gps.status()["counters"]
@@ -445,9 +446,9 @@ def test_picar_gps_json_contract_against_the_virtual_receiver(tmp_path: Path) ->
     vg.start()
     proc = run_picar_gps("--device", str(link), "--json")
     try:
-        assert vg.wait_done(10)
+        assert vg.wait_done(30)
         vg.stop()  # the device goes away
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -477,7 +478,7 @@ def test_picar_gps_exits_0_when_the_device_node_disappears(tmp_path: Path) -> No
         first = json.loads(proc.stdout.readline())
         assert first["fix"] == "3d"
         link.unlink()  # udev removes the node; the open descriptor just goes quiet
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0
         err = proc.stderr.read() if proc.stderr else ""
     finally:
         proc.kill()
@@ -487,7 +488,7 @@ def test_picar_gps_exits_0_when_the_device_node_disappears(tmp_path: Path) -> No
 
 def test_picar_gps_exits_2_when_the_device_cannot_be_opened(tmp_path: Path) -> None:
     proc = run_picar_gps("--device", str(tmp_path / "nothing"), "--json")
-    out, err = proc.communicate(timeout=10)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert out == "" and "cannot open" in err and "nothing" in err
 

@@ -154,11 +154,11 @@ def test_door_pop_on_a_real_pty_starts_a_deployment(tmp_path: Path, gps: dict[st
     door = DoorInput(sim.path, 9600, k9, "Rex", "Jansen", kind="apprehension")
     door.start()
     try:
-        assert door._reader.connected.wait(5)
+        assert door._reader.connected.wait(30)
         sim.send("bad")
         sim.send("closed")
         sim.send("open")
-        assert started.wait(5), "door OPEN did not start a deployment"
+        assert started.wait(30), "door OPEN did not start a deployment"
     finally:
         door.stop()
         sim.close()
@@ -224,14 +224,14 @@ def test_door_simulator_cli_drives_the_door_input(tmp_path: Path, gps: dict[str,
         assert word == "PTY"
         door = DoorInput(path, 9600, k9, "Rex", "Jansen")
         door.start()
-        assert door._reader.connected.wait(5)
+        assert door._reader.connected.wait(30)
         sim.stdin.write("closed\nopen\n")
         sim.stdin.flush()
-        assert started.wait(5), "the simulated door pop started nothing"
+        assert started.wait(30), "the simulated door pop started nothing"
     finally:
         if door is not None:
             door.stop()
         sim.terminate()
-        assert sim.wait(5) == 0
+        assert sim.wait(30) == 0
     (dep,) = k9.active()
     assert dep["trigger"] == "door" and door.state == "OPEN"
