@@ -67,7 +67,7 @@ def test_demo_drive_hits_reach_hq_with_gps_positions(sim: Simulation) -> None:
     assert daemon.wait(240) == 0, sim.daemon_log()[-4000:]
     expected = expected_hits()
     assert wait_until(lambda: {m.json()["plate"] for m in hq.messages if m.topic.endswith("/hit")} >= set(expected),
-                      10), sim.daemon_log()[-4000:]
+                      30), sim.daemon_log()[-4000:]
     hits = {}
     for m in hq.messages:
         if m.topic.endswith("/hit"):

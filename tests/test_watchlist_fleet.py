@@ -45,19 +45,19 @@ class Car:
                            client_id=f"picar-{self.name}", on_command=self.on_command,
                            status_provider=lambda: {"watchlist_version": self.store.version})
         self.link.start()
-        assert self.link.wait_ready(10)
+        assert self.link.wait_ready(30)
 
     def offline(self) -> None:
         assert self.link is not None
         self.link.stop()
         self.link = None
 
-    def wait_results(self, n: int, timeout: float = 10) -> list[Any]:
+    def wait_results(self, n: int, timeout: float = 30) -> list[Any]:
         with self.changed:
             assert self.changed.wait_for(lambda: len(self.results) >= n, timeout), (self.name, self.results)
             return list(self.results)
 
-    def wait_reason(self, words: str, timeout: float = 10) -> Any:
+    def wait_reason(self, words: str, timeout: float = 30) -> Any:
         def found() -> Any:
             return next((r for r in self.results if words in r.reason.lower()), None)
 

@@ -138,7 +138,7 @@ def test_publish_retained_reaches_a_car_that_connects_later(tmp_path: Path) -> N
         assert rc == 0
         # The car was offline while HQ published; it subscribes afterwards and gets the retained update.
         with Subscriber(broker, ["picar/v1/car1/watchlist"], username="car1", password="pw") as car:
-            assert car.wait_for(lambda m: len(m) >= 1, timeout=10)
+            assert car.wait_for(lambda m: len(m) >= 1, timeout=30)
             msg = car.messages[0]
     assert msg.retain and msg.qos == 1
     store = WatchlistStore(tmp_path / "car", tmp_path / "hq.pub")
