@@ -52,7 +52,7 @@ handlers = ["Sgt Popescu"]
         url = f"http://127.0.0.1:{sim.ui_port}/"
         assert wait_until(lambda: "in-car page at" in sim.daemon_log(), 60), sim.daemon_log()[-3000:]
         page = browser.new_page(url)
-        page.wait_for("document.body.dataset.live === '1'", timeout=20)
+        page.wait_for("document.body.dataset.live === '1'", timeout=60)
 
         # A hit from the drive: on the page with its plate image once it has reached HQ.
         expected = set(expected_hits())
