@@ -22,7 +22,7 @@ import pytest
 
 from hw_sim.camera_replay import MjpegReplay
 from hw_sim.recorder import Recorder
-from picar.camera import Camera, list_folder
+from picar.sources.camera import Camera, list_folder
 from picar.types import Frame
 
 REPO = Path(__file__).resolve().parents[1]

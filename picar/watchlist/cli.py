@@ -23,15 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from picar.watchlist import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
-from picar.watchlist_io import (
+from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.io import (
     WatchlistImportError,
     default_version,
     iter_ncic_layout,
     read_file,
     snapshot_payload,
 )
-from picar.watchlist_sign import (
+from picar.watchlist.signing import (
     SignatureError,
     generate_keypair,
     is_envelope,
@@ -40,7 +40,7 @@ from picar.watchlist_sign import (
     open_envelope,
     sign,
 )
-from picar.watchlist_sync import UpdateError, WatchlistStore, parse_update
+from picar.watchlist.sync import UpdateError, WatchlistStore, parse_update
 
 
 def _err(msg: str) -> int:

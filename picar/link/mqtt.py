@@ -28,7 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from picar import __version__ as _PICAR_VERSION
-from picar.outbox import Outbox
+from picar.link.outbox import Outbox
 
 _LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 RESERVED_KINDS = frozenset({"status", "position", "watchlist", "cmd"})

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder, WatchlistError, format_time
-from picar.watchlist_sync import UPDATE_FORMAT
+from picar.watchlist.index import ENTRY_FIELDS, WatchlistBuilder, WatchlistError, format_time
+from picar.watchlist.sync import UPDATE_FORMAT
 
 # List codes used by both importers: code -> (list name, default priority, reason text).
 LIST_CODES: dict[str, tuple[str, int, str]] = {

@@ -26,8 +26,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from picar.watchlist import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError, parse_time
-from picar.watchlist_sign import SignatureError, load_public_key, open_envelope
+from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError, parse_time
+from picar.watchlist.signing import SignatureError, load_public_key, open_envelope
 
 log = logging.getLogger("picar.watchlist")
 

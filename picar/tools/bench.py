@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from picar.events import hit_payload, read_payload
-from picar.metrics import StageTimes
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
-from picar.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.pipeline.events import hit_payload, read_payload
+from picar.pipeline.metrics import StageTimes
+from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.types import Hit, Match, PlateRead, WatchEntry
 
 
@@ -82,8 +82,8 @@ def _every_read_matcher(read: PlateRead) -> list[tuple[WatchEntry, Match]]:
 
 
 def _watchlist_matcher(path: Path) -> Any:
-    from picar.watchlist import Watchlist
-    from picar.watchlist_io import read_csv
+    from picar.watchlist.index import Watchlist
+    from picar.watchlist.io import read_csv
 
     wl = Watchlist.from_records(read_csv(path))
     return lambda read: list(wl.match(read.candidates))
@@ -101,8 +101,8 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
               detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
     import cv2
 
-    from picar.camera import Camera, make_source
-    from picar.pipeline import Pipeline
+    from picar.pipeline.loop import Pipeline
+    from picar.sources.camera import Camera, make_source
     from picar.vision.detector import PlateDetector
     from picar.vision.ocr import PlateOcr
 
@@ -120,8 +120,8 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     arrivals: dict[str, float] = {}
     if use_broker:
         from hw_sim.broker import Mosquitto, Subscriber
-        from picar.hq import HqLink
-        from picar.outbox import Outbox
+        from picar.link.mqtt import HqLink
+        from picar.link.outbox import Outbox
 
         broker = Mosquitto(work).start()
         sub = Subscriber(broker, ["picar/v1/+/hit"])

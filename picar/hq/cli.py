@@ -5,9 +5,9 @@ from __future__ import annotations
 
 def hq_main(argv: list[str]) -> int:
     if argv and argv[0] == "monitor":
-        from picar.hq_monitor import monitor_main
+        from picar.hq.monitor import monitor_main
 
         return monitor_main(argv[1:])
-    from picar.watchlist_cli import hq_main as watchlist_hq_main
+    from picar.watchlist.cli import hq_main as watchlist_hq_main
 
     return watchlist_hq_main(argv)

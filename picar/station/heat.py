@@ -26,7 +26,7 @@ from typing import Any
 
 import serial
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.heat")  # name kept from before the package move: log lines carry it
 
 MAX_LINE = 200
 STATES = ("normal", "warning", "alarm")
