@@ -15,7 +15,7 @@ import sys
 import threading
 
 from hw_sim.heat_sensor import PtyLine
-from picar.station.heat import with_checksum
+from picar.sources.serial_lines import with_checksum
 
 COMMANDS = {"open": "DOOR OPEN", "closed": "DOOR CLOSED", "close": "DOOR CLOSED"}
 

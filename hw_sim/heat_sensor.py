@@ -18,7 +18,7 @@ import time
 import tty
 from collections.abc import Callable
 
-from picar.station.heat import with_checksum
+from picar.sources.serial_lines import with_checksum
 
 
 def parse_ramp(text: str) -> float:

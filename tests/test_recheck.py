@@ -9,8 +9,8 @@ from picar.config import parse_config
 from picar.link.outbox import Outbox
 from picar.pipeline.store import Store
 from picar.types import PlateRead
-from picar.watchlist.io import snapshot_payload
 from picar.watchlist.sync import WatchlistStore
+from picar.watchlist.update import snapshot_payload
 
 
 def read(event_id: str, text: str, age_h: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from picar.station.heat import LineError, SerialLines, checked_text
+from picar.sources.serial_lines import LineError, SerialLines, checked_text
 
 log = logging.getLogger("picar.k9")  # name kept from before the package move: log lines carry it
 

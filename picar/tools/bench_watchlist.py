@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from picar.watchlist.index import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
-from picar.watchlist.io import snapshot_payload
 from picar.watchlist.signing import sign
 from picar.watchlist.sync import STATE_FILE, WatchlistStore
+from picar.watchlist.update import snapshot_payload
 
 _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 _DIGITS = "0123456789"
