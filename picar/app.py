@@ -20,6 +20,7 @@ from typing import Any
 
 from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
+from picar.link.topics import WATCHLIST, vehicle_topic
 from picar.pipeline.events import hit_payload, iso, read_payload
 from picar.pipeline.loop import Pipeline
 from picar.pipeline.metrics import StageTimes
@@ -362,7 +363,7 @@ class Daemon:
         if self.hq is not None:
             self.hq.publish_event(kind, payload, event_id=payload["event_id"])
         else:
-            topic = f"{self.cfg.mqtt.topic_prefix}/{self.cfg.vehicle.id}/{kind}"
+            topic = vehicle_topic(self.cfg.mqtt.topic_prefix, self.cfg.vehicle.id, kind)
             self.outbox.put(topic, payload, qos=1, event_id=payload["event_id"])
 
     def _retry_pending_events(self) -> None:
@@ -406,7 +407,7 @@ class Daemon:
         return payload
 
     def _on_command(self, topic: str, body: bytes) -> None:
-        if topic.endswith("/watchlist"):
+        if topic.endswith("/" + WATCHLIST):
             # A national list takes seconds to verify and index: not on the MQTT network thread.
             threading.Thread(target=self._apply_watchlist, args=(body, topic), name="watchlist", daemon=True).start()
         else:

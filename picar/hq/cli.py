@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from picar.link.topics import DEFAULT_PREFIX, WATCHLIST, fleet_topic, vehicle_topic
 from picar.watchlist.index import MatchOptions, WatchlistBuilder, WatchlistError
 from picar.watchlist.signing import SignatureError, generate_keypair, is_envelope, load_private_key, sign
 from picar.watchlist.update import UpdateError, parse_update
@@ -92,7 +93,7 @@ def publish_retained(envelope: bytes, topic: str, host: str, port: int, *, tls: 
 def _cmd_publish(args: argparse.Namespace) -> int:
     env = _signed_bytes(Path(args.file), args.key)
     prefix = args.prefix.strip("/")
-    topic = f"{prefix}/{args.vehicle}/watchlist" if args.vehicle else f"{prefix}/fleet/watchlist"
+    topic = vehicle_topic(prefix, args.vehicle, WATCHLIST) if args.vehicle else fleet_topic(prefix, WATCHLIST)
     user = password = None
     if args.credentials:
         from picar.config import ConfigError, read_credentials
@@ -136,7 +137,7 @@ def hq_main(argv: list[str]) -> int:
     p.add_argument("--cert")
     p.add_argument("--keyfile")
     p.add_argument("--credentials", help="file with username=... and password=... lines")
-    p.add_argument("--prefix", default="picar/v1")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX)
     p.add_argument("--timeout", type=float, default=30.0)
     args = ap.parse_args(argv)
     try:

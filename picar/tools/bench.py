@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
 from picar.pipeline.events import hit_payload, read_payload
 from picar.pipeline.metrics import StageTimes
@@ -124,7 +125,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         from picar.link.outbox import Outbox
 
         broker = Mosquitto(work).start()
-        sub = Subscriber(broker, ["picar/v1/+/hit"])
+        sub = Subscriber(broker, [every_vehicle(DEFAULT_PREFIX, "hit")])
 
         def stamp(m: Any) -> None:
             arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
@@ -133,7 +134,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         sub.start()
         hq = HqLink(vehicle_id="bench", host=broker.host, port=broker.port, outbox=Outbox(work / "outbox.db"),
                     tls=False, ca_file=None, cert_file=None, key_file=None, username=None, password=None,
-                    keepalive_s=30, topic_prefix="picar/v1", client_id="picar-bench")
+                    keepalive_s=30, topic_prefix=DEFAULT_PREFIX, client_id="picar-bench")
         hq.start()
     matcher = _watchlist_matcher(watchlist) if watchlist else _every_read_matcher
     sink = BenchSink(hq, times)
