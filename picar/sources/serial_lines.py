@@ -14,7 +14,7 @@ from typing import Any
 
 import serial
 
-# The heat module's logger: the reader logged as it before it moved out of picar/heat.py.
+# The heat module's logger: the reader logged as "picar.heat" before it moved out of that module.
 log = logging.getLogger("picar.heat")
 
 MAX_LINE = 200
