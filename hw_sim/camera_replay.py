@@ -2,7 +2,7 @@
 
 The daemon then reads it exactly as it reads a network camera (cv2.VideoCapture on the URL),
 so the reconnect and newest-frame paths run against a real stream. Reading and pacing reuse
-picar.camera's sources: a folder plays at the timing in its frames.csv (from hw_sim.recorder),
+picar.sources.camera's sources: a folder plays at the timing in its frames.csv (from hw_sim.recorder),
 else at a fixed fps (`--fps`, fps.txt or 10); a video at its own fps.
 
     python -m hw_sim.camera_replay SOURCE [--port P] [--fps F] [--loop] [--fast] [--name N]
@@ -21,7 +21,7 @@ from types import FrameType
 import cv2
 
 from hw_sim.mjpeg_server import FrameBoard, MjpegServer
-from picar.camera import Camera, SourceLost, make_source
+from picar.sources.camera import Camera, SourceLost, make_source
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hw_sim.sim import SimOptions, Simulation, expected_hits
+from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEMO_DIR
 
 
@@ -57,7 +58,7 @@ def demo_main(argv: list[str]) -> int:
         _say(f"demo: working in {work}")
         sim.start_world()
         _say(f"demo: broker on 127.0.0.1:{sim.broker.port} (TLS, client certificates, passwords)")
-        hq = sim.subscriber(["picar/v1/+/hit", "picar/v1/+/read"])
+        hq = sim.subscriber([every_vehicle(DEFAULT_PREFIX, "hit"), every_vehicle(DEFAULT_PREFIX, "read")])
         sim.publish_watchlist()
         _say("demo: HQ signed the demo watchlist (Ed25519) and published it as version 1")
         _say(f"demo: virtual GPS on {sim.gps_device}, camera replay at {sim.camera_source}")

@@ -3,7 +3,7 @@
     python -m hw_sim.door                      # then type: open / closed / bad (one per line)
     python -m hw_sim.door --script open@1,closed@20
 
-prints ``PTY /dev/pts/N`` on its first line; point `picar.k9.DoorInput` at that device. Lines
+prints ``PTY /dev/pts/N`` on its first line; point `picar.station.k9.DoorInput` at that device. Lines
 follow docs/station.md: ``DOOR OPEN*HH`` / ``DOOR CLOSED*HH``.
 """
 
@@ -15,7 +15,7 @@ import sys
 import threading
 
 from hw_sim.heat_sensor import PtyLine
-from picar.heat import with_checksum
+from picar.sources.serial_lines import with_checksum
 
 COMMANDS = {"open": "DOOR OPEN", "closed": "DOOR CLOSED", "close": "DOOR CLOSED"}
 

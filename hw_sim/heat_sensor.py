@@ -2,7 +2,7 @@
 
     python -m hw_sim.heat_sensor --start 25 --ramp 0.5/s --engine off
 
-prints ``PTY /dev/pts/N`` on its first line; point the heat monitor (`picar.heat.HeatMonitor`)
+prints ``PTY /dev/pts/N`` on its first line; point the heat monitor (`picar.station.heat.HeatMonitor`)
 at that device. Lines follow the protocol in docs/station.md, e.g. ``T=31.5 ENGINE=OFF AC=OFF*7C``.
 The temperature starts at --start and changes by --ramp (per second or per minute) up to --max.
 """
@@ -18,7 +18,7 @@ import time
 import tty
 from collections.abc import Callable
 
-from picar.heat import with_checksum
+from picar.sources.serial_lines import with_checksum
 
 
 def parse_ramp(text: str) -> float:

@@ -24,6 +24,8 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
+from picar.link.topics import DEFAULT_PREFIX, every_vehicle, levels
+
 
 def _iso(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -46,11 +48,10 @@ def _dig(payload: dict[str, Any], *paths: str) -> Any:
 
 def split_topic(topic: str, prefix: str) -> tuple[str, str]:
     """(vehicle, kind) from ``{prefix}/{vehicle}/{kind...}``; ('?', topic) for anything else."""
-    head = prefix.strip("/") + "/"
-    if not topic.startswith(head):
+    parts = levels(topic, prefix.strip("/"))
+    if parts is None:
         return "?", topic
-    parts = topic[len(head):].split("/", 1)
-    return parts[0], parts[1] if len(parts) > 1 else ""
+    return parts[0], "/".join(parts[1:])
 
 
 def format_line(topic: str, payload: bytes, prefix: str, received_at: float, dup: bool = False) -> str:
@@ -148,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m hw_sim.hq_console", description=__doc__.splitlines()[0])
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--prefix", default="picar/v1")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX)
     p.add_argument("--tls", action="store_true", help="connect with TLS (implied by any of the files below)")
     # The short spellings match `picar hq watchlist publish`.
     p.add_argument("--ca-file", "--ca", dest="ca_file", help="CA certificate (PEM) that signed the broker's")
@@ -213,8 +214,9 @@ def console_main(argv: list[str], out: TextIO | None = None) -> int:
             report(f"connection refused: {reason}")
             return
         last_error.clear()
-        print(f"hq_console: connected to {where}, watching {console.prefix}/+/#", file=sys.stderr, flush=True)
-        c.subscribe(f"{console.prefix}/+/#", qos=1)
+        everything = every_vehicle(console.prefix)
+        print(f"hq_console: connected to {where}, watching {everything}", file=sys.stderr, flush=True)
+        c.subscribe(everything, qos=1)
 
     def on_connect_fail(c: mqtt.Client, userdata: Any) -> None:
         exc = sys.exc_info()[1]

@@ -714,7 +714,7 @@ def watchlist_rows(seed: int, n_decoys: int = 20) -> list[dict[str, str]]:
     """The hit entries plus decoys that differ from every plate of the drive by 2+ edits, even with
     OCR-confusable characters folded, so only the intended entries can match."""
     from picar.types import WatchEntry
-    from picar.watchlist import Watchlist
+    from picar.watchlist.index import Watchlist
 
     rows: list[dict[str, str]] = []
     for plate, lst, prio, covert, desc, reason, notes, source, _v, _how in HIT_ENTRIES:
@@ -831,9 +831,9 @@ def read_drive(
     folder: Path, detector: Any, ocr: Any, frames: set[int] | None = None
 ) -> tuple[dict[str, PlateReads], int]:
     """Run a detector (`.detect(frame)`) and an OCR (`.read(crops)`) over the drive in `folder`, frame
-    by frame as the daemon would (crops as picar.pipeline.crop_plate makes them). Returns the reads per
+    by frame as the daemon would (crops as picar.pipeline.loop.crop_plate makes them). Returns the reads per
     vehicle id and the number of detections that overlap no expected plate. `frames` limits the frames run."""
-    from picar.pipeline import crop_plate
+    from picar.pipeline.loop import crop_plate
 
     expected = json.loads((folder / "expected.json").read_text(encoding="utf-8"))
     by_frame: dict[int, list[tuple[str, tuple[int, int, int, int]]]] = {}

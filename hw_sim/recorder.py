@@ -3,7 +3,7 @@
     python -m hw_sim.recorder --camera SOURCE [--camera2 SOURCE] --gps DEVICE [--baud N]
                               --out SESSION_DIR [--seconds S] [--fps F]
 
-Layout (read by hw_sim.camera_replay, picar.camera.FolderSource and hw_sim.virtual_gps):
+Layout (read by hw_sim.camera_replay, picar.sources.camera.FolderSource and hw_sim.virtual_gps):
 
     SESSION_DIR/session.json          start/stop time, cameras, fps, gps device, counts
     SESSION_DIR/<camera>/NNNNNN.jpg   one JPEG per frame, numbered from 000000
@@ -37,7 +37,7 @@ from typing import IO, Any
 import cv2
 import serial
 
-from picar.camera import Camera, open_camera
+from picar.sources.camera import Camera, open_camera
 from picar.types import Frame
 
 log = logging.getLogger(__name__)

@@ -64,7 +64,7 @@ class Simulation:
                                 users={CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD}).start()
         self._write_credentials()
         self.key = self.work / "hq-signing"
-        from picar.watchlist_cli import hq_main
+        from picar.hq.cli import hq_main
 
         if hq_main(["keygen", "--out", str(self.key)]) != 0:
             raise RuntimeError("HQ key generation failed")
@@ -109,7 +109,8 @@ class Simulation:
 
     def publish_watchlist(self, csv_path: Path | None = None, version: int = 1) -> Path:
         """HQ imports a CSV, signs the snapshot and publishes it retained to the fleet topic."""
-        from picar.watchlist_cli import hq_main, watchlist_main
+        from picar.hq.cli import hq_main
+        from picar.watchlist.cli import watchlist_main
 
         assert self.key is not None
         snapshot = self.work / f"watchlist-v{version}.json"

@@ -20,12 +20,13 @@ from typing import Any
 
 from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
-from picar.events import hit_payload, iso, read_payload
-from picar.metrics import StageTimes
-from picar.pipeline import Pipeline
-from picar.store import Store
+from picar.link.topics import WATCHLIST, vehicle_topic
+from picar.pipeline.events import hit_payload, iso, read_payload
+from picar.pipeline.loop import Pipeline
+from picar.pipeline.metrics import StageTimes
+from picar.pipeline.store import Store
+from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.systemd import Notifier
-from picar.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.types import Hit, Match, PlateRead, WatchEntry
 
 log = logging.getLogger("picar")
@@ -148,7 +149,7 @@ class Daemon:
         return self.cfg.models.region
 
     def _start_watchlist(self) -> None:
-        from picar.watchlist_sync import WatchlistStore
+        from picar.watchlist.sync import WatchlistStore
 
         w = self.cfg.watchlist
         self.watchlist = WatchlistStore(
@@ -159,8 +160,8 @@ class Daemon:
         self.watchlist.load()
 
     def _start_hq(self) -> None:
-        from picar.hq import HqLink
-        from picar.outbox import Outbox
+        from picar.link.mqtt import HqLink
+        from picar.link.outbox import Outbox
 
         assert self.store is not None
         self.outbox = Outbox(self.store.data_dir / "outbox.db")
@@ -178,7 +179,7 @@ class Daemon:
         self.hq.start()
 
     def _start_gps(self) -> None:
-        from picar.gps import open_gps
+        from picar.sources.gps import open_gps
 
         g = self.cfg.gps
         self.gps = open_gps(g.source, g.device, g.baud, g.gpsd_host, g.gpsd_port, g.max_fix_age_s,
@@ -197,7 +198,7 @@ class Daemon:
             log.warning("GPS: no fix yet after %.1f s; reads carry no position until one arrives", timeout_s)
 
     def _start_cameras(self) -> None:
-        from picar.camera import open_camera
+        from picar.sources.camera import open_camera
 
         for c in self.cfg.cameras:
             if not c.enabled:
@@ -214,7 +215,7 @@ class Daemon:
             self._start_k9()
         if not u.enabled:
             return
-        from picar.ui.server import StationServer
+        from picar.station.server import StationServer
 
         assert self.store is not None
         token = u.token_file.read_text().strip() if u.token_file else None
@@ -224,8 +225,8 @@ class Daemon:
         log.info("in-car page at %s", url)
 
     def _start_k9(self) -> None:
-        from picar.heat import HeatMonitor
-        from picar.k9 import K9Log
+        from picar.station.heat import HeatMonitor
+        from picar.station.k9 import K9Log
 
         assert self.store is not None
         k = self.cfg.k9
@@ -233,7 +234,7 @@ class Daemon:
                         position=lambda: (f.to_json() if (f := self.gps.latest()) else None))
         self.k9.publish_pending()  # starts and ends logged from the CLI while the daemon was down
         if k.door_device:
-            from picar.k9 import DoorInput
+            from picar.station.k9 import DoorInput
 
             self.door = DoorInput(k.door_device, 9600, self.k9, dog=k.dogs[0] if k.dogs else "unknown",
                                   handler=k.handlers[0] if k.handlers else "unknown")
@@ -343,7 +344,7 @@ class Daemon:
         When the outbox cannot take it (disk full), the event waits in memory (bounded) and is retried
         by housekeeping, so a full disk delays events instead of losing them.
         """
-        from picar.outbox import OutboxError
+        from picar.link.outbox import OutboxError
 
         event_id = str(payload.setdefault("event_id", str(uuid.uuid4())))
         try:
@@ -362,11 +363,11 @@ class Daemon:
         if self.hq is not None:
             self.hq.publish_event(kind, payload, event_id=payload["event_id"])
         else:
-            topic = f"{self.cfg.mqtt.topic_prefix}/{self.cfg.vehicle.id}/{kind}"
+            topic = vehicle_topic(self.cfg.mqtt.topic_prefix, self.cfg.vehicle.id, kind)
             self.outbox.put(topic, payload, qos=1, event_id=payload["event_id"])
 
     def _retry_pending_events(self) -> None:
-        from picar.outbox import OutboxError
+        from picar.link.outbox import OutboxError
 
         with self._pending_lock:
             waiting, self._pending_events = self._pending_events, []
@@ -406,7 +407,7 @@ class Daemon:
         return payload
 
     def _on_command(self, topic: str, body: bytes) -> None:
-        if topic.endswith("/watchlist"):
+        if topic.endswith("/" + WATCHLIST):
             # A national list takes seconds to verify and index: not on the MQTT network thread.
             threading.Thread(target=self._apply_watchlist, args=(body, topic), name="watchlist", daemon=True).start()
         else:

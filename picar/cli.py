@@ -12,13 +12,13 @@ from collections.abc import Callable
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("picar.daemon", "run_main", "run the vehicle daemon (systemd runs this)"),
     "check-config": ("picar.config", "check_config_main", "validate a config file and exit"),
-    "gps": ("picar.gps", "gps_main", "print GPS position updates from a receiver"),
-    "read": ("picar.read", "read_main", "read the plates in still photos"),
-    "eval": ("picar.eval", "eval_main", "score the models on a labelled folder"),
-    "bench": ("picar.bench", "bench_main", "benchmark the pipeline on a recorded clip"),
-    "watchlist": ("picar.watchlist_cli", "watchlist_main", "import, show and apply watchlists"),
-    "hq": ("picar.hq_cli", "hq_main", "HQ tools: keys, signed watchlists, fleet monitor"),
-    "k9": ("picar.k9_cli", "k9_main", "K9 deployment log and reports"),
+    "gps": ("picar.sources.gps", "gps_main", "print GPS position updates from a receiver"),
+    "read": ("picar.tools.read", "read_main", "read the plates in still photos"),
+    "eval": ("picar.tools.eval", "eval_main", "score the models on a labelled folder"),
+    "bench": ("picar.tools.bench", "bench_main", "benchmark the pipeline on a recorded clip"),
+    "watchlist": ("picar.watchlist.cli", "watchlist_main", "import, show and apply watchlists"),
+    "hq": ("picar.hq.cli", "hq_main", "HQ tools: keys, signed watchlists, fleet monitor"),
+    "k9": ("picar.station.k9_cli", "k9_main", "K9 deployment log and reports"),
     "demo": ("hw_sim.demo", "demo_main", "replay the demo drive through the whole system"),
 }
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from picar.app import Daemon
 from picar.config import parse_config
-from picar.outbox import Outbox
+from picar.link.outbox import Outbox
 
 
 def test_events_refused_by_a_full_outbox_are_kept_and_stored_later(tmp_path: Path) -> None:

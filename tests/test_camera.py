@@ -1,4 +1,4 @@
-"""picar.camera against real OpenCV: image folders, video files, pacing and newest-frame drops."""
+"""picar.sources.camera against real OpenCV: image folders, video files, pacing and newest-frame drops."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.camera import (
+from picar.sources.camera import (
     Camera,
     FolderSource,
     OpenCvSource,

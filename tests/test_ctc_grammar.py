@@ -14,7 +14,7 @@ from picar.types import CharRead, OcrResult
 from picar.vision.ctc_grammar import best_fitting, compress_blanks, template_masks
 from picar.vision.formats import _parse, apply_region, fit_region, matches, settle_digit_run, settle_top_line
 from picar.vision.ocr import PlateOcr, decode
-from picar.votes import vote_texts
+from picar.vision.votes import vote_texts
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 BLANK = len(ALPHABET)

@@ -16,7 +16,7 @@ import pytest
 from hw_sim.make_demo import read_drive
 from hw_sim.track import load_track
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
-from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder
+from picar.watchlist.index import ENTRY_FIELDS, WatchlistBuilder
 
 WATCHLIST_HEADER = ["plate", "region", "list", "priority", "covert", "effective", "expires",
                     "description", "reason", "notes", "source"]

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.eval import iou_matrix
+from picar.tools.eval import iou_matrix
 from picar.types import Detection
 from picar.vision.detector import (
     PAD_VALUE,

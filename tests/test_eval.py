@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.eval import (
+from picar.tools.eval import (
     EvalError,
     eval_main,
     hash_split,

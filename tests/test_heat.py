@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim, heat_line, parse_ramp
-from picar.heat import HeatMonitor, LineError, parse_heat_line, with_checksum
+from picar.sources.serial_lines import LineError, with_checksum
+from picar.station.heat import HeatMonitor, parse_heat_line
 from tests.waiting import wait_until
 
 
@@ -177,6 +178,6 @@ def test_protocol_examples_in_the_docs_parse() -> None:
     assert parse_heat_line(b"T=31.5 ENGINE=ON AC=OFF*32").temp_c == 31.5
     for line in ("T=31.5 ENGINE=ON AC=OFF*32", "DOOR OPEN*22", "DOOR CLOSED*24"):
         assert f"\n{line}\n" in doc
-    from picar.heat import checked_text
+    from picar.sources.serial_lines import checked_text
 
     assert checked_text(b"DOOR OPEN*22") == "DOOR OPEN" and checked_text(b"DOOR CLOSED*24") == "DOOR CLOSED"

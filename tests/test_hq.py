@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from hw_sim.hq_console import console_main, format_line, split_topic
-from picar.events import hit_payload
-from picar.hq import HqLink
-from picar.outbox import Outbox, OutboxFullError
+from picar.link.mqtt import HqLink
+from picar.link.outbox import Outbox, OutboxFullError
+from picar.pipeline.events import hit_payload
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 from tests import broker as broker_helpers
 from tests.broker import Mosquitto, Received, Subscriber, make_tls_files

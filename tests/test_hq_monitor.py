@@ -1,6 +1,6 @@
 import json
 
-from picar.hq_monitor import FleetView
+from picar.hq.monitor import FleetView
 
 
 def test_fleet_view_tracks_state_positions_hits_and_dispositions() -> None:

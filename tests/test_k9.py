@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from hw_sim.door import DoorSim
-from picar.k9 import DoorInput, K9Error, K9Log, PublishDeferred, defer_publish
-from picar.k9_cli import k9_main
+from picar.station.k9 import DoorInput, K9Error, K9Log, PublishDeferred, defer_publish
+from picar.station.k9_cli import k9_main
 
 
 class Clock:

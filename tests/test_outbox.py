@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from picar.outbox import Outbox, OutboxFullError
+from picar.link.outbox import Outbox, OutboxFullError
 
 
 def test_put_then_pending_in_order_with_event_id_inside_json(tmp_path: Path) -> None:
@@ -140,7 +140,7 @@ def test_put_is_durable_when_it_returns_even_if_the_process_is_killed(tmp_path: 
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from picar.outbox import Outbox\n"
+        "from picar.link.outbox import Outbox\n"
         "ob = Outbox(Path(sys.argv[1]))\n"
         "for i in range(40):\n"
         "    ob.put('t/read', {'i': i}, event_id=f'k{i}')\n"

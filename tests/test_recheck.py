@@ -6,11 +6,11 @@ from pathlib import Path
 
 from picar.app import Daemon
 from picar.config import parse_config
-from picar.outbox import Outbox
-from picar.store import Store
+from picar.link.outbox import Outbox
+from picar.pipeline.store import Store
 from picar.types import PlateRead
-from picar.watchlist_io import snapshot_payload
-from picar.watchlist_sync import WatchlistStore
+from picar.watchlist.sync import WatchlistStore
+from picar.watchlist.update import snapshot_payload
 
 
 def read(event_id: str, text: str, age_h: float, candidates: tuple[tuple[str, float], ...] = ()) -> PlateRead:

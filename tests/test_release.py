@@ -76,7 +76,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _shipped_sources() -> set[str]:
     """Every file the package must carry, as its path inside the wheel."""
     want = {str(p.relative_to(REPO)) for top in ("picar", "hw_sim") for p in (REPO / top).rglob("*.py")}
-    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "ui" / "static").iterdir()}
+    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "station" / "static").iterdir()}
     want |= {str(p.relative_to(REPO)) for p in (REPO / "hw_sim" / "demo").iterdir()}
     for src, dst in INSTALLED_AS.items():
         for p in (REPO / src).rglob("*"):
@@ -96,7 +96,7 @@ def test_wheel_and_sdist_carry_the_models_the_page_and_the_demo(dist: Path) -> N
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     for f in ("models/plate_ocr.onnx", "models/plate_ocr.json", "models/plate_detector.onnx", "models/README.md",
-              "picar/ui/static/index.html", "hw_sim/demo/drive.mp4", "config/picar.example.toml",
+              "picar/station/static/index.html", "hw_sim/demo/drive.mp4", "config/picar.example.toml",
               "requirements/runtime.lock", "systemd/picar.service", "LICENSE"):
         assert f in members, f"{f} is not in the sdist"
 
@@ -142,7 +142,7 @@ def _plate_scene(text: str) -> np.ndarray:
 def test_the_wheel_reads_checks_configs_and_runs_with_no_checkout(clean_venv: Path, tmp_path: Path) -> None:
     # The installed package holds its own models and page: nothing resolves into the checkout.
     where = subprocess.run([str(clean_venv / "bin" / "python"), "-c",
-                            "import picar.paths as p, picar.ui.server as s; "
+                            "import picar.paths as p, picar.station.server as s; "
                             "print(p.DEFAULT_OCR, p.DEFAULT_DETECTOR, p.DEMO_DIR, s.STATIC_DIR, sep='\\n')"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0, where.stderr

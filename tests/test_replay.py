@@ -23,7 +23,7 @@ import pytest
 
 from hw_sim.camera_replay import MjpegReplay
 from hw_sim.recorder import Recorder
-from picar.camera import Camera, list_folder
+from picar.sources.camera import Camera, list_folder
 from picar.types import Frame
 from tests.waiting import wait_until
 

@@ -13,7 +13,7 @@ import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim
 from hw_sim.sim import SimOptions, Simulation, expected_hits
-from picar.k9_cli import k9_main
+from picar.station.k9_cli import k9_main
 from tests.browser import Browser, chromium_binary
 from tests.waiting import wait_until
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from picar.store import Store
+from picar.pipeline.store import Store
 from picar.systemd import Notifier
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 

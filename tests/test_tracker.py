@@ -1,4 +1,4 @@
-from picar.tracker import PlateTracker, TrackerSettings, vote
+from picar.pipeline.tracker import PlateTracker, TrackerSettings, vote
 from picar.types import CharRead, Detection, OcrResult, PlateObservation
 
 

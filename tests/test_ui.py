@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim
-from picar.heat import HeatMonitor
-from picar.k9 import K9Log
-from picar.k9_cli import k9_main
-from picar.ui.server import StationServer
+from picar.station.heat import HeatMonitor
+from picar.station.k9 import K9Log
+from picar.station.k9_cli import k9_main
+from picar.station.server import StationServer
 from tests.browser import Browser, Page, chromium_binary
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="needs Debian's chromium (apt-get install chromium)")
@@ -164,7 +164,7 @@ def test_hit_shows_with_image_and_accept_needs_confirmation(
 def test_reject_with_reason_and_note(chromium: Browser, station: dict[str, Any]) -> None:
     page = open_page(chromium, station["url"])
     hit = hit_payload(station["images"], "hit-0002", "XYZ789", priority=2)
-    # The shape picar.events.hit_payload gives: match as an object, HQ notes, a re-check flag.
+    # The shape picar.pipeline.events.hit_payload gives: match as an object, HQ notes, a re-check flag.
     hit.update(match={"kind": "edit", "distance": 1, "differences": [], "text": "edit (pos 6: read - listed 9)"},
                notes="Owner reports plates swapped", recheck=True, covert=False)
     station["srv"].push("hit", hit)
@@ -318,7 +318,7 @@ def test_no_token_means_loopback_only(tmp_path: Path) -> None:
         assert request(url, "GET", "/api/state")[0] == 200
     finally:
         srv.stop()
-    from picar.ui.server import _is_loopback
+    from picar.station.server import _is_loopback
 
     assert _is_loopback("::ffff:127.0.0.1") and not _is_loopback("192.0.2.7")
 

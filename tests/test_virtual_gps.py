@@ -16,7 +16,7 @@ import serial
 
 from hw_sim.track import TrackError, TrackPoint, parse_track, track_at
 from hw_sim.virtual_gps import Faults, VirtualGps, nmea_for_point, nmea_log_epochs
-from picar.gps_nmea import Epoch, NmeaAssembler
+from picar.sources.nmea import Epoch, NmeaAssembler
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""One read out of several reads of the same plate (`picar.votes`), and the photo OCR that uses it."""
+"""One read out of several reads of the same plate (`picar.vision.votes`), and the photo OCR that uses it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from picar.types import CharRead, OcrResult
 from picar.vision.ocr import crop_variants
-from picar.votes import vote_reads
+from picar.vision.votes import vote_reads
 
 
 def read(text: str, *probs: float, alts: dict[int, tuple[str, float]] | None = None) -> OcrResult:

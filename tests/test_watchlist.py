@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from picar.types import WatchEntry
-from picar.watchlist import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -182,7 +182,7 @@ def test_matches_agree_with_brute_force_on_random_list() -> None:
 
 def test_small_scale_speed_sanity() -> None:
     """Runs the benchmark machinery on a small list; checks results, not timings."""
-    from picar.bench_watchlist import run
+    from picar.tools.bench_watchlist import run
 
     res = run(entries=5000, reads=50, n_cand=8, seed=1)
     for kind in ("exact", "confusable", "edit"):
@@ -195,7 +195,7 @@ def test_key_index_agrees_with_plain_search() -> None:
     """The blocked directory finds the same rows as a plain search, including long runs of one hash."""
     import numpy as np
 
-    from picar.watchlist import _HASH_BITS, _KeyIndex
+    from picar.watchlist.index import _HASH_BITS, _KeyIndex
 
     rng = np.random.default_rng(5)
     hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) << np.uint64(1)

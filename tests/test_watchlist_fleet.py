@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from hw_sim.broker import Mosquitto
-from picar.hq import HqLink
-from picar.outbox import Outbox
-from picar.watchlist_cli import publish_retained
-from picar.watchlist_io import snapshot_payload
-from picar.watchlist_sign import generate_keypair, load_private_key, sign
-from picar.watchlist_sync import WatchlistStore
+from picar.hq.cli import publish_retained
+from picar.link.mqtt import HqLink
+from picar.link.outbox import Outbox
+from picar.watchlist.signing import generate_keypair, load_private_key, sign
+from picar.watchlist.sync import WatchlistStore
+from picar.watchlist.update import snapshot_payload
 
 FLEET_TOPIC = "picar/v1/fleet/watchlist"
 

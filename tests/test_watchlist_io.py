@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from picar.watchlist import Watchlist
-from picar.watchlist_cli import hq_main, watchlist_main
-from picar.watchlist_io import WatchlistImportError, read_csv, read_ncic, snapshot_payload
-from picar.watchlist_sync import WatchlistStore
+from picar.hq.cli import hq_main
+from picar.watchlist.cli import watchlist_main
+from picar.watchlist.index import Watchlist
+from picar.watchlist.io import WatchlistImportError, read_csv, read_ncic
+from picar.watchlist.sync import WatchlistStore
+from picar.watchlist.update import snapshot_payload
 from tests.broker import Mosquitto, Subscriber
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)

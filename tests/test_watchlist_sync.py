@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from picar.watchlist_io import delta_payload, snapshot_payload
-from picar.watchlist_sign import SignatureError, generate_keypair, load_private_key, open_envelope, sign
-from picar.watchlist_sync import STATE_FILE, UpdateResult, WatchlistStore
+from picar.watchlist.signing import SignatureError, generate_keypair, load_private_key, open_envelope, sign
+from picar.watchlist.sync import STATE_FILE, UpdateResult, WatchlistStore
+from picar.watchlist.update import delta_payload, snapshot_payload
 
 AT = datetime(2026, 6, 1, tzinfo=UTC)
 V1 = [{"plate": "ABC1234", "list": "stolen_vehicle"}, {"plate": "XYZ987", "list": "amber", "priority": 1}]

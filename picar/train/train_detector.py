@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from picar.eval import match_boxes
+from picar.tools.eval import match_boxes
 from picar.train.det_data import RO_SOURCE, CropSampler, DetSample, load_detect_root, read_image
 from picar.train.det_model import STRIDE, PlateNet, count_macs, count_params, distances_to_boxes
 from picar.train.weights_arg import named_weight

@@ -18,7 +18,7 @@ import numpy as np
 from picar.types import CharRead, OcrResult
 from picar.vision.formats import ZERO_REGIONS, apply_region, fit_region, settle_digit_run, settle_top_line
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
-from picar.votes import vote_reads, vote_texts
+from picar.vision.votes import vote_reads, vote_texts
 
 
 def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: int = 1) -> np.ndarray:
@@ -271,7 +271,7 @@ class PlateOcr:
 
     def read_voted(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
         """Read each crop as cut, a little looser and a little tighter (`crop_variants`), in one
-        session run, and vote one read per crop (`picar.votes.vote_reads`). For still photos, which
+        session run, and vote one read per crop (`picar.vision.votes.vote_reads`). For still photos, which
         have no second frame to vote with: three times the OCR work for fewer misreads. With a
         `region`, each cut's read is fitted first (as in `read`) and whole texts are voted
         (`vote_texts`): a character-by-character mix of two valid plates need not be one."""

@@ -19,6 +19,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from picar.link.topics import DEFAULT_PREFIX, FLEET, every_vehicle, levels
+
 
 @dataclass
 class VehicleView:
@@ -39,7 +41,7 @@ class VehicleView:
 class FleetView:
     """The fleet as seen from the stream; fed message by message (pure, testable)."""
 
-    def __init__(self, prefix: str = "picar/v1") -> None:
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix.rstrip("/")
         self.vehicles: dict[str, VehicleView] = {}
         self.dispositions: dict[str, dict[str, Any]] = {}
@@ -47,8 +49,8 @@ class FleetView:
 
     def feed(self, topic: str, payload: bytes, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        parts = topic[len(self.prefix) + 1:].split("/") if topic.startswith(self.prefix + "/") else []
-        if len(parts) != 2 or parts[0] == "fleet":
+        parts = levels(topic, self.prefix) or []
+        if len(parts) != 2 or parts[0] == FLEET:
             return
         vehicle, kind = parts
         try:
@@ -129,7 +131,7 @@ def monitor_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="picar hq monitor", description="Live fleet console for HQ.")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8883)
-    ap.add_argument("--prefix", default="picar/v1")
+    ap.add_argument("--prefix", default=DEFAULT_PREFIX)
     ap.add_argument("--no-tls", action="store_true", help="plain MQTT (only for a broker on this machine)")
     ap.add_argument("--ca", type=Path)
     ap.add_argument("--cert", type=Path)
@@ -156,7 +158,7 @@ def monitor_main(argv: list[str]) -> int:
         if rc.is_failure:
             print(f"picar hq monitor: broker {args.host}:{args.port} refused the connection: {rc}", file=sys.stderr)
             return
-        c.subscribe(f"{args.prefix}/+/#", qos=1)
+        c.subscribe(every_vehicle(args.prefix), qos=1)
         connected.set()
 
     client.on_connect = on_connect

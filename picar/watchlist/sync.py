@@ -10,48 +10,26 @@ the car keeps its last good list across restarts and reports its version.
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import io
-import json
 import logging
 import os
 import threading
 import time
 import zipfile
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from picar.watchlist import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError, parse_time
-from picar.watchlist_sign import SignatureError, load_public_key, open_envelope
+from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.signing import SignatureError, load_public_key, open_envelope
+from picar.watchlist.update import UpdateError, parse_update
 
 log = logging.getLogger("picar.watchlist")
 
-UPDATE_FORMAT = "picar-watchlist/1"
 STATE_FILE = "watchlist.npz"
 PREVIOUS_FILE = "watchlist.prev.npz"
-MAX_UPDATE_BYTES = 512 * 2**20  # after decompression; a 1M-entry snapshot is ~60 MB
-
-
-class UpdateError(ValueError):
-    """A malformed or out-of-order update; the message names the field and value."""
-
-
-@dataclass(frozen=True)
-class Update:
-    """A parsed (not yet applied) update payload."""
-
-    kind: Literal["snapshot", "delta"]
-    list_id: str
-    version: int
-    base_version: int | None
-    created_at: str
-    entries: Sequence[Mapping[str, Any]]  # snapshot entries, or delta additions
-    remove: Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -75,70 +53,6 @@ class UpdateResult:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict for the audit log and HQ status."""
         return dataclasses.asdict(self)
-
-
-def decode_payload(payload: bytes) -> Any:
-    """gunzip if gzip-compressed (bounded size), then parse JSON."""
-    if payload[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(payload)) as f:
-                payload = f.read(MAX_UPDATE_BYTES + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UpdateError(f"payload is not valid gzip ({exc})") from None
-    if len(payload) > MAX_UPDATE_BYTES:
-        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
-    try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UpdateError(f"payload is not valid JSON ({exc})") from None
-
-
-def parse_update(payload: bytes) -> Update:
-    """Check the update's header fields; entries are validated when the list is built."""
-    obj = decode_payload(payload)
-    if not isinstance(obj, dict):
-        raise UpdateError(f"payload must be a JSON object, got {type(obj).__name__}")
-    if obj.get("format") != UPDATE_FORMAT:
-        raise UpdateError(f"format {obj.get('format')!r}, expected {UPDATE_FORMAT!r}")
-    kind = obj.get("type", "snapshot")
-    if kind not in ("snapshot", "delta"):
-        raise UpdateError(f"type {kind!r}, expected 'snapshot' or 'delta'")
-    allowed = {"format", "type", "list_id", "fleet", "version", "base_version", "created_at", "entries",
-               "add", "remove", "comment"}
-    unknown = set(obj) - allowed
-    if unknown:
-        raise UpdateError(f"unknown field(s) {sorted(unknown)}")
-    version = obj.get("version")
-    if version.__class__ is not int or version < 1:
-        raise UpdateError(f"version {version!r} must be an integer >= 1")
-    list_id = obj.get("list_id", obj.get("fleet", ""))
-    if not isinstance(list_id, str):
-        raise UpdateError(f"list_id {list_id!r} must be a string")
-    created = obj.get("created_at")
-    try:
-        if parse_time(created, "created_at") is None:
-            raise WatchlistError("created_at: missing")
-    except WatchlistError as exc:
-        raise UpdateError(str(exc)) from None
-    base = obj.get("base_version")
-    if kind == "delta":
-        if base.__class__ is not int:
-            raise UpdateError(f"delta needs an integer base_version, got {base!r}")
-        if base >= version:
-            raise UpdateError(f"delta base_version {base} must be below its version {version}")
-        if "entries" in obj:
-            raise UpdateError("a delta carries 'add' and 'remove', not 'entries'")
-        entries, remove = obj.get("add", []), obj.get("remove", [])
-    else:
-        if "add" in obj or "remove" in obj:
-            raise UpdateError("a snapshot carries 'entries', not 'add'/'remove'")
-        if "entries" not in obj:
-            raise UpdateError("snapshot has no 'entries'")
-        entries, remove = obj["entries"], []
-    for name, value in (("entries" if kind == "snapshot" else "add", entries), ("remove", remove)):
-        if not isinstance(value, list):
-            raise UpdateError(f"{name} must be a list, got {type(value).__name__}")
-    return Update(kind, list_id, version, base, str(created), entries, remove)
 
 
 def _options(max_substitutions: int | Mapping[str, int] | None, max_edit: int | Mapping[str, int] | None,

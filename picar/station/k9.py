@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from picar.heat import LineError, SerialLines, checked_text
+from picar.sources.serial_lines import LineError, SerialLines, checked_text
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.k9")  # name kept from before the package move: log lines carry it
 
 KINDS = (
     "track",

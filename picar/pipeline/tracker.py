@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from picar.types import CharRead, Detection, PlateObservation
-from picar.votes import vote_reads
+from picar.vision.votes import vote_reads
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def _similar_text(a: str, b: str) -> bool:
 def vote(observations: list[PlateObservation], max_candidates: int = 8) -> tuple[
     str, float, tuple[CharRead, ...], tuple[tuple[str, float], ...]
 ]:
-    """Vote a text across the frames of one track (see `picar.votes.vote_reads`)."""
+    """Vote a text across the frames of one track (see `picar.vision.votes.vote_reads`)."""
     r = vote_reads([o.ocr for o in observations], max_candidates)
     return r.text, r.confidence, r.chars, r.candidates
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from picar.types import Frame
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.camera")  # name kept from before the package move: log lines carry it
 
 CameraState = Literal["starting", "streaming", "reconnecting", "finished", "stopped"]
 

@@ -28,10 +28,19 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from picar import __version__ as _PICAR_VERSION
-from picar.outbox import Outbox
+from picar.link.outbox import Outbox
+from picar.link.topics import (
+    COMMAND,
+    DEFAULT_PREFIX,
+    POSITION,
+    RESERVED_KINDS,
+    STATUS,
+    WATCHLIST,
+    fleet_topic,
+    vehicle_topic,
+)
 
 _LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
-RESERVED_KINDS = frozenset({"status", "position", "watchlist", "cmd"})
 _CONNACK_HINTS = {
     132: "the broker does not speak MQTT 3.1.1",
     133: "the broker rejected the client id",
@@ -95,7 +104,7 @@ class HqLink:
         username: str | None = None,
         password: str | None = None,
         keepalive_s: int = 30,
-        topic_prefix: str = "picar/v1",
+        topic_prefix: str = DEFAULT_PREFIX,
         client_id: str | None = None,
         max_inflight: int = 20,
         status_provider: Callable[[], dict[str, Any]] | None = None,
@@ -142,12 +151,12 @@ class HqLink:
         self._log = logger or logging.getLogger("picar.hq")
         self._ready_timeout_s = ready_timeout_s
         self._keep_acked_s = keep_acked_s
-        self.status_topic = self.topic("status")
-        self.position_topic = self.topic("position")
+        self.status_topic = self.topic(STATUS)
+        self.position_topic = self.topic(POSITION)
         self.command_topics = (
-            f"{self.prefix}/fleet/watchlist",
-            self.topic("watchlist"),
-            self.topic("cmd"),
+            fleet_topic(self.prefix, WATCHLIST),
+            self.topic(WATCHLIST),
+            self.topic(COMMAND),
         )
 
         self._cond = threading.Condition()
@@ -212,7 +221,7 @@ class HqLink:
 
     def topic(self, kind: str) -> str:
         """The topic this vehicle uses for ``kind`` (``{prefix}/{vehicle}/{kind}``)."""
-        return f"{self.prefix}/{self.vehicle_id}/{kind}"
+        return vehicle_topic(self.prefix, self.vehicle_id, kind)
 
     def start(self) -> None:
         """Start connecting in the background; returns at once even when the broker is unreachable."""

@@ -257,7 +257,7 @@ def score_detection(
     times_ms: list[float],
 ) -> Counts:
     """Detection counts at IoU 0.5 and, where texts are known and a reader is given, end-to-end reads."""
-    from picar.pipeline import crop_plate
+    from picar.pipeline.loop import crop_plate
 
     c = Counts()
     for item in images:

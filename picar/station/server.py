@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from picar.k9 import KINDS as K9_KINDS
-from picar.k9 import OUTCOMES, K9Error, K9Log
+from picar.station.k9 import KINDS as K9_KINDS
+from picar.station.k9 import OUTCOMES, K9Error, K9Log
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.ui.server")  # name kept from before the package move: log lines carry it
 
 STATIC_DIR = Path(__file__).with_name("static")
 STATIC_FILES = {

@@ -26,7 +26,7 @@ import pynmea2
 
 from picar.types import Fix, FixQuality
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.gps_nmea")  # name kept from before the package move: log lines carry it
 
 KNOTS_TO_KMH = 1.852
 MAX_LINE = 256  # NMEA allows 82 characters; proprietary sentences run longer, binary junk longer still

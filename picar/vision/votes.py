@@ -1,4 +1,4 @@
-"""Vote one read out of several reads of the same plate: the frames of a track (`picar.tracker`)
+"""Vote one read out of several reads of the same plate: the frames of a track (`picar.pipeline.tracker`)
 or the differently cut crops of one still photo (`picar.vision.ocr.PlateOcr.read_voted`)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Watchlist benchmark: load time, memory and per-read match latency on a synthetic list.
 
-    python -m picar.bench_watchlist [--entries 1000000] [--reads 2000] [--json] [--seed 7]
+    python -m picar.tools.bench_watchlist [--entries 1000000] [--reads 2000] [--json] [--seed 7]
 
 The list and the reads are generated from a seeded RNG, so runs are comparable. Each read carries
 `--candidates` OCR candidates (the first is the one being tested, the rest are noisy variants),
@@ -27,10 +27,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from picar.watchlist import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
-from picar.watchlist_io import snapshot_payload
-from picar.watchlist_sign import sign
-from picar.watchlist_sync import STATE_FILE, WatchlistStore
+from picar.watchlist.index import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
+from picar.watchlist.signing import sign
+from picar.watchlist.sync import STATE_FILE, WatchlistStore
+from picar.watchlist.update import snapshot_payload
 
 _LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
 _DIGITS = "0123456789"
@@ -191,7 +191,8 @@ def _bench_store(payload: bytes) -> dict[str, Any]:
         if not res.accepted:
             raise RuntimeError(res.reason)
         saved = (Path(tmp) / "car" / STATE_FILE).stat().st_size
-        out = subprocess.run([sys.executable, "-m", "picar.bench_watchlist", "--load-dir", str(Path(tmp) / "car")],
+        out = subprocess.run([sys.executable, "-m", "picar.tools.bench_watchlist",
+                              "--load-dir", str(Path(tmp) / "car")],
                              capture_output=True, text=True, check=True)
         cold = json.loads(out.stdout)
     return {"signed_update_mb": round(len(envelope) / 2**20, 1), "apply_signed_snapshot_s": round(apply_s, 3),
@@ -212,7 +213,7 @@ def _cold_load(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m picar.bench_watchlist", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m picar.tools.bench_watchlist", description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=1_000_000)
     ap.add_argument("--reads", type=int, default=2000)
     ap.add_argument("--candidates", type=int, default=8)

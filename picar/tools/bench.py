@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from picar.events import hit_payload, read_payload
-from picar.metrics import StageTimes
+from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
-from picar.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.pipeline.events import hit_payload, read_payload
+from picar.pipeline.metrics import StageTimes
+from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.types import Hit, Match, PlateRead, WatchEntry
 
 
@@ -82,8 +83,8 @@ def _every_read_matcher(read: PlateRead) -> list[tuple[WatchEntry, Match]]:
 
 
 def _watchlist_matcher(path: Path) -> Any:
-    from picar.watchlist import Watchlist
-    from picar.watchlist_io import read_csv
+    from picar.watchlist.index import Watchlist
+    from picar.watchlist.io import read_csv
 
     wl = Watchlist.from_records(read_csv(path))
     return lambda read: list(wl.match(read.candidates))
@@ -101,8 +102,8 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
               detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
     import cv2
 
-    from picar.camera import Camera, make_source
-    from picar.pipeline import Pipeline
+    from picar.pipeline.loop import Pipeline
+    from picar.sources.camera import Camera, make_source
     from picar.vision.detector import PlateDetector
     from picar.vision.ocr import PlateOcr
 
@@ -120,11 +121,11 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     arrivals: dict[str, float] = {}
     if use_broker:
         from hw_sim.broker import Mosquitto, Subscriber
-        from picar.hq import HqLink
-        from picar.outbox import Outbox
+        from picar.link.mqtt import HqLink
+        from picar.link.outbox import Outbox
 
         broker = Mosquitto(work).start()
-        sub = Subscriber(broker, ["picar/v1/+/hit"])
+        sub = Subscriber(broker, [every_vehicle(DEFAULT_PREFIX, "hit")])
 
         def stamp(m: Any) -> None:
             arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
@@ -133,7 +134,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         sub.start()
         hq = HqLink(vehicle_id="bench", host=broker.host, port=broker.port, outbox=Outbox(work / "outbox.db"),
                     tls=False, ca_file=None, cert_file=None, key_file=None, username=None, password=None,
-                    keepalive_s=30, topic_prefix="picar/v1", client_id="picar-bench")
+                    keepalive_s=30, topic_prefix=DEFAULT_PREFIX, client_id="picar-bench")
         hq.start()
     matcher = _watchlist_matcher(watchlist) if watchlist else _every_read_matcher
     sink = BenchSink(hq, times)

@@ -22,7 +22,7 @@ import numpy as np
 
 from picar.types import Hit, PlateRead
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.store")  # name kept from before the package move: the audit file hangs on it
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS reads (

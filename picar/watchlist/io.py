@@ -1,4 +1,4 @@
-"""Watchlist import and export: CSV, an NCIC-style fixed-width extract, and HQ update payloads.
+"""Watchlist import and export: CSV and an NCIC-style fixed-width extract.
 
 Imports return JSON-ready entry records (the snapshot entry format), each already validated, so a
 bad line stops the import with its line number and column before anything is published.
@@ -8,16 +8,13 @@ The fixed-width layout is documented in docs/watchlist.md and in `NCIC_COLUMNS` 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from picar.watchlist import ENTRY_FIELDS, WatchlistBuilder, WatchlistError, format_time
-from picar.watchlist_sync import UPDATE_FORMAT
+from picar.watchlist.index import ENTRY_FIELDS, WatchlistBuilder, WatchlistError
 
 # List codes used by both importers: code -> (list name, default priority, reason text).
 LIST_CODES: dict[str, tuple[str, int, str]] = {
@@ -194,43 +191,6 @@ def write_csv(records: Iterable[Mapping[str, Any]], out: io.TextIOBase | Any) ->
         w.writerow({k: ("yes" if v is True else v) for k, v in rec.items()})
         n += 1
     return n
-
-
-def _header(kind: str, version: int, list_id: str, created_at: datetime | None) -> dict[str, Any]:
-    if version < 1:
-        raise ValueError(f"version {version} must be >= 1")
-    return {"format": UPDATE_FORMAT, "type": kind, "list_id": list_id, "version": version,
-            "created_at": format_time(created_at or datetime.now(UTC))}
-
-
-def _encode(obj: Mapping[str, Any], compress: bool) -> bytes:
-    data = json.dumps(obj, separators=(",", ":")).encode()
-    return gzip.compress(data, compresslevel=6, mtime=0) if compress else data
-
-
-def snapshot_payload(records: Sequence[Mapping[str, Any]], version: int, list_id: str = "",
-                     created_at: datetime | None = None, compress: bool = False) -> bytes:
-    """A full-list update payload (the bytes HQ signs)."""
-    obj = _header("snapshot", version, list_id, created_at)
-    obj["entries"] = list(records)
-    return _encode(obj, compress)
-
-
-def delta_payload(add: Sequence[Mapping[str, Any]], remove: Sequence[Mapping[str, Any]], version: int,
-                  base_version: int, list_id: str = "", created_at: datetime | None = None,
-                  compress: bool = False) -> bytes:
-    """A delta update payload: entries to add (or replace) and keys (plate, list, region) to remove."""
-    obj = _header("delta", version, list_id, created_at)
-    obj["base_version"] = base_version
-    obj["add"] = list(add)
-    obj["remove"] = list(remove)
-    return _encode(obj, compress)
-
-
-def default_version(now: datetime | None = None) -> int:
-    """A version number that increases with time: UTC seconds since 2020-01-01."""
-    now = now or datetime.now(UTC)
-    return int((now - datetime(2020, 1, 1, tzinfo=UTC)).total_seconds())
 
 
 def iter_ncic_layout() -> Iterator[str]:

@@ -12,11 +12,11 @@ from typing import Protocol
 
 import numpy as np
 
-from picar.metrics import StageTimes
-from picar.tracker import PlateTracker, VotedRead
+from picar.pipeline.metrics import StageTimes
+from picar.pipeline.tracker import PlateTracker, VotedRead
 from picar.types import Detection, Fix, Frame, Hit, Match, OcrResult, PlateObservation, PlateRead, WatchEntry
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.pipeline")  # name kept from before the package move: log lines carry it
 
 
 class Detector(Protocol):

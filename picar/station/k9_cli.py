@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from picar.k9 import KINDS, OUTCOMES, K9Error, K9Log, defer_publish
+from picar.station.k9 import KINDS, OUTCOMES, K9Error, K9Log, defer_publish
 
 CSV_FIELDS = [
     "deployment_id", "dog", "handler", "type", "case_number", "trigger", "started_at", "ended_at",

@@ -30,10 +30,10 @@ from typing import Any, Protocol
 
 import serial
 
-from picar.gps_nmea import Epoch, NmeaAssembler, iso_utc
+from picar.sources.nmea import Epoch, NmeaAssembler, iso_utc
 from picar.types import Fix
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("picar.gps")  # name kept from before the package move: log lines carry it
 
 HISTORY = 64  # epochs kept for fix_at: about a minute at 1 Hz
 READ_TIMEOUT_S = 0.2  # how often a reader thread looks at its stop flag

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
-from picar.pipeline import crop_plate
+from picar.pipeline.loop import crop_plate
 from picar.types import Detection, OcrResult
 from picar.vision.session import ModelError
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from picar.link.topics import DEFAULT_PREFIX
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, EXAMPLE_CONFIG
 
 # Plate format regions (picar.vision.formats.REGIONS; a test keeps the two in step).
@@ -280,7 +281,7 @@ class MqttConfig:
     key_file: Path | None = _key(None)
     credentials_file: Path | None = _key(None, exists="file")
     keepalive_s: int = _key(30, lo=5, hi=600)
-    topic_prefix: str = _key("picar/v1", check=_topic_prefix)
+    topic_prefix: str = _key(DEFAULT_PREFIX, check=_topic_prefix)
     position_interval_s: float = _key(5.0, lo=0, lo_open=True, hi=3600)
     max_inflight: int = _key(20, lo=1, hi=65535)
     client_id: str = _key(
