@@ -18,18 +18,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
+from picar.isotime import utc_iso
 from picar.link.topics import DEFAULT_PREFIX, every_vehicle, levels
 
 
 def _iso(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return utc_iso(float(value), "seconds")
     if isinstance(value, str) and value:
         return value
     return None

@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -37,14 +36,11 @@ from typing import IO, Any
 import cv2
 import serial
 
+from picar.isotime import utc_iso
 from picar.sources.camera import Camera, open_camera
 from picar.types import Frame
 
 log = logging.getLogger(__name__)
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -160,9 +156,9 @@ class Recorder:
     def _session(self, stopped: float | None) -> dict[str, Any]:
         return {
             "version": 1,
-            "started_at": _iso(self._started),
+            "started_at": utc_iso(self._started),
             "started_at_unix": round(self._started, 6),
-            "stopped_at": None if stopped is None else _iso(stopped),
+            "stopped_at": None if stopped is None else utc_iso(stopped),
             "fps": self.fps or None,
             "cameras": [
                 {

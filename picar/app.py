@@ -20,20 +20,20 @@ from typing import Any
 
 from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
+from picar.isotime import event_iso
 from picar.link.topics import WATCHLIST, vehicle_topic
-from picar.pipeline.events import hit_payload, iso, read_payload
+from picar.pipeline.events import hit_payload, read_payload
 from picar.pipeline.loop import Pipeline
 from picar.pipeline.metrics import StageTimes
 from picar.pipeline.store import Store
 from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.systemd import Notifier
-from picar.types import Hit, Match, PlateRead, WatchEntry
+from picar.types import REJECT_REASONS, Hit, Match, PlateRead, WatchEntry
 
 log = logging.getLogger("picar")
 audit_log = logging.getLogger("picar.audit")
 
 VERSION = __version__
-REJECT_REASONS = ("misread", "wrong_state", "not_the_vehicle", "already_handled", "other")
 
 
 def tracker_settings(cfg: Config) -> TrackerSettings:
@@ -312,7 +312,7 @@ class Daemon:
         now = time.time()
         self._read_times = [t for t in self._read_times if now - t < 60] + [now]
         summary = {"event_id": read.event_id, "plate": read.text, "confidence": read.confidence,
-                   "camera": read.camera, "time": iso(read.captured_at),
+                   "camera": read.camera, "time": event_iso(read.captured_at),
                    "lat": read.fix.lat if read.fix else None, "lon": read.fix.lon if read.fix else None}
         self._recent_reads = ([summary] + self._recent_reads)[:50]
         if self.ui is not None:
@@ -401,7 +401,7 @@ class Daemon:
         if not self.store.set_disposition(hit_event_id, decision, reason, note):
             raise KeyError(f"no hit with event id {hit_event_id}")
         payload = {"hit_event_id": hit_event_id, "decision": decision, "reason": reason, "note": note,
-                   "vehicle": self.cfg.vehicle.id, "time": iso(time.time())}
+                   "vehicle": self.cfg.vehicle.id, "time": event_iso(time.time())}
         self._publish("disposition", payload)
         self._audit("officer", f"hit {decision}", payload)
         return payload

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
+
+from picar.isotime import utc_iso
 
 FixQuality = Literal["none", "2d", "3d"]
 
@@ -28,7 +30,7 @@ class Fix:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "time": utc_iso(self.time),
             "lat": round(self.lat, 7),
             "lon": round(self.lon, 7),
             "fix": self.fix,
@@ -148,6 +150,11 @@ class Match:
             return self.kind
         diffs = ", ".join(f"pos {i + 1}: read {a or '-'} listed {b or '-'}" for i, a, b in self.differences)
         return f"{self.kind} ({diffs})"
+
+
+# Why an officer rejects a hit: the page's buttons (station/static/index.html, a test keeps them in step),
+# the page's server and the daemon all take them from here.
+REJECT_REASONS = ("misread", "wrong_state", "not_the_vehicle", "already_handled", "other")
 
 
 @dataclass(frozen=True)

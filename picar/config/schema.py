@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from picar.link import MAX_INFLIGHT
 from picar.link.topics import DEFAULT_PREFIX
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, EXAMPLE_CONFIG
 
@@ -283,7 +284,7 @@ class MqttConfig:
     keepalive_s: int = _key(30, lo=5, hi=600)
     topic_prefix: str = _key(DEFAULT_PREFIX, check=_topic_prefix)
     position_interval_s: float = _key(5.0, lo=0, lo_open=True, hi=3600)
-    max_inflight: int = _key(20, lo=1, hi=65535)
+    max_inflight: int = _key(20, lo=1, hi=MAX_INFLIGHT)
     client_id: str = _key(
         pattern=r"[!-~]{1,128}",
         pattern_help="1-128 printable characters without spaces",

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
 from picar import __version__ as _PICAR_VERSION
+from picar.isotime import event_iso
+from picar.link import MAX_INFLIGHT
 from picar.link.outbox import Outbox
 from picar.link.topics import (
     COMMAND,
@@ -49,10 +50,6 @@ _CONNACK_HINTS = {
     136: "the broker is unavailable",
 }
 
-
-def utc_iso(ts: float) -> str:
-    """Wall-clock seconds as an ISO 8601 UTC string with a Z suffix."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
@@ -130,8 +127,8 @@ class HqLink:
             raise ValueError(
                 f"hq reconnect_min_s {reconnect_min_s} / reconnect_max_s {reconnect_max_s}: need 0 < min <= max"
             )
-        if not 1 <= max_inflight <= 1000:
-            raise ValueError(f"hq max_inflight {max_inflight}: must be between 1 and 1000")
+        if not 1 <= max_inflight <= MAX_INFLIGHT:
+            raise ValueError(f"hq max_inflight {max_inflight}: must be between 1 and {MAX_INFLIGHT}")
         if not tls and (ca_file or cert_file or key_file):
             raise ValueError("hq ca_file/cert_file/key_file given but tls is false")
         if (cert_file is None) != (key_file is None):
@@ -318,7 +315,7 @@ class HqLink:
             out.update(
                 connected=self._connected,
                 inflight=len(self._inflight),
-                connected_since=None if self._connected_since is None else utc_iso(self._connected_since),
+                connected_since=None if self._connected_since is None else event_iso(self._connected_since),
                 last_problem=self._last_problem,
             )
         out["backlog"] = self.outbox.backlog()
@@ -351,7 +348,7 @@ class HqLink:
             **extra,
             "state": "online",
             "vehicle": self.vehicle_id,
-            "time": utc_iso(self._clock()),
+            "time": event_iso(self._clock()),
             "version": self.version,
             "backlog": self.outbox.backlog(),
         }
@@ -361,7 +358,7 @@ class HqLink:
         body: dict[str, Any] = {"state": "offline", "vehicle": self.vehicle_id, "version": self.version,
                                 "reason": reason}
         if reason != "connection lost":  # the last will is fixed at connect time, so it carries no time
-            body["time"] = utc_iso(self._clock())
+            body["time"] = event_iso(self._clock())
         return json.dumps(body, separators=(",", ":"))
 
     # ---- sender thread -------------------------------------------------------------------------------

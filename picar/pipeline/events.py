@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from picar.isotime import event_iso
 from picar.types import Fix, Hit, PlateRead
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def position_json(fix: Fix | None) -> dict[str, Any] | None:
@@ -24,8 +20,8 @@ def read_payload(read: PlateRead, crop: str | None = None) -> dict[str, Any]:
         "plate": read.text,
         "confidence": read.confidence,
         "candidates": [{"text": t, "confidence": round(float(c), 4)} for t, c in read.candidates],
-        "time": iso(read.captured_at),
-        "first_seen": iso(read.first_seen),
+        "time": event_iso(read.captured_at),
+        "first_seen": event_iso(read.first_seen),
         "frames": read.frames,
         "box": list(read.box),
         "region": read.region,
@@ -61,8 +57,8 @@ def hit_payload(hit: Hit, crop: str | None = None, frame: str | None = None,
             "differences": [{"position": i + 1, "read": a, "listed": b} for i, a, b in m.differences],
             "text": m.describe(),
         },
-        "time": iso(r.captured_at),
-        "raised_at": iso(hit.raised_at),
+        "time": event_iso(r.captured_at),
+        "raised_at": event_iso(hit.raised_at),
         "position": pos,
         "lat": pos["lat"] if pos else None,
         "lon": pos["lon"] if pos else None,

@@ -30,7 +30,8 @@ from typing import Any, Protocol
 
 import serial
 
-from picar.sources.nmea import Epoch, NmeaAssembler, iso_utc
+from picar.isotime import utc_iso
+from picar.sources.nmea import Epoch, NmeaAssembler
 from picar.types import Fix
 
 log = logging.getLogger("picar.gps")  # name kept from before the package move: log lines carry it
@@ -566,7 +567,7 @@ def open_gps(
 
 
 def _readable(epoch: Epoch) -> str:
-    when = "time unknown" if epoch.time is None else iso_utc(epoch.time)
+    when = "time unknown" if epoch.time is None else utc_iso(epoch.time)
     sats = "-" if epoch.sats is None else epoch.sats
     tail = f"sats {sats}  hdop {'-' if epoch.hdop is None else epoch.hdop}"
     fix = epoch.fix

@@ -24,6 +24,7 @@ from datetime import time as dtime
 
 import pynmea2
 
+from picar.isotime import utc_iso
 from picar.types import Fix, FixQuality
 
 log = logging.getLogger("picar.gps_nmea")  # name kept from before the package move: log lines carry it
@@ -60,7 +61,7 @@ class Epoch:
         if self.fix is not None:
             return self.fix.to_json()
         return {
-            "time": None if self.time is None else iso_utc(self.time),
+            "time": None if self.time is None else utc_iso(self.time),
             "lat": None,
             "lon": None,
             "fix": "none",
@@ -70,10 +71,6 @@ class Epoch:
             "hdop": self.hdop,
         }
 
-
-def iso_utc(t: datetime) -> str:
-    """ISO 8601 in UTC with a Z suffix, e.g. 2026-11-23T10:00:01Z."""
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

@@ -17,10 +17,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from picar.isotime import utc_iso
 from picar.sources.serial_lines import LineError, SerialLines, checked_text
 
 log = logging.getLogger("picar.k9")  # name kept from before the package move: log lines carry it
@@ -90,9 +90,7 @@ def defer_publish(kind: str, payload: dict[str, Any]) -> str:
 
 def iso(ts: float | None) -> str | None:
     """Epoch seconds as ISO 8601 UTC with a Z, or None."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if ts is None else utc_iso(ts, "seconds")
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from picar.station.k9 import KINDS as K9_KINDS
 from picar.station.k9 import OUTCOMES, K9Error, K9Log
+from picar.types import REJECT_REASONS
 
 log = logging.getLogger("picar.ui.server")  # name kept from before the package move: log lines carry it
 
@@ -37,7 +38,6 @@ STATIC_FILES = {
 }
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 KINDS = ("hit", "read", "status", "k9", "heat", "disposition")
-REJECT_REASONS = ("misread", "wrong_state", "not_the_vehicle", "already_handled", "other")
 COOKIE = "picar_station"
 MAX_BODY = 64 * 1024
 MAX_NOTE = 1000

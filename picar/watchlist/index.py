@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from picar.isotime import utc_iso
 from picar.types import Match, WatchEntry
 
 MAX_PLATE_LEN = 10
@@ -96,7 +97,7 @@ def format_time(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, or None."""
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return utc_iso(value)
 
 
 @dataclass(frozen=True)
