@@ -1,9 +1,10 @@
 """Composition root: config -> store, HQ link, watchlist, models, GPS, cameras, page -> the loop.
 
-Components start in dependency order and stop in reverse. READY is sent to systemd only once the
-models are warm and the sources are open; the watchdog is pinged only while the loop is healthy.
-SIGTERM stops cleanly (the outbox keeps whatever HQ has not acknowledged); SIGHUP reloads the config
-file and the watchlist.
+The Daemon builds the parts in dependency order, wires them, starts them and stops them in reverse; the
+parts do the work (pipeline.sink, link.publisher, link.commands, watchlist.recheck, station.actions,
+status, housekeeping). READY is sent to systemd only once the models are warm and the sources are open;
+the watchdog is pinged only while the loop is healthy. SIGTERM stops cleanly (the outbox keeps whatever
+HQ has not acknowledged); SIGHUP reloads the config file and the watchlist.
 """
 
 from __future__ import annotations
@@ -13,49 +14,48 @@ import queue
 import signal
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
-from picar.isotime import event_iso
-from picar.link.topics import WATCHLIST, vehicle_topic
-from picar.pipeline.events import hit_payload, read_payload
+from picar.link.outbox import Outbox
+from picar.link.publisher import EventPublisher
 from picar.pipeline.loop import Pipeline
 from picar.pipeline.metrics import StageTimes
+from picar.pipeline.sink import ReadSink
 from picar.pipeline.store import Store
-from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.pipeline.tracker import PlateTracker, TrackerSettings
+from picar.status import StatusReport
 from picar.systemd import Notifier
-from picar.types import REJECT_REASONS, Hit, Match, PlateRead, WatchEntry
+from picar.types import Fix, Match, PlateRead, WatchEntry
+
+if TYPE_CHECKING:
+    from picar.housekeeping import Housekeeping
+    from picar.link.mqtt import HqLink
+    from picar.sources.camera import Camera
+    from picar.sources.gps import GpsSource
+    from picar.station.heat import HeatMonitor
+    from picar.station.k9 import DoorInput, K9Log
+    from picar.station.server import StationServer
+    from picar.vision.detector import PlateDetector
+    from picar.vision.ocr import PlateOcr
+    from picar.watchlist.recheck import Recheck
+    from picar.watchlist.sync import UpdateResult, WatchlistStore
 
 log = logging.getLogger("picar")
 audit_log = logging.getLogger("picar.audit")
 
 VERSION = __version__
+HEALTHY_FRAME_AGE_S = 30.0  # the loop is unhealthy when it has looked at no frame for this long
+RESTART_SECTIONS = ("cameras", "gps", "mqtt", "models", "storage", "ui", "k9")  # not applied by SIGHUP
 
 
 def tracker_settings(cfg: Config) -> TrackerSettings:
     t = cfg.tracker
     return TrackerSettings(iou=t.iou, max_gap_s=t.max_gap_s, min_frames=t.min_frames,
                            cooldown_s=t.cooldown_s, max_tracks=t.max_tracks)
-
-
-@dataclass
-class HitGroups:
-    """Repeated hits on the same plate and list within the cooldown are one group (one alarm)."""
-
-    cooldown_s: float
-    _first: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
-
-    def group(self, hit: Hit) -> str | None:
-        key = (hit.entry.plate, hit.entry.list)
-        prev = self._first.get(key)
-        if prev is not None and hit.read.captured_at - prev[1] < self.cooldown_s:
-            return prev[0]
-        self._first[key] = (hit.event_id, hit.read.captured_at)
-        return None
 
 
 class Daemon:
@@ -71,67 +71,101 @@ class Daemon:
         self.started_monotonic = time.monotonic()
         self.ready_after_s: float | None = None
         self.store: Store | None = None
-        self.outbox: Any = None
-        self.hq: Any = None
-        self.watchlist: Any = None
-        self.gps: Any = None
-        self.cameras: list[Any] = []
-        self.ui: Any = None
-        self.k9: Any = None
-        self.heat: Any = None
-        self.door: Any = None
-        self._watchlist_lock = threading.Lock()
-        self._pending_events: list[tuple[str, dict[str, Any]]] = []
-        self._pending_lock = threading.Lock()
+        self.outbox: Outbox | None = None
+        self.hq: HqLink | None = None
+        self.publisher: EventPublisher | None = None
+        self.watchlist: WatchlistStore | None = None
+        self.gps: GpsSource | None = None
+        self.cameras: list[Camera] = []
+        self.sink: ReadSink | None = None
+        self.recheck: Recheck | None = None
         self.pipeline: Pipeline | None = None
+        self.ui: StationServer | None = None
+        self.k9: K9Log | None = None
+        self.heat: HeatMonitor | None = None
+        self.door: DoorInput | None = None
+        self.status = StatusReport(config.vehicle.id, self._watchlist_version)
         self._threads: list[threading.Thread] = []
-        self._groups = HitGroups(config.watchlist.hit_cooldown_s)
-        self._recent_hits: list[dict[str, Any]] = []
-        self._recent_reads: list[dict[str, Any]] = []
-        self._read_times: list[float] = []
 
-    # --- start ----------------------------------------------------------------------------------
+    # --- build and start, in dependency order ---------------------------------------------------
 
     def start(self) -> None:
         import cv2
 
+        from picar.watchlist.recheck import Recheck
+
         cv2.setNumThreads(1)  # one decode thread per camera plus one inference thread: no oversubscription
         cfg = self.cfg
-        data = cfg.storage.data_dir
-        self.store = Store(data, min_free_mb=cfg.storage.min_free_mb)
+        store = self.store = Store(cfg.storage.data_dir, min_free_mb=cfg.storage.min_free_mb)
         self._audit("daemon", "start", {"vehicle": cfg.vehicle.id, "config": str(cfg.source_path)})
-        self._start_watchlist()
-        self._start_hq()
+        self.watchlist = self._start_watchlist()
+        self.outbox = Outbox(store.data_dir / "outbox.db")
+        self.hq = self._start_hq(self.outbox)
+        publisher = self.publisher = EventPublisher(self.outbox, self.hq, cfg.mqtt.topic_prefix, cfg.vehicle.id)
+        s = cfg.storage
+        self.sink = ReadSink(store, publisher.publish, self._audit, save_read_crops=s.save_read_crops,
+                             save_hit_images=s.save_hit_images, hit_cooldown_s=cfg.watchlist.hit_cooldown_s)
+        self.recheck = Recheck(store, self._match, self.sink.on_hit, self._position_at, cfg.vehicle.id,
+                               cfg.watchlist.recheck_hours)
         detector, reader = self._load_models()
-        self._start_gps()
+        self.gps = self._start_gps()
         self._wait_first_fix(2.0)
-        self._start_cameras()
+        self.cameras = self._start_cameras()
         self.pipeline = Pipeline(
-            vehicle_id=cfg.vehicle.id,
-            detector=detector,
-            reader=reader,
-            tracker=PlateTracker(tracker_settings(cfg)),
-            sink=self,
-            matcher=self._match,
-            position_at=self._position_at,
-            region_of=self._region_of,
-            min_read_confidence=cfg.models.min_read_confidence,
-            times=self.times,
+            vehicle_id=cfg.vehicle.id, detector=detector, reader=reader,
+            tracker=PlateTracker(tracker_settings(cfg)), sink=self.sink, matcher=self._match,
+            position_at=self._position_at, region_of=self._region_of,
+            min_read_confidence=cfg.models.min_read_confidence, times=self.times,
         )
-        self._start_station()
+        self._start_station(store, publisher)
+        self.status = StatusReport(cfg.vehicle.id, self._watchlist_version, self.cameras, self.gps, self.hq,
+                                   self.outbox, self.pipeline, self.sink)
         self._spawn("loop", self._loop)
-        self._spawn("housekeeping", self._housekeeping)
+        self._spawn("housekeeping", self._housekeeping().run, self.stop_event)
         self.ready_after_s = time.monotonic() - self.started_monotonic
         log.info("ready in %.2f s: vehicle %s, %d camera(s), watchlist v%s", self.ready_after_s, cfg.vehicle.id,
                  len(self.cameras), self._watchlist_version())
         self.notifier.ready(f"reading {len(self.cameras)} camera(s)")
 
-    def _spawn(self, name: str, target: Any) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
         t.start()
         self._threads.append(t)
 
-    def _load_models(self) -> tuple[Any, Any]:
+    def _start_watchlist(self) -> WatchlistStore:
+        from picar.watchlist.sync import WatchlistStore
+
+        w = self.cfg.watchlist
+        store = WatchlistStore(
+            w.dir, public_key=w.public_key, require_signature=w.require_signature,
+            max_substitutions=w.max_substitutions, max_edit_distance=w.max_edit_distance,
+            confusables=w.confusables, audit=self._audit_update,
+        )
+        store.load()
+        return store
+
+    def _start_hq(self, outbox: Outbox) -> HqLink | None:
+        from picar.link.commands import HqCommands
+        from picar.link.mqtt import HqLink
+
+        m = self.cfg.mqtt
+        if not m.enabled:
+            log.warning("mqtt.enabled = false: events are kept in the outbox and not sent to HQ")
+            return None
+        assert self.watchlist is not None
+        commands = HqCommands(self.watchlist, on_new_list=self._on_new_list)
+        user, password = read_credentials(m.credentials_file) if m.credentials_file else (None, None)
+        hq = HqLink(
+            vehicle_id=self.cfg.vehicle.id, host=m.host, port=m.port, outbox=outbox, tls=m.tls,
+            ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, username=user, password=password,
+            keepalive_s=m.keepalive_s, topic_prefix=m.topic_prefix, client_id=m.client_id,
+            max_inflight=m.max_inflight, status_provider=lambda: self.status.summary(),
+            on_command=commands.on_command,
+        )
+        hq.start()
+        return hq
+
+    def _load_models(self) -> tuple[PlateDetector, PlateOcr]:
         from picar.vision.detector import PlateDetector
         from picar.vision.ocr import PlateOcr
 
@@ -142,54 +176,19 @@ class Daemon:
         reader.warm_up()
         return detector, reader
 
-    def _region_of(self, camera: str) -> str:
-        for c in self.cfg.cameras:
-            if c.name == camera and c.region != "auto":
-                return c.region
-        return self.cfg.models.region
-
-    def _start_watchlist(self) -> None:
-        from picar.watchlist.sync import WatchlistStore
-
-        w = self.cfg.watchlist
-        self.watchlist = WatchlistStore(
-            w.dir, public_key=w.public_key, require_signature=w.require_signature,
-            max_substitutions=w.max_substitutions, max_edit_distance=w.max_edit_distance,
-            confusables=w.confusables, audit=self._audit_update,
-        )
-        self.watchlist.load()
-
-    def _start_hq(self) -> None:
-        from picar.link.mqtt import HqLink
-        from picar.link.outbox import Outbox
-
-        assert self.store is not None
-        self.outbox = Outbox(self.store.data_dir / "outbox.db")
-        m = self.cfg.mqtt
-        if not m.enabled:
-            log.warning("mqtt.enabled = false: events are kept in the outbox and not sent to HQ")
-            return
-        user, password = read_credentials(m.credentials_file) if m.credentials_file else (None, None)
-        self.hq = HqLink(
-            vehicle_id=self.cfg.vehicle.id, host=m.host, port=m.port, outbox=self.outbox, tls=m.tls,
-            ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, username=user, password=password,
-            keepalive_s=m.keepalive_s, topic_prefix=m.topic_prefix, client_id=m.client_id,
-            max_inflight=m.max_inflight, status_provider=self.status_summary, on_command=self._on_command,
-        )
-        self.hq.start()
-
-    def _start_gps(self) -> None:
+    def _start_gps(self) -> GpsSource:
         from picar.sources.gps import open_gps
 
         g = self.cfg.gps
-        self.gps = open_gps(g.source, g.device, g.baud, g.gpsd_host, g.gpsd_port, g.max_fix_age_s,
-                            g.reopen_initial_s, g.reopen_max_s)
-        self.gps.start()
+        gps = open_gps(g.source, g.device, g.baud, g.gpsd_host, g.gpsd_port, g.max_fix_age_s,
+                       g.reopen_initial_s, g.reopen_max_s)
+        gps.start()
+        return gps
 
     def _wait_first_fix(self, timeout_s: float) -> None:
         """Give a receiver that is already talking a moment to report its fix, so the first plates of a
         shift carry a position. Never longer than `timeout_s`: a car in a garage still starts."""
-        if self.cfg.gps.source == "none":
+        if self.cfg.gps.source == "none" or self.gps is None:
             return
         deadline = time.monotonic() + timeout_s
         while self.gps.latest() is None and time.monotonic() < deadline:
@@ -197,9 +196,10 @@ class Daemon:
         if self.gps.latest() is None:
             log.warning("GPS: no fix yet after %.1f s; reads carry no position until one arrives", timeout_s)
 
-    def _start_cameras(self) -> None:
+    def _start_cameras(self) -> list[Camera]:
         from picar.sources.camera import open_camera
 
+        cameras = []
         for c in self.cfg.cameras:
             if not c.enabled:
                 continue
@@ -207,31 +207,34 @@ class Daemon:
                               width=c.width, height=c.height, reconnect_initial_s=c.reconnect_initial_s,
                               reconnect_max_s=c.reconnect_max_s)
             cam.start()
-            self.cameras.append(cam)
+            cameras.append(cam)
+        return cameras
 
-    def _start_station(self) -> None:
+    def _start_station(self, store: Store, publisher: EventPublisher) -> None:
         u = self.cfg.ui
         if self.cfg.k9.enabled:
-            self._start_k9()
+            self._start_k9(store, publisher)
         if not u.enabled:
             return
+        from picar.station.actions import OfficerActions
         from picar.station.server import StationServer
 
-        assert self.store is not None
+        officer = OfficerActions(store, publisher.publish, self._audit, self.cfg.vehicle.id)
         token = u.token_file.read_text().strip() if u.token_file else None
-        self.ui = StationServer(u.bind, u.port, token, status=self.status_summary,
-                                on_disposition=self.dispose, k9=self.k9, image_dir=self.store.image_dir)
+        self.ui = StationServer(u.bind, u.port, token, status=lambda: self.status.summary(),
+                                on_disposition=officer.dispose, k9=self.k9, image_dir=store.image_dir)
         url = self.ui.start()
+        assert self.sink is not None
+        self.sink.push = self.ui.push
         log.info("in-car page at %s", url)
 
-    def _start_k9(self) -> None:
+    def _start_k9(self, store: Store, publisher: EventPublisher) -> None:
         from picar.station.heat import HeatMonitor
         from picar.station.k9 import K9Log
 
-        assert self.store is not None
         k = self.cfg.k9
-        self.k9 = K9Log(self.store.data_dir / "k9.db", publish=self._publish,
-                        position=lambda: (f.to_json() if (f := self.gps.latest()) else None))
+        self.k9 = K9Log(store.data_dir / "k9.db", publish=publisher.publish,
+                        position=lambda: (f.to_json() if self.gps and (f := self.gps.latest()) else None))
         self.k9.publish_pending()  # starts and ends logged from the CLI while the daemon was down
         if k.door_device:
             from picar.station.k9 import DoorInput
@@ -244,7 +247,14 @@ class Daemon:
                                     on_state=self._on_heat, alarm_command=k.alarm_command)
             self.heat.start()
 
-    # --- the loop and housekeeping --------------------------------------------------------------
+    def _housekeeping(self) -> Housekeeping:
+        from picar.housekeeping import Housekeeping
+
+        assert self.store is not None and self.publisher is not None
+        return Housekeeping(lambda: self.cfg, self.store, self.publisher, self.status.summary, hq=self.hq,
+                            gps=self.gps, k9=self.k9, page=self.ui)
+
+    # --- wiring: small adapters between the parts -----------------------------------------------
 
     def _loop(self) -> None:
         assert self.pipeline is not None
@@ -260,193 +270,32 @@ class Daemon:
     def _all_finished(self) -> bool:
         return all(getattr(c, "finished", False) for c in self.cameras)
 
-    def _housekeeping(self) -> None:
-        next_purge = 0.0
-        next_position = 0.0
-        next_status = time.monotonic() + 60.0
-        while not self.stop_event.wait(0.5):
-            now = time.monotonic()
-            self._retry_pending_events()
-            if now >= next_status and self.hq is not None:
-                next_status = now + 60.0
-                self.hq.publish_status()
-            if now >= next_purge:
-                next_purge = now + self.cfg.retention.purge_interval_s
-                self._purge()
-            if now >= next_position:
-                next_position = now + self.cfg.mqtt.position_interval_s
-                fix = self.gps.latest() if self.gps else None
-                if fix is not None and self.hq is not None:
-                    self.hq.publish_position(fix.to_json())
-                if fix is not None and self.k9 is not None:
-                    self.k9.record_position()
-                if self.ui is not None:
-                    self.ui.push("status", self.status_summary())
-
-    def _purge(self) -> None:
-        assert self.store is not None
-        r = self.cfg.retention
-        try:
-            res = self.store.purge(r.reads_days, r.hits_days)
-            if res.reads or res.hits:
-                log.info("retention: purged %d reads, %d hits, %d images", res.reads, res.hits, res.files)
-        except Exception:
-            log.exception("retention purge failed")
-
-    def healthy(self) -> bool:
-        """The loop is alive and has looked at a frame recently (or every recording has ended)."""
-        if self.pipeline is None or not any(t.name == "loop" and t.is_alive() for t in self._threads):
-            return self.exit_when_done and self._all_finished()
-        last = self.pipeline.counters.last_frame_monotonic
-        return last == 0.0 or time.monotonic() - last < 30.0 or self._all_finished()
-
-    # --- the sink: reads and hits ---------------------------------------------------------------
-
-    def on_read(self, read: PlateRead, voted: VotedRead) -> None:
-        assert self.store is not None
-        crop = None
-        if self.cfg.storage.save_read_crops:
-            crop = self.store.save_image(voted.crop, f"{read.event_id}-crop")
-        self.store.add_read(read, crop)
-        self._publish("read", read_payload(read, crop))
-        now = time.time()
-        self._read_times = [t for t in self._read_times if now - t < 60] + [now]
-        summary = {"event_id": read.event_id, "plate": read.text, "confidence": read.confidence,
-                   "camera": read.camera, "time": event_iso(read.captured_at),
-                   "lat": read.fix.lat if read.fix else None, "lon": read.fix.lon if read.fix else None}
-        self._recent_reads = ([summary] + self._recent_reads)[:50]
-        if self.ui is not None:
-            self.ui.push("read", summary)
-
-    def on_hit(self, hit: Hit, voted: VotedRead, recheck: bool = False) -> None:
-        assert self.store is not None
-        crop = frame = None
-        if self.cfg.storage.save_hit_images:
-            crop = self.store.save_image(voted.crop, f"{hit.event_id}-crop", quality=92)
-            frame = self.store.save_image(voted.frame, f"{hit.event_id}-frame", quality=80)
-        repeat_of = self._groups.group(hit)
-        self.store.add_hit(hit, crop, frame)
-        payload = hit_payload(hit, crop, frame, repeat_of=repeat_of, recheck=recheck)
-        self._publish("hit", payload)
-        self._audit("daemon", "hit", {"event_id": hit.event_id, "plate": hit.entry.plate, "list": hit.entry.list,
-                                      "match": hit.match.describe(), "covert": hit.entry.covert})
-        if hit.entry.covert or repeat_of is not None:
-            return  # covert hits go to HQ only; repeats do not sound the alarm again
-        log.warning("HIT %s (%s, priority %d) read %s: %s", hit.entry.plate, hit.entry.list, hit.entry.priority,
-                    hit.match.read_text, hit.match.describe())
-        self._recent_hits = ([payload] + self._recent_hits)[:20]
-        if self.ui is not None:
-            self.ui.push("hit", payload)
-
-    def _publish(self, kind: str, payload: dict[str, Any]) -> str:
-        """Every event goes through the on-disk outbox; with MQTT off it simply waits there.
-
-        When the outbox cannot take it (disk full), the event waits in memory (bounded) and is retried
-        by housekeeping, so a full disk delays events instead of losing them.
-        """
-        from picar.link.outbox import OutboxError
-
-        event_id = str(payload.setdefault("event_id", str(uuid.uuid4())))
-        try:
-            self._queue_event(kind, payload)
-        except OutboxError as exc:
-            with self._pending_lock:
-                if len(self._pending_events) < 10000:
-                    self._pending_events.append((kind, payload))
-                else:
-                    log.critical("event %s (%s) lost: outbox unavailable and 10000 events already waiting",
-                                 event_id, kind)
-            log.error("outbox: cannot store %s event %s (%s); kept in memory and retried", kind, event_id, exc)
-        return event_id
-
-    def _queue_event(self, kind: str, payload: dict[str, Any]) -> None:
-        if self.hq is not None:
-            self.hq.publish_event(kind, payload, event_id=payload["event_id"])
-        else:
-            topic = vehicle_topic(self.cfg.mqtt.topic_prefix, self.cfg.vehicle.id, kind)
-            self.outbox.put(topic, payload, qos=1, event_id=payload["event_id"])
-
-    def _retry_pending_events(self) -> None:
-        from picar.link.outbox import OutboxError
-
-        with self._pending_lock:
-            waiting, self._pending_events = self._pending_events, []
-        for i, (kind, payload) in enumerate(waiting):
-            try:
-                self._queue_event(kind, payload)
-            except OutboxError:
-                with self._pending_lock:
-                    self._pending_events[:0] = waiting[i:]
-                return
-        if waiting:
-            log.info("outbox: %d waiting event(s) stored", len(waiting))
+    def _region_of(self, camera: str) -> str:
+        for c in self.cfg.cameras:
+            if c.name == camera and c.region != "auto":
+                return c.region
+        return self.cfg.models.region
 
     def _match(self, read: PlateRead) -> list[tuple[WatchEntry, Match]]:
         # The camera's region is a plate-format hint, not where the car is registered: a foreign car
         # on the list must still hit, so entries are not filtered by it.
+        assert self.watchlist is not None
         return list(self.watchlist.current.match(read.candidates))
 
-    def _position_at(self, t: float) -> Any:
+    def _position_at(self, t: float) -> Fix | None:
         return self.gps.fix_at(t) if self.gps is not None else None
 
-    # --- officer and HQ actions -----------------------------------------------------------------
-
-    def dispose(self, hit_event_id: str, decision: str, reason: str | None, note: str | None) -> dict[str, Any]:
-        """The officer accepted or rejected a hit: store it, audit it, tell HQ."""
-        assert self.store is not None
-        if decision not in ("accept", "reject"):
-            raise ValueError(f"decision {decision!r} must be 'accept' or 'reject'")
-        if decision == "reject" and reason not in REJECT_REASONS:
-            raise ValueError(f"reject reason {reason!r} must be one of {', '.join(REJECT_REASONS)}")
-        if not self.store.set_disposition(hit_event_id, decision, reason, note):
-            raise KeyError(f"no hit with event id {hit_event_id}")
-        payload = {"hit_event_id": hit_event_id, "decision": decision, "reason": reason, "note": note,
-                   "vehicle": self.cfg.vehicle.id, "time": event_iso(time.time())}
-        self._publish("disposition", payload)
-        self._audit("officer", f"hit {decision}", payload)
-        return payload
-
-    def _on_command(self, topic: str, body: bytes) -> None:
-        if topic.endswith("/" + WATCHLIST):
-            # A national list takes seconds to verify and index: not on the MQTT network thread.
-            threading.Thread(target=self._apply_watchlist, args=(body, topic), name="watchlist", daemon=True).start()
-        else:
-            log.warning("HQ message on %s ignored: this car does not handle it", topic)
-
-    def _apply_watchlist(self, body: bytes, origin: str) -> None:
-        with self._watchlist_lock:
-            result = self.watchlist.apply_update(body, origin=origin)
-        if not getattr(result, "accepted", False):
-            return
+    def _on_new_list(self) -> None:
+        """A watchlist update was accepted: tell HQ which version is in force, then recheck past reads."""
         if self.hq is not None:
             self.hq.publish_status()
-        threading.Thread(target=self.recheck_past_reads, name="recheck", daemon=True).start()
-
-    def recheck_past_reads(self) -> int:
-        """A new list arrived: check the reads of the last `recheck_hours` again and raise hits."""
-        assert self.store is not None
-        since = time.time() - self.cfg.watchlist.recheck_hours * 3600
-        raised = 0
-        for r in self.store.recent_reads(since):
-            read = PlateRead(r["event_id"], self.cfg.vehicle.id, r["camera"], r["text"], r["confidence"],
-                             tuple(r["candidates"]), r["captured_at"], r["captured_at"], r["captured_at"], 0,
-                             (0, 0, 0, 0), self._position_at(r["captured_at"]))
-            for entry, match in self._match(read):
-                if self.store.has_hit(read.event_id, entry.plate, entry.list):
-                    continue
-                hit = Hit(str(uuid.uuid4()), read, entry, match, raised_at=time.time())
-                empty = VotedRead(read.camera, read.text, read.confidence, read.candidates, (), read.captured_at,
-                                  0.0, read.captured_at, read.captured_at, 0, read.box)
-                self.on_hit(hit, empty, recheck=True)
-                raised += 1
-        if raised:
-            log.warning("watchlist recheck: %d hit(s) among past reads", raised)
-        return raised
+        if self.recheck is not None:
+            threading.Thread(target=self.recheck.run, name="recheck", daemon=True).start()
 
     def _on_heat(self, state: dict[str, Any]) -> None:
         payload = dict(state)
-        if state.get("state") in ("warning", "alarm"):
-            self._publish("heat", payload)
+        if state.get("state") in ("warning", "alarm") and self.publisher is not None:
+            self.publisher.publish("heat", payload)
         if self.ui is not None:
             self.ui.push("heat", payload)
 
@@ -454,35 +303,21 @@ class Daemon:
         if self.store is not None:
             self.store.audit(actor, action, detail)
 
-    def _audit_update(self, event: Any) -> None:
-        detail = event.to_json() if hasattr(event, "to_json") else event
-        self._audit("hq", "watchlist update", detail if isinstance(detail, dict) else {"event": str(detail)})
+    def _audit_update(self, event: UpdateResult) -> None:
+        self._audit("hq", "watchlist update", event.to_json())
 
-    # --- status ---------------------------------------------------------------------------------
-
-    def _watchlist_version(self) -> Any:
-        return getattr(self.watchlist, "version", None) if self.watchlist is not None else None
+    def _watchlist_version(self) -> int | None:
+        return self.watchlist.version if self.watchlist is not None else None
 
     def status_summary(self) -> dict[str, Any]:
-        c = self.pipeline.counters if self.pipeline else None
-        fix = self.gps.latest() if self.gps else None
-        return {
-            "vehicle": self.cfg.vehicle.id,
-            "version": VERSION,
-            "watchlist_version": self._watchlist_version(),
-            "cameras": [cam.status() for cam in self.cameras],
-            "gps": {"fix": fix.fix if fix else "none", "lat": fix.lat if fix else None,
-                    "lon": fix.lon if fix else None,
-                    "age_s": round(time.monotonic() - fix.received_monotonic, 1) if fix else None},
-            "hq": {"connected": bool(self.hq and self.hq.connected),
-                   "backlog": self.outbox.backlog() if self.outbox else 0},
-            "reads": c.reads if c else 0,
-            "hits": c.hits if c else 0,
-            "reads_per_min": len(self._read_times),
-            "frames": c.frames if c else 0,
-            "recent_hits": self._recent_hits[:5],
-            "recent_reads": self._recent_reads[:10],
-        }
+        return self.status.summary()
+
+    def healthy(self) -> bool:
+        """The loop is alive and has looked at a frame recently (or every recording has ended)."""
+        if self.pipeline is None or not any(t.name == "loop" and t.is_alive() for t in self._threads):
+            return self.exit_when_done and self._all_finished()
+        last = self.pipeline.counters.last_frame_monotonic
+        return last == 0.0 or time.monotonic() - last < HEALTHY_FRAME_AGE_S or self._all_finished()
 
     # --- run, reload, stop ----------------------------------------------------------------------
 
@@ -506,6 +341,7 @@ class Daemon:
         return 0
 
     def reload(self) -> None:
+        """SIGHUP: a valid new config replaces the running one where that needs no restart."""
         self.notifier.reloading()
         path = self.cfg.source_path
         try:
@@ -516,22 +352,26 @@ class Daemon:
             log.error("SIGHUP: config %s not reloaded, keeping the running one:\n%s", path, exc)
             self.notifier.ready()
             return
-        restart_needed = [s for s in ("cameras", "gps", "mqtt", "models", "storage", "ui", "k9")
-                          if getattr(new, s) != getattr(self.cfg, s)]
+        restart_needed = [s for s in RESTART_SECTIONS if getattr(new, s) != getattr(self.cfg, s)]
         if restart_needed:
             log.warning("SIGHUP: changes to [%s] take effect at the next restart", ", ".join(restart_needed))
         self.cfg = new
         if self.pipeline is not None:
             self.pipeline.tracker.settings = tracker_settings(new)
             self.pipeline.min_read_confidence = new.models.min_read_confidence
-        self._groups.cooldown_s = new.watchlist.hit_cooldown_s
+        if self.sink is not None:
+            self.sink.groups.cooldown_s = new.watchlist.hit_cooldown_s
+        if self.recheck is not None:
+            self.recheck.hours = new.watchlist.recheck_hours
         logging.getLogger().setLevel(new.logging.level.upper())
-        self.watchlist.load()
+        if self.watchlist is not None:
+            self.watchlist.load()
         self._audit("daemon", "reload", {"config": str(path), "watchlist_version": self._watchlist_version()})
         log.info("SIGHUP: config and watchlist reloaded (watchlist v%s)", self._watchlist_version())
         self.notifier.ready()
 
     def stop(self) -> None:
+        """Stop in reverse: sources and the loop, the station, the GPS, the link; the store last."""
         self.notifier.stopping()
         log.info("stopping")
         self.stop_event.set()

@@ -1,0 +1,73 @@
+"""The daemon's slow duties, on their own thread: retry events the outbox refused, status and position to
+HQ, the retention purge, the K9 track and the page's status line."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from picar.config import Config
+    from picar.link.mqtt import HqLink
+    from picar.link.publisher import EventPublisher
+    from picar.pipeline.store import Store
+    from picar.sources.gps import GpsSource
+    from picar.station.k9 import K9Log
+    from picar.station.server import StationServer
+
+log = logging.getLogger("picar")
+
+TICK_S = 0.5
+STATUS_INTERVAL_S = 60.0
+
+
+@dataclass
+class Housekeeping:
+    config: Callable[[], Config]  # the config in force (SIGHUP may replace it)
+    store: Store
+    publisher: EventPublisher
+    status: Callable[[], dict[str, Any]]
+    hq: HqLink | None = None
+    gps: GpsSource | None = None
+    k9: K9Log | None = None
+    page: StationServer | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        next_purge = 0.0
+        next_position = 0.0
+        next_status = time.monotonic() + STATUS_INTERVAL_S
+        while not stop.wait(TICK_S):
+            now = time.monotonic()
+            cfg = self.config()
+            self.publisher.retry_waiting()
+            if now >= next_status and self.hq is not None:
+                next_status = now + STATUS_INTERVAL_S
+                self.hq.publish_status()
+            if now >= next_purge:
+                next_purge = now + cfg.retention.purge_interval_s
+                self.purge()
+            if now >= next_position:
+                next_position = now + cfg.mqtt.position_interval_s
+                self.report_position()
+
+    def purge(self) -> None:
+        r = self.config().retention
+        try:
+            res = self.store.purge(r.reads_days, r.hits_days)
+            if res.reads or res.hits:
+                log.info("retention: purged %d reads, %d hits, %d images", res.reads, res.hits, res.files)
+        except Exception:
+            log.exception("retention purge failed")
+
+    def report_position(self) -> None:
+        fix = self.gps.latest() if self.gps else None
+        if fix is not None and self.hq is not None:
+            self.hq.publish_position(fix.to_json())
+        if fix is not None and self.k9 is not None:
+            self.k9.record_position()
+        if self.page is not None:
+            self.page.push("status", self.status())

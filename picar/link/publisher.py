@@ -1,0 +1,76 @@
+"""Every event the car sends goes through here: into the on-disk outbox (and on to HQ when the link is up).
+
+When the outbox cannot take an event (disk full), the event waits in memory, bounded, and housekeeping
+retries it in order: a full disk delays events instead of losing them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from picar.link.outbox import Outbox, OutboxError
+from picar.link.topics import vehicle_topic
+
+if TYPE_CHECKING:
+    from picar.link.mqtt import HqLink
+
+log = logging.getLogger("picar")
+
+MAX_WAITING = 10000  # events kept in memory while the outbox refuses them
+
+
+class EventPublisher:
+    """`publish(kind, payload)` from any thread; `retry_waiting()` from housekeeping."""
+
+    def __init__(self, outbox: Outbox, hq: HqLink | None, topic_prefix: str, vehicle_id: str) -> None:
+        self.outbox = outbox
+        self.hq = hq
+        self.topic_prefix = topic_prefix
+        self.vehicle_id = vehicle_id
+        self._waiting: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        """Events held in memory because the outbox refused them."""
+        with self._lock:
+            return len(self._waiting)
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> str:
+        """Queue one event for HQ; returns its event id (given in the payload or made here)."""
+        event_id = str(payload.setdefault("event_id", str(uuid.uuid4())))
+        try:
+            self._queue(kind, payload)
+        except OutboxError as exc:
+            with self._lock:
+                if len(self._waiting) < MAX_WAITING:
+                    self._waiting.append((kind, payload))
+                else:
+                    log.critical("event %s (%s) lost: outbox unavailable and %d events already waiting",
+                                 event_id, kind, MAX_WAITING)
+            log.error("outbox: cannot store %s event %s (%s); kept in memory and retried", kind, event_id, exc)
+        return event_id
+
+    def retry_waiting(self) -> None:
+        """Store the events that waited in memory, oldest first, until the outbox refuses again."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for i, (kind, payload) in enumerate(waiting):
+            try:
+                self._queue(kind, payload)
+            except OutboxError:
+                with self._lock:
+                    self._waiting[:0] = waiting[i:]
+                return
+        if waiting:
+            log.info("outbox: %d waiting event(s) stored", len(waiting))
+
+    def _queue(self, kind: str, payload: dict[str, Any]) -> None:
+        if self.hq is not None:
+            self.hq.publish_event(kind, payload, event_id=payload["event_id"])
+        else:
+            topic = vehicle_topic(self.topic_prefix, self.vehicle_id, kind)
+            self.outbox.put(topic, payload, qos=1, event_id=payload["event_id"])

@@ -1,0 +1,97 @@
+"""Where the loop's reads and hits go: the car's store, HQ (through the publisher) and the in-car page."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from picar.isotime import event_iso
+from picar.pipeline.events import hit_payload, read_payload
+from picar.pipeline.store import Store
+from picar.pipeline.tracker import VotedRead
+from picar.types import Hit, PlateRead
+
+log = logging.getLogger("picar")
+
+Publish = Callable[[str, dict[str, Any]], str]
+Push = Callable[[str, dict[str, Any]], None]
+Audit = Callable[[str, str, dict[str, Any]], None]
+
+RECENT_READS = 50
+RECENT_HITS = 20
+
+
+@dataclass
+class HitGroups:
+    """Repeated hits on the same plate and list within the cooldown are one group (one alarm)."""
+
+    cooldown_s: float
+    _first: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
+
+    def group(self, hit: Hit) -> str | None:
+        key = (hit.entry.plate, hit.entry.list)
+        prev = self._first.get(key)
+        if prev is not None and hit.read.captured_at - prev[1] < self.cooldown_s:
+            return prev[0]
+        self._first[key] = (hit.event_id, hit.read.captured_at)
+        return None
+
+
+class ReadSink:
+    """The loop's sink (pipeline.loop.Sink): stores, publishes and shows each read and hit.
+
+    `push` shows an event on the in-car page; it may be set once the page is up.
+    """
+
+    def __init__(self, store: Store, publish: Publish, audit: Audit, *, save_read_crops: bool,
+                 save_hit_images: bool, hit_cooldown_s: float, push: Push | None = None) -> None:
+        self.store = store
+        self.publish = publish
+        self.audit = audit
+        self.save_read_crops = save_read_crops
+        self.save_hit_images = save_hit_images
+        self.groups = HitGroups(hit_cooldown_s)
+        self.push = push
+        self.recent_reads: list[dict[str, Any]] = []
+        self.recent_hits: list[dict[str, Any]] = []
+        self._read_times: list[float] = []
+
+    def reads_per_min(self) -> int:
+        now = time.time()
+        return sum(1 for t in self._read_times if now - t < 60)
+
+    def on_read(self, read: PlateRead, voted: VotedRead) -> None:
+        crop = self.store.save_image(voted.crop, f"{read.event_id}-crop") if self.save_read_crops else None
+        self.store.add_read(read, crop)
+        self.publish("read", read_payload(read, crop))
+        now = time.time()
+        self._read_times = [t for t in self._read_times if now - t < 60] + [now]
+        summary = {"event_id": read.event_id, "plate": read.text, "confidence": read.confidence,
+                   "camera": read.camera, "time": event_iso(read.captured_at),
+                   "lat": read.fix.lat if read.fix else None, "lon": read.fix.lon if read.fix else None}
+        self.recent_reads = ([summary] + self.recent_reads)[:RECENT_READS]
+        if self.push is not None:
+            self.push("read", summary)
+
+    def on_hit(self, hit: Hit, voted: VotedRead | None, recheck: bool = False) -> None:
+        """A hit of the loop (with the track's images) or of a recheck of past reads (`voted` None)."""
+        crop = frame = None
+        if self.save_hit_images and voted is not None:
+            crop = self.store.save_image(voted.crop, f"{hit.event_id}-crop", quality=92)
+            frame = self.store.save_image(voted.frame, f"{hit.event_id}-frame", quality=80)
+        repeat_of = self.groups.group(hit)
+        self.store.add_hit(hit, crop, frame)
+        payload = hit_payload(hit, crop, frame, repeat_of=repeat_of, recheck=recheck)
+        self.publish("hit", payload)
+        self.audit("daemon", "hit", {"event_id": hit.event_id, "plate": hit.entry.plate, "list": hit.entry.list,
+                                     "match": hit.match.describe(), "covert": hit.entry.covert})
+        if hit.entry.covert or repeat_of is not None:
+            return  # covert hits go to HQ only; repeats do not sound the alarm again
+        log.warning("HIT %s (%s, priority %d) read %s: %s", hit.entry.plate, hit.entry.list, hit.entry.priority,
+                    hit.match.read_text, hit.match.describe())
+        self.recent_hits = ([payload] + self.recent_hits)[:RECENT_HITS]
+        if self.push is not None:
+            self.push("hit", payload)

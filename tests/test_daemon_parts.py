@@ -1,0 +1,123 @@
+"""The parts the Daemon composes, each on its own: the sink, the officer's actions, HQ's commands, the status."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from picar.link.commands import HqCommands
+from picar.link.outbox import Outbox
+from picar.link.publisher import EventPublisher
+from picar.pipeline.sink import ReadSink
+from picar.pipeline.store import Store
+from picar.pipeline.tracker import VotedRead
+from picar.station.actions import OfficerActions
+from picar.status import StatusReport
+from picar.types import REJECT_REASONS, Hit, Match, PlateRead, WatchEntry
+from picar.watchlist.sync import WatchlistStore
+from picar.watchlist.update import snapshot_payload
+
+
+def a_read(event_id: str = "r1", text: str = "MD123AB", t: float | None = None) -> PlateRead:
+    t = time.time() if t is None else t
+    return PlateRead(event_id=event_id, vehicle_id="car1", camera="front", text=text, confidence=0.9,
+                     candidates=((text, 0.9),), captured_at=t, first_seen=t, last_seen=t, frames=3,
+                     box=(0, 0, 10, 5), fix=None)
+
+
+def a_vote(read: PlateRead) -> VotedRead:
+    img = np.full((20, 40, 3), 128, np.uint8)
+    return VotedRead(camera=read.camera, text=read.text, confidence=read.confidence, candidates=read.candidates,
+                     chars=(), captured_at=read.captured_at, capture_monotonic=0.0, first_seen=read.first_seen,
+                     last_seen=read.last_seen, frames=read.frames, box=read.box, crop=img, frame=img)
+
+
+def a_hit(read: PlateRead, event_id: str = "h1", covert: bool = False) -> Hit:
+    return Hit(event_id, read, WatchEntry(read.text, "stolen_vehicle", 1, covert=covert),
+               Match("exact", read.text), raised_at=time.time())
+
+
+@pytest.fixture
+def parts(tmp_path: Path) -> Any:
+    store = Store(tmp_path / "d", min_free_mb=0)
+    outbox = Outbox(tmp_path / "d" / "outbox.db")
+    publisher = EventPublisher(outbox, None, "picar/v1", "car1")
+    shown: list[tuple[str, dict[str, Any]]] = []
+    sink = ReadSink(store, publisher.publish, store.audit, save_read_crops=False, save_hit_images=True,
+                    hit_cooldown_s=60, push=lambda kind, data: shown.append((kind, data)))
+    yield store, outbox, publisher, sink, shown
+    outbox.close()
+    store.close()
+
+
+def _topics(outbox: Outbox) -> list[str]:
+    return [i.topic.rsplit("/", 1)[-1] for i in outbox.pending(limit=100)]
+
+
+def test_the_sink_stores_publishes_and_shows_reads_and_hits(parts: Any) -> None:
+    store, outbox, _publisher, sink, shown = parts
+    read = a_read()
+    sink.on_read(read, a_vote(read))
+    sink.on_hit(a_hit(read), a_vote(read))
+    assert store.counts()["reads"] == 1 and store.counts()["hits"] == 1
+    assert _topics(outbox) == ["read", "hit"]
+    hit = store.hit("h1")
+    assert hit is not None and hit["crop_path"] and hit["frame_path"]  # the track's images kept as evidence
+    assert [k for k, _ in shown] == ["read", "hit"] and sink.reads_per_min() == 1
+    # a repeat within the cooldown is stored and sent, but does not sound the alarm again
+    sink.on_hit(a_hit(read, "h2"), a_vote(read))
+    assert [k for k, _ in shown] == ["read", "hit"]
+    assert json.loads(outbox.pending(limit=10)[-1].payload)["repeat_of"] == "h1"
+    # covert hits go to HQ only; a recheck hit has no images
+    sink.on_hit(a_hit(a_read("r2", "KL901X"), "h3", covert=True), None, recheck=True)
+    assert [k for k, _ in shown] == ["read", "hit"] and _topics(outbox)[-1] == "hit"
+    assert store.hit("h3") is not None and not store.hit("h3")["crop_path"]
+
+
+def test_the_officer_decides_with_a_known_reason_and_hq_hears_it(parts: Any) -> None:
+    store, outbox, publisher, sink, _ = parts
+    read = a_read()
+    sink.on_hit(a_hit(read), a_vote(read))
+    officer = OfficerActions(store, publisher.publish, store.audit, "car1")
+    with pytest.raises(ValueError, match="decision"):
+        officer.dispose("h1", "maybe", None, None)
+    with pytest.raises(ValueError, match="reject reason"):
+        officer.dispose("h1", "reject", "bored", None)
+    with pytest.raises(KeyError):
+        officer.dispose("nope", "accept", None, None)
+    payload = officer.dispose("h1", "reject", REJECT_REASONS[0], "plate is dirty")
+    assert payload["decision"] == "reject" and payload["vehicle"] == "car1"
+    assert _topics(outbox)[-1] == "disposition"
+    assert any(a[2] == "hit reject" for a in store.audit_entries())
+
+
+def test_hq_commands_apply_a_list_off_the_network_thread_and_then_recheck(tmp_path: Path) -> None:
+    watchlist = WatchlistStore(tmp_path / "wl", public_key=None, require_signature=False)
+    watchlist.load()
+    new_list = threading.Event()
+    commands = HqCommands(watchlist, on_new_list=new_list.set)
+    commands.on_command("picar/v1/car1/watchlist",
+                        snapshot_payload([{"plate": "MD123AB", "list": "stolen_vehicle", "priority": 1}], version=3))
+    assert new_list.wait(30) and watchlist.version == 3
+    new_list.clear()
+    assert not commands.apply_watchlist(b"not an update", "test")  # rejected: the old list stays
+    assert not new_list.is_set() and watchlist.version == 3
+    commands.on_command("picar/v1/car1/something-else", b"{}")  # logged and ignored
+    assert watchlist.version == 3
+
+
+def test_status_reports_what_is_there_and_what_is_missing(parts: Any) -> None:
+    _store, outbox, _publisher, sink, _ = parts
+    read = a_read()
+    sink.on_read(read, a_vote(read))
+    empty = StatusReport("car1", lambda: None).summary()
+    assert empty["hq"] == {"connected": False, "backlog": 0} and empty["gps"]["fix"] == "none"
+    full = StatusReport("car1", lambda: 7, outbox=outbox, sink=sink).summary()
+    assert full["watchlist_version"] == 7 and full["hq"]["backlog"] == 1
+    assert [r["plate"] for r in full["recent_reads"]] == ["MD123AB"] and full["reads_per_min"] == 1
