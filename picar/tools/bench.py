@@ -1,8 +1,9 @@
 """`picar bench --clip FILE`: the real pipeline on a recorded clip, measured per stage.
 
 Frames are decoded by the camera worker (as in the car), detected, read, tracked and matched on the
-loop thread, and every hit is published through the on-disk outbox to a local Mosquitto, where an
-HQ subscriber stamps its arrival. Hit latency is frame capture -> arrival at HQ (same clock).
+loop thread, and every read and hit goes through the car's own sink (store, images, outbox). With a broker
+(`--broker HOST:PORT` or PICAR_BENCH_BROKER; plain MQTT, e.g. `mosquitto -p 18830`) the outbox is delivered
+to it and an HQ subscriber stamps each hit's arrival: hit latency is frame capture -> arrival at HQ.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from picar.link.mqtt import HqLink
+from picar.link.outbox import Outbox
+from picar.link.publisher import EventPublisher
 from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
-from picar.pipeline.events import hit_payload, read_payload
 from picar.pipeline.metrics import StageTimes
+from picar.pipeline.sink import ReadSink
+from picar.pipeline.store import Store
 from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
 from picar.types import Hit, Match, PlateRead, WatchEntry
 
@@ -54,26 +59,56 @@ class TimedSource:
         self._inner.close()
 
 
-class BenchSink:
-    """Publishes reads and hits like the daemon does (outbox -> MQTT), timing the publish stage."""
+class HitArrivals:
+    """HQ's side for the benchmark: a plain subscriber that stamps when each hit arrives."""
 
-    def __init__(self, hq: Any, times: StageTimes) -> None:
-        self.hq = hq
-        self.times = times
-        self.capture_mono: dict[str, float] = {}
-        self.hits = 0
+    def __init__(self, host: str, port: int) -> None:
+        import paho.mqtt.client as mqtt
 
-    def on_read(self, read: PlateRead, voted: VotedRead) -> None:
-        with self.times.time("publish"):
-            if self.hq is not None:
-                self.hq.publish_event("read", read_payload(read), event_id=read.event_id)
+        self.arrivals: dict[str, float] = {}
+        self._changed = threading.Condition()
+        subscribed = threading.Event()
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="picar-bench-hq")
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda c, *_: c.subscribe(every_vehicle(DEFAULT_PREFIX, "hit"), qos=1)
+        self._client.on_subscribe = lambda *_: subscribed.set()
+        self._client.connect(host, port)
+        self._client.loop_start()
+        if not subscribed.wait(10.0):
+            self.stop()
+            raise ConnectionError(f"broker {host}:{port}: no subscription acknowledged within 10 s")
 
-    def on_hit(self, hit: Hit, voted: VotedRead) -> None:
-        self.hits += 1
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        with self._changed:
+            self.arrivals.setdefault(json.loads(message.payload)["event_id"], time.monotonic())
+            self._changed.notify_all()
+
+    def wait_for(self, event_ids: set[str], timeout_s: float) -> dict[str, float]:
+        """The arrival stamps once every id has arrived, or what arrived by the timeout."""
+        with self._changed:
+            self._changed.wait_for(lambda: event_ids <= set(self.arrivals), timeout_s)
+            return dict(self.arrivals)
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+class CountingSink(ReadSink):
+    """The car's sink, remembering each hit's capture time for the latency figure."""
+
+    capture_mono: dict[str, float]
+
+    def on_hit(self, hit: Hit, voted: VotedRead | None, recheck: bool = False) -> None:
         self.capture_mono[hit.event_id] = hit.read.capture_monotonic
-        with self.times.time("publish"):
-            if self.hq is not None:
-                self.hq.publish_event("hit", hit_payload(hit), event_id=hit.event_id)
+        super().on_hit(hit, voted, recheck)
+
+
+def _broker_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"broker {text!r}: want HOST:PORT, e.g. 127.0.0.1:18830")
+    return host, int(port)
 
 
 def _every_read_matcher(read: PlateRead) -> list[tuple[WatchEntry, Match]]:
@@ -98,7 +133,7 @@ def _percentiles(values: Sequence[float]) -> dict[str, float]:
             "n": len(values)}
 
 
-def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, use_broker: bool,
+def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, broker: str | None,
               detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
     import cv2
 
@@ -117,27 +152,26 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     startup_s = time.monotonic() - t_start
 
     work = Path(tempfile.mkdtemp(prefix="picar-bench-"))
-    broker = hq = sub = None
-    arrivals: dict[str, float] = {}
-    if use_broker:
-        from hw_sim.broker import Mosquitto, Subscriber
-        from picar.link.mqtt import HqLink
-        from picar.link.outbox import Outbox
-
-        broker = Mosquitto(work).start()
-        sub = Subscriber(broker, [every_vehicle(DEFAULT_PREFIX, "hit")])
-
-        def stamp(m: Any) -> None:
-            arrivals.setdefault(json.loads(m.payload)["event_id"], time.monotonic())
-
-        sub.on_message_hook = stamp
-        sub.start()
-        hq = HqLink(vehicle_id="bench", host=broker.host, port=broker.port, outbox=Outbox(work / "outbox.db"),
-                    tls=False, ca_file=None, cert_file=None, key_file=None, username=None, password=None,
-                    keepalive_s=30, topic_prefix=DEFAULT_PREFIX, client_id="picar-bench")
+    store = Store(work, min_free_mb=0)
+    outbox = Outbox(work / "outbox.db")
+    hq: HqLink | None = None
+    sub: HitArrivals | None = None
+    if broker is not None:
+        host, port = _broker_address(broker)
+        sub = HitArrivals(host, port)
+        hq = HqLink(vehicle_id="bench", host=host, port=port, outbox=outbox, tls=False, keepalive_s=30,
+                    topic_prefix=DEFAULT_PREFIX, client_id="picar-bench")
         hq.start()
+    publisher = EventPublisher(outbox, hq, DEFAULT_PREFIX, "bench")
+
+    def publish(kind: str, payload: dict[str, Any]) -> str:
+        with times.time("publish"):
+            return publisher.publish(kind, payload)
+
     matcher = _watchlist_matcher(watchlist) if watchlist else _every_read_matcher
-    sink = BenchSink(hq, times)
+    sink = CountingSink(store, publish, store.audit, save_read_crops=False, save_hit_images=True,
+                        hit_cooldown_s=60.0)
+    sink.capture_mono = {}
     pipeline = Pipeline("bench", detector, reader, PlateTracker(TrackerSettings()), sink, matcher,
                         position_at=lambda t: None, times=times)
     camera = Camera("bench", TimedSource(make_source(str(clip)), times), realtime=realtime, loop=False)
@@ -150,14 +184,13 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     ru1 = resource.getrusage(resource.RUSAGE_SELF)
     status: dict[str, Any] = dict(camera.status())
     camera.stop()
-    if sub is not None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not set(sink.capture_mono) <= set(arrivals):
-            time.sleep(0.05)
+    arrivals = sub.wait_for(set(sink.capture_mono), timeout_s=10.0) if sub is not None else {}
     latencies = [(arrivals[e] - c) * 1000 for e, c in sink.capture_mono.items() if e in arrivals and c > 0]
-    for part in (hq, sub, broker):
+    for part in (hq, sub):
         if part is not None:
             part.stop()
+    outbox.close()
+    store.close()
     frames = pipeline.counters.frames
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     stages = {k: {"p50": v["p50"], "p95": v["p95"], "p99": v["p99"], "n": v["n"]}
@@ -173,7 +206,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         "fps": round(frames / wall, 2) if wall > 0 else 0.0,
         "stages": stages,
         "reads": pipeline.counters.reads,
-        "hits": sink.hits,
+        "hits": len(sink.capture_mono),
         "hit_mode": "watchlist" if watchlist else "every read is a hit",
         "hit_latency_ms": _percentiles(latencies),
         "hits_delivered": len(latencies),
@@ -211,7 +244,9 @@ def bench_main(argv: list[str]) -> int:
                     "else every read counts as a hit)")
     ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
     ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
-    ap.add_argument("--no-broker", action="store_true", help="do not start Mosquitto (no hit latency)")
+    ap.add_argument("--broker", metavar="HOST:PORT", default=os.environ.get("PICAR_BENCH_BROKER"),
+                    help="plain-MQTT broker to deliver to and time hits at (default: $PICAR_BENCH_BROKER; "
+                    "without one there is no hit latency)")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = ap.parse_args(argv)
     if not args.clip.exists():
@@ -221,7 +256,13 @@ def bench_main(argv: list[str]) -> int:
     if watchlist is None and args.clip.resolve() == (DEMO_DIR / "drive.mp4").resolve():
         watchlist = DEMO_DIR / "watchlist.csv"
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
-    result = run_bench(args.clip, args.realtime, args.threads, watchlist, use_broker=not args.no_broker,
+    try:
+        if args.broker:
+            _broker_address(args.broker)
+    except ValueError as exc:
+        print(f"picar bench: {exc}", file=sys.stderr)
+        return 2
+    result = run_bench(args.clip, args.realtime, args.threads, watchlist, broker=args.broker or None,
                        detector_path=args.detector, ocr_path=args.ocr)
     print(_table(result))
     if args.json:
