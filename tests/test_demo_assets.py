@@ -16,7 +16,8 @@ import pytest
 from hw_sim.make_demo import read_drive
 from hw_sim.track import load_track
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
-from picar.watchlist.index import ENTRY_FIELDS, WatchlistBuilder
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import ENTRY_FIELDS
 
 WATCHLIST_HEADER = ["plate", "region", "list", "priority", "covert", "effective", "expires",
                     "description", "reason", "notes", "source"]

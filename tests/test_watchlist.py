@@ -8,7 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from picar.types import WatchEntry
-from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import WatchlistError
+from picar.watchlist.index import Watchlist
+from picar.watchlist.matching import MatchOptions
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -195,7 +198,8 @@ def test_key_index_agrees_with_plain_search() -> None:
     """The blocked directory finds the same rows as a plain search, including long runs of one hash."""
     import numpy as np
 
-    from picar.watchlist.index import _HASH_BITS, _KeyIndex
+    from picar.watchlist.index import _KeyIndex
+    from picar.watchlist.matching import HASH_BITS as _HASH_BITS
 
     rng = np.random.default_rng(5)
     hashes = rng.integers(0, 2**63, 3000, dtype=np.uint64) << np.uint64(1)

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from picar.link.topics import DEFAULT_PREFIX, WATCHLIST, fleet_topic, vehicle_topic
-from picar.watchlist.index import MatchOptions, WatchlistBuilder, WatchlistError
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import WatchlistError
+from picar.watchlist.matching import MatchOptions
 from picar.watchlist.signing import SignatureError, generate_keypair, is_envelope, load_private_key, sign
 from picar.watchlist.update import UpdateError, parse_update
 

@@ -27,7 +27,10 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from picar.watchlist.index import ALPHABET, MatchOptions, Watchlist, WatchlistBuilder
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import ALPHABET
+from picar.watchlist.index import Watchlist
+from picar.watchlist.matching import MatchOptions
 from picar.watchlist.signing import sign
 from picar.watchlist.sync import STATE_FILE, WatchlistStore
 from picar.watchlist.update import snapshot_payload

@@ -16,7 +16,9 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from picar.watchlist.index import Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import WatchlistError
+from picar.watchlist.index import Watchlist
 from picar.watchlist.io import WatchlistImportError, iter_ncic_layout, read_file
 from picar.watchlist.signing import SignatureError, is_envelope, load_public_key, open_envelope
 from picar.watchlist.sync import WatchlistStore

@@ -14,7 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from picar.watchlist.index import ENTRY_FIELDS, WatchlistBuilder, WatchlistError
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import ENTRY_FIELDS, WatchlistError
 
 # List codes used by both importers: code -> (list name, default priority, reason text).
 LIST_CODES: dict[str, tuple[str, int, str]] = {

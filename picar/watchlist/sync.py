@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from picar.watchlist.index import MatchOptions, Watchlist, WatchlistBuilder, WatchlistError
+from picar.watchlist.builder import WatchlistBuilder
+from picar.watchlist.entries import WatchlistError
+from picar.watchlist.index import Watchlist
+from picar.watchlist.matching import MatchOptions
 from picar.watchlist.signing import SignatureError, load_public_key, open_envelope
 from picar.watchlist.update import UpdateError, parse_update
 

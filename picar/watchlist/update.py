@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from picar.watchlist.index import WatchlistError, format_time, parse_time
+from picar.watchlist.entries import WatchlistError, format_time, parse_time
 
 UPDATE_FORMAT = "picar-watchlist/1"
 MAX_UPDATE_BYTES = 512 * 2**20  # after decompression; a 1M-entry snapshot is ~60 MB
