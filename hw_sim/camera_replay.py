@@ -21,7 +21,8 @@ from types import FrameType
 import cv2
 
 from hw_sim.mjpeg_server import FrameBoard, MjpegServer
-from picar.sources.camera import Camera, SourceLost, make_source
+from picar.sources.camera import Camera
+from picar.sources.frame_sources import SourceLost, make_source
 
 log = logging.getLogger(__name__)
 

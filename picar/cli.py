@@ -12,7 +12,7 @@ from collections.abc import Callable
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("picar.daemon", "run_main", "run the vehicle daemon (systemd runs this)"),
     "check-config": ("picar.config", "check_config_main", "validate a config file and exit"),
-    "gps": ("picar.sources.gps", "gps_main", "print GPS position updates from a receiver"),
+    "gps": ("picar.sources.gps_cli", "gps_main", "print GPS position updates from a receiver"),
     "read": ("picar.tools.read", "read_main", "read the plates in still photos"),
     "eval": ("picar.tools.eval", "eval_main", "score the models on a labelled folder"),
     "bench": ("picar.tools.bench", "bench_main", "benchmark the pipeline on a recorded clip"),

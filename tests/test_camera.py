@@ -9,16 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.sources.camera import (
-    Camera,
-    FolderSource,
-    OpenCvSource,
-    check_image,
-    list_folder,
-    make_source,
-    open_camera,
-    redact_url,
-)
+from picar.sources.camera import Camera, open_camera
+from picar.sources.frame_sources import FolderSource, OpenCvSource, check_image, list_folder, make_source, redact_url
 from picar.types import Frame
 
 SHADE_STEP = 5

@@ -18,7 +18,9 @@ import pytest
 
 from hw_sim.track import TrackPoint, track_at
 from hw_sim.virtual_gps import Faults, VirtualGps, nmea_for_point
-from picar.sources.gps import FixHistory, GpsdGps, NoGps, SerialGps, gps_main, interpolate, open_gps
+from picar.sources.gps import FixHistory, NoGps, SerialGps, interpolate, open_gps
+from picar.sources.gps_cli import gps_main
+from picar.sources.gpsd import GpsdGps
 from picar.sources.nmea import Epoch, NmeaAssembler
 from picar.types import Fix
 
@@ -429,7 +431,7 @@ def test_picar_gps_gpsd_exits_0_when_gpsd_closes(capsys: pytest.CaptureFixture[s
 def run_picar_gps(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, "-m", "picar.sources.gps", *args],
+        [sys.executable, "-m", "picar.sources.gps_cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -23,7 +23,8 @@ import pytest
 
 from hw_sim.camera_replay import MjpegReplay
 from hw_sim.recorder import Recorder
-from picar.sources.camera import Camera, list_folder
+from picar.sources.camera import Camera
+from picar.sources.frame_sources import list_folder
 from picar.types import Frame
 from tests.waiting import wait_until
 

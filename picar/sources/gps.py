@@ -14,23 +14,18 @@ alive but blind; "time" is null when the receiver does not know the time yet.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
-import socket
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 import serial
 
-from picar.isotime import utc_iso
 from picar.sources.nmea import Epoch, NmeaAssembler
 from picar.types import Fix
 
@@ -142,7 +137,7 @@ def interpolate(a: Fix, b: Fix, t_monotonic: float) -> Fix:
 # -- reconnecting sources ---------------------------------------------------------------------------------
 
 
-class _ReconnectingSource:
+class ReconnectingSource:
     """A reader thread that opens a connection, pumps it into epochs, and reopens with back-off."""
 
     kind = "?"
@@ -294,7 +289,7 @@ def pump_serial(
             emit(epoch)
 
 
-class SerialGps(_ReconnectingSource):
+class SerialGps(ReconnectingSource):
     """An NMEA receiver on a serial port (USB or UART)."""
 
     kind = "serial"
@@ -346,172 +341,6 @@ class SerialGps(_ReconnectingSource):
         return self.assembler.counters.lines
 
 
-# -- gpsd ----------------------------------------------------------------------------------------------------
-
-
-WATCH = b'?WATCH={"enable":true,"json":true}\n'
-
-
-class GpsdDecoder:
-    """gpsd JSON lines to epochs: TPV gives position and mode, SKY gives satellites and HDOP."""
-
-    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-        self._sats: int | None = None
-        self._hdop: float | None = None
-        self.counters = {"messages": 0, "bad_json": 0, "ignored": 0, "epochs": 0, "fixes": 0}
-
-    def feed_line(self, line: bytes | str) -> Epoch | None:
-        """One gpsd report; returns an epoch for a TPV report, None otherwise."""
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
-        if not text.strip():
-            return None
-        try:
-            msg = json.loads(text)
-            if not isinstance(msg, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as e:
-            self.counters["bad_json"] += 1
-            log.warning("gpsd: bad JSON (%s): %r", e, text[:80])
-            return None
-        self.counters["messages"] += 1
-        cls = msg.get("class")
-        if cls == "SKY":
-            self._sky(msg)
-            return None
-        if cls != "TPV":
-            self.counters["ignored"] += 1
-            return None
-        return self._tpv(msg)
-
-    def _sky(self, msg: dict[str, Any]) -> None:
-        if isinstance(msg.get("uSat"), int):
-            self._sats = msg["uSat"]
-        elif isinstance(msg.get("satellites"), list):
-            self._sats = sum(1 for s in msg["satellites"] if isinstance(s, dict) and s.get("used"))
-        if _number(msg.get("hdop")):
-            self._hdop = float(msg["hdop"])
-
-    def _tpv(self, msg: dict[str, Any]) -> Epoch:
-        received = self._monotonic()
-        self.counters["epochs"] += 1
-        when = None
-        if isinstance(msg.get("time"), str):
-            try:
-                when = datetime.fromisoformat(msg["time"])
-            except ValueError:
-                log.warning("gpsd: TPV time %r is not ISO 8601", msg["time"])
-        mode = msg.get("mode")
-        if mode not in (2, 3) or not (_number(msg.get("lat")) and _number(msg.get("lon"))):
-            return Epoch(when, None, self._sats, self._hdop, received)
-        if when is None or when.tzinfo is None:
-            return Epoch(when, None, self._sats, self._hdop, received)
-        lat, lon = float(msg["lat"]), float(msg["lon"])
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            log.warning("gpsd: TPV position %r,%r out of range", lat, lon)
-            return Epoch(when, None, self._sats, self._hdop, received)
-        alt = next((msg[k] for k in ("altMSL", "alt", "altHAE") if _number(msg.get(k))), None)
-        fix = Fix(
-            time=when,
-            lat=lat,
-            lon=lon,
-            fix="3d" if mode == 3 else "2d",
-            speed_kmh=float(msg["speed"]) * 3.6 if _number(msg.get("speed")) else None,
-            heading_deg=float(msg["track"]) if _number(msg.get("track")) else None,
-            sats=self._sats,
-            hdop=self._hdop,
-            alt_m=float(alt) if alt is not None and mode == 3 else None,
-            received_monotonic=received,
-        )
-        self.counters["fixes"] += 1
-        return Epoch(when, fix, self._sats, self._hdop, received)
-
-
-def _number(v: object) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and v == v
-
-
-def open_gpsd(host: str, port: int) -> socket.socket:
-    """Connect to gpsd and ask for JSON reports."""
-    sock = socket.create_connection((host, port), timeout=5)
-    sock.settimeout(READ_TIMEOUT_S)
-    sock.sendall(WATCH)
-    return sock
-
-
-def pump_gpsd(
-    sock: socket.socket,
-    decoder: GpsdDecoder,
-    emit: Callable[[Epoch], None],
-    stop: threading.Event,
-) -> None:
-    """Read gpsd reports until stop; raises OSError when gpsd closes the connection."""
-    buf = b""
-    while not stop.is_set():
-        try:
-            data = sock.recv(65536)
-        except TimeoutError:
-            continue
-        if not data:
-            raise DeviceGone("gpsd closed the connection")
-        buf += data
-        *lines, buf = buf.split(b"\n")
-        if len(buf) > 1 << 20:
-            raise DeviceGone("gpsd sent over 1 MiB without a line end")
-        for line in lines:
-            epoch = decoder.feed_line(line)
-            if epoch is not None:
-                emit(epoch)
-
-
-class GpsdGps(_ReconnectingSource):
-    """Positions from a gpsd daemon over TCP (its JSON protocol)."""
-
-    kind = "gpsd"
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 2947,
-        *,
-        max_fix_age_s: float = 3.0,
-        reopen_initial_s: float = 1.0,
-        reopen_max_s: float = 30.0,
-        on_fix: Callable[[Fix], None] | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(
-            max_fix_age_s=max_fix_age_s,
-            reopen_initial_s=reopen_initial_s,
-            reopen_max_s=reopen_max_s,
-            on_fix=on_fix,
-            monotonic=monotonic,
-            wall=wall,
-        )
-        self.host = host
-        self.port = port
-        self.decoder = GpsdDecoder(monotonic=monotonic)
-
-    def _where(self) -> str:
-        return f"gpsd {self.host}:{self.port}"
-
-    def _open(self) -> socket.socket:
-        return open_gpsd(self.host, self.port)
-
-    def _pump(self, conn: socket.socket) -> None:
-        pump_gpsd(conn, self.decoder, self._epoch, self._stop)
-
-    def _close(self, conn: socket.socket) -> None:
-        conn.close()
-
-    def _counters(self) -> dict[str, int]:
-        return dict(self.decoder.counters)
-
-    def _progress(self) -> int:
-        return self.decoder.counters["messages"] + self.decoder.counters["bad_json"]
-
-
 class NoGps:
     """source = none: reads carry no position."""
 
@@ -551,6 +380,8 @@ def open_gps(
             reopen_max_s=reopen_max_s,
         )
     if source == "gpsd":
+        from picar.sources.gpsd import GpsdGps  # gpsd.py builds on this module's reconnecting reader
+
         return GpsdGps(
             gpsd_host,
             gpsd_port,
@@ -563,102 +394,3 @@ def open_gps(
     raise ValueError(f"gps.source = {source!r}: allowed: 'serial', 'gpsd', 'none'")
 
 
-# -- picar gps ---------------------------------------------------------------------------------------------
-
-
-def _readable(epoch: Epoch) -> str:
-    when = "time unknown" if epoch.time is None else utc_iso(epoch.time)
-    sats = "-" if epoch.sats is None else epoch.sats
-    tail = f"sats {sats}  hdop {'-' if epoch.hdop is None else epoch.hdop}"
-    fix = epoch.fix
-    if fix is None:
-        return f"{when}  no fix  {tail}"
-    speed = "-" if fix.speed_kmh is None else f"{fix.speed_kmh:.1f}"
-    heading = "-" if fix.heading_deg is None else f"{fix.heading_deg:.1f}"
-    return f"{when}  {fix.lat:.7f},{fix.lon:.7f}  {fix.fix}  {speed} km/h  {heading} deg  {tail}"
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host, int(port)
-
-
-def gps_main(argv: list[str]) -> int:
-    """`picar gps`: print the receiver's epochs; 0 when the device goes away, 2 if it cannot be opened."""
-    ap = argparse.ArgumentParser(prog="picar gps", description="Show what the GPS receiver reports.")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--device", help="serial device (or a recorded NMEA file), e.g. /dev/ttyACM0")
-    src.add_argument("--gpsd", type=_host_port, metavar="HOST:PORT", help="read from gpsd instead")
-    ap.add_argument("--baud", type=int, default=9600, help="serial baud rate (default 9600)")
-    ap.add_argument("--json", action="store_true", help="one JSON object per epoch (fix none: null lat/lon)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="picar gps: %(message)s")
-
-    def emit(epoch: Epoch) -> None:
-        line = json.dumps(epoch.to_json()) if args.json else _readable(epoch)
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-
-    stop = threading.Event()
-    try:
-        if args.gpsd:
-            host, port = args.gpsd
-            return _gpsd_main(host, port, emit, stop)
-        return _device_main(args.device, args.baud, emit, stop)
-    except KeyboardInterrupt:
-        return 0
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # keep interpreter exit quiet
-        return 0
-
-
-def _device_main(device: str, baud: int, emit: Callable[[Epoch], None], stop: threading.Event) -> int:
-    asm = NmeaAssembler()
-    if os.path.isfile(device):
-        with open(device, "rb") as f:
-            for line in f:
-                for epoch in asm.feed_epochs(line):
-                    emit(epoch)
-    else:
-        try:
-            port = open_serial(device, baud)
-        except (OSError, ValueError) as e:
-            print(f"picar gps: cannot open {device}: {e}", file=sys.stderr)
-            return 2
-        try:
-            pump_serial(port, device, asm, emit, stop)
-        except OSError as e:
-            print(f"picar gps: {device} went away: {e}", file=sys.stderr)
-        finally:
-            port.close()
-    for epoch in asm.flush():
-        emit(epoch)
-    _report_counters(asm.counters.as_dict())
-    return 0
-
-
-def _gpsd_main(host: str, port: int, emit: Callable[[Epoch], None], stop: threading.Event) -> int:
-    try:
-        sock = open_gpsd(host, port)
-    except OSError as e:
-        print(f"picar gps: cannot connect to gpsd at {host}:{port}: {e}", file=sys.stderr)
-        return 2
-    decoder = GpsdDecoder()
-    try:
-        pump_gpsd(sock, decoder, emit, stop)
-    except OSError as e:
-        print(f"picar gps: gpsd at {host}:{port}: {e}", file=sys.stderr)
-    finally:
-        sock.close()
-    _report_counters(decoder.counters)
-    return 0
-
-
-def _report_counters(counters: dict[str, int]) -> None:
-    print("picar gps: " + ", ".join(f"{k} {v}" for k, v in counters.items()), file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(gps_main(sys.argv[1:]))

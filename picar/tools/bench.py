@@ -138,7 +138,8 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     import cv2
 
     from picar.pipeline.loop import Pipeline
-    from picar.sources.camera import Camera, make_source
+    from picar.sources.camera import Camera
+    from picar.sources.frame_sources import make_source
     from picar.vision.detector import PlateDetector
     from picar.vision.ocr import PlateOcr
 
