@@ -65,7 +65,8 @@ class Daemon:
         self.cfg = config
         self.notifier = notifier or Notifier()
         self.exit_when_done = exit_when_done
-        self.signals: queue.Queue[int] = queue.Queue()
+        # SimpleQueue.put is reentrant: the signal handler may run while the main thread is inside get().
+        self.signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.stop_event = threading.Event()
         self.times = StageTimes()
         self.started_monotonic = time.monotonic()
@@ -127,7 +128,7 @@ class Daemon:
                  len(self.cameras), self._watchlist_version())
         self.notifier.ready(f"reading {len(self.cameras)} camera(s)")
 
-    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, name: str, target: Callable[..., object], *args: Any) -> None:
         t = threading.Thread(target=target, args=args, name=name, daemon=True)
         t.start()
         self._threads.append(t)
@@ -290,7 +291,7 @@ class Daemon:
         if self.hq is not None:
             self.hq.publish_status()
         if self.recheck is not None:
-            threading.Thread(target=self.recheck.run, name="recheck", daemon=True).start()
+            self._spawn("recheck", self.recheck.run)  # joined by stop()
 
     def _on_heat(self, state: dict[str, Any]) -> None:
         payload = dict(state)

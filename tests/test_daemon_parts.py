@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from pathlib import Path
@@ -121,3 +122,29 @@ def test_status_reports_what_is_there_and_what_is_missing(parts: Any) -> None:
     full = StatusReport("car1", lambda: 7, outbox=outbox, sink=sink).summary()
     assert full["watchlist_version"] == 7 and full["hq"]["backlog"] == 1
     assert [r["plate"] for r in full["recent_reads"]] == ["MD123AB"] and full["reads_per_min"] == 1
+
+
+def test_a_signal_arriving_while_the_signal_queue_is_busy_does_not_deadlock(tmp_path: Path) -> None:
+    """The handler runs between two bytecodes of whatever the main thread does, even inside the queue's own
+    code; it must not take a lock that code may hold (queue.Queue's mutex) or the daemon hangs."""
+    import subprocess
+    import sys
+
+    script = f'''
+import os, signal, threading
+from picar.app import Daemon, install_signal_handlers
+from picar.config import parse_config
+cfg = parse_config({{"vehicle": {{"id": "car1"}}, "cameras": [{{"name": "f", "source": "0"}}],
+                    "mqtt": {{"enabled": False, "tls": False}},
+                    "storage": {{"data_dir": {str(tmp_path)!r}}}}}, {str(tmp_path)!r})
+d = Daemon(cfg)
+install_signal_handlers(d)
+lock = getattr(d.signals, "mutex", None) or threading.Lock()  # what the queue's own code would hold
+with lock:
+    os.kill(os.getpid(), signal.SIGHUP)  # the handler runs here, while the lock is held
+    for _ in range(1000):
+        pass
+print("got", d.signals.get(timeout=5))
+'''
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0 and f"got {int(signal.SIGHUP)}" in proc.stdout, proc.stderr[-2000:]

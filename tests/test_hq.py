@@ -588,3 +588,41 @@ def _child_main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(_child_main(sys.argv[1:]))
+
+
+def test_a_command_is_acknowledged_only_once_handled_so_the_broker_resends_it(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """The car stops while a watchlist update is being applied: no PUBACK went out, the broker resends it."""
+    from picar.link.commands import HqCommands
+
+    class SlowList:
+        """A watchlist store whose apply blocks until the test lets it go."""
+
+        def __init__(self) -> None:
+            self.entered, self.release, self.bodies = threading.Event(), threading.Event(), []
+
+        def apply_update(self, body: bytes, origin: str) -> Any:
+            self.bodies.append(body)
+            self.entered.set()
+            self.release.wait(30)
+            return type("Result", (), {"accepted": True})()
+
+    with Outbox(tmp_path / "car.db") as ob:
+        slow = SlowList()
+        first = make_link(broker, ob, on_command=HqCommands(slow, on_new_list=lambda: None).on_command)  # type: ignore[arg-type]
+        first.start()
+        assert first.wait_ready(30)
+        with Subscriber(broker, []) as hq:  # not retained: only the session can bring it back
+            hq.publish(f"{PREFIX}/car1/watchlist", b'{"version":8}', qos=1)
+        assert slow.entered.wait(30)
+        assert first.wait_ready(1)  # the network thread is free while the list is applied
+        first.stop(timeout=1.0)  # the car stops mid-apply
+        slow.release.set()
+        again = SlowList()
+        again.release.set()
+        second = make_link(broker, ob, on_command=HqCommands(again, on_new_list=lambda: None).on_command)  # type: ignore[arg-type]
+        second.start()
+        assert again.entered.wait(30), "the unacknowledged command was not delivered again"
+        assert again.bodies == [b'{"version":8}']
+        second.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,8 @@ log = logging.getLogger("picar")
 
 
 class HqCommands:
-    """`on_command(topic, body)` is called on the MQTT network thread: slow work gets its own thread.
+    """`on_command(topic, body)` runs on the link's command worker (link/command_worker.py), which
+    acknowledges the message to the broker only after it returns.
 
     `on_new_list` runs after a watchlist update was accepted (status to HQ, recheck of past reads).
     """
@@ -27,8 +27,7 @@ class HqCommands:
 
     def on_command(self, topic: str, body: bytes) -> None:
         if topic.endswith("/" + WATCHLIST):
-            # A national list takes seconds to verify and index: not on the MQTT network thread.
-            threading.Thread(target=self.apply_watchlist, args=(body, topic), name="watchlist", daemon=True).start()
+            self.apply_watchlist(body, topic)
         else:
             log.warning("HQ message on %s ignored: this car does not handle it", topic)
 

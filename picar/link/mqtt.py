@@ -29,6 +29,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from picar import __version__ as _PICAR_VERSION
 from picar.isotime import event_iso
 from picar.link import MAX_INFLIGHT
+from picar.link.command_worker import CommandWorker, Message
 from picar.link.outbox import Outbox
 from picar.link.topics import (
     COMMAND,
@@ -143,7 +144,6 @@ class HqLink:
         self.keepalive_s = keepalive_s
         self.version = version
         self._status_provider = status_provider
-        self._on_command = on_command
         self._clock = clock
         self._log = logger or logging.getLogger("picar.hq")
         self._ready_timeout_s = ready_timeout_s
@@ -187,7 +187,10 @@ class HqLink:
             client_id=self.client_id,
             clean_session=False,  # HQ's QoS 1 commands queued while we were away arrive on reconnect
             protocol=mqtt.MQTTv311,
+            manual_ack=True,  # a command is acknowledged once handled (link/command_worker.py)
         )
+        self._commands = None if on_command is None else CommandWorker(
+            on_command, self._client.ack, f"hq-commands-{vehicle_id}", self._log)
         # Room above our own window for status messages, so they are never queued behind events.
         self._client.max_inflight_messages_set(max_inflight + 4)
         self._client.max_queued_messages_set(0)
@@ -234,6 +237,8 @@ class HqLink:
         self._client.loop_start()
         self._sender = threading.Thread(target=self._run_sender, name=f"hq-sender-{self.vehicle_id}", daemon=True)
         self._sender.start()
+        if self._commands is not None:
+            self._commands.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Drain what can be sent within ``timeout``, publish retained offline status, disconnect.
@@ -249,6 +254,8 @@ class HqLink:
             connected = self._connected
             self._cond.notify_all()
         deadline = time.monotonic() + max(timeout, 0.5)
+        if self._commands is not None:
+            self._commands.stop(max(0.1, deadline - time.monotonic()))
         if self._sender is not None:
             self._sender.join(max(0.1, deadline - time.monotonic()))
         if connected:
@@ -595,16 +602,15 @@ class HqLink:
             self._cond.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        # Runs on the network thread and paho sends the PUBACK only after it returns: a command is not
-        # lost if the car dies while handling it. Handlers must therefore be quick.
+        # The handler runs on the command worker; the PUBACK follows it (manual_ack), so a command is not
+        # lost if the car dies while handling it, and a slow one (a national list) does not stall the link.
         with self._cond:
             self._stats["commands"] += 1
-        if self._on_command is None:
+        if self._commands is None:
+            if msg.qos > 0:
+                client.ack(msg.mid, msg.qos)
             return
-        try:
-            self._on_command(msg.topic, bytes(msg.payload))
-        except Exception:
-            self._log.exception("HQ command handler failed for a message on %s", msg.topic)
+        self._commands.submit(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
 
     def _problem(self, text: str, level: int) -> None:
         """Log a connection problem loudly once, then quietly while it repeats."""
