@@ -1,135 +1,85 @@
-"""The in-car station: a small threaded HTTP server for the officer's touchscreen page.
+"""The in-car station: the officer's touchscreen page, served by Starlette under uvicorn in a background thread.
 
-Standard library only. The page (static/) gets live updates over Server-Sent Events on `/events`
-and re-reads `/api/state` on every (re)connect, so a dropped connection loses nothing that the
-server still holds. Access needs the token (``?token=`` once, which sets an HttpOnly cookie, or
-``Authorization: Bearer``); without a configured token only loopback clients are served.
+The page (static/) gets live updates over Server-Sent Events on `/events` and re-reads `/api/state` on
+every (re)connect, so a dropped connection loses nothing that the server still holds. Access needs the
+token (``?token=`` once, which sets an HttpOnly cookie, or ``Authorization: Bearer``); without a
+configured token only loopback clients are served (security.py). The URLs are in routes.py; this module
+holds what the page is told (the state and the events) and starts and stops the server.
 """
 
 from __future__ import annotations
 
-import hmac
-import html
-import ipaddress
+import asyncio
+import contextlib
 import json
 import logging
-import queue
 import re
 import socket
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+
+import uvicorn
 
 from picar.station.k9 import KINDS as K9_KINDS
 from picar.station.k9 import OUTCOMES, K9Error, K9Log
-from picar.types import REJECT_REASONS
+from picar.station.routes import STATIC_DIR, HttpError, build_app, parse_disposition, resolve_image
+from picar.station.security import TOKEN_PATTERN, is_loopback
+
+__all__ = ["STATIC_DIR", "HttpError", "StationServer", "parse_disposition", "resolve_image"]
 
 log = logging.getLogger("picar.ui.server")  # name kept from before the package move: log lines carry it
 
-STATIC_DIR = Path(__file__).with_name("static")
-STATIC_FILES = {
-    "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
-    "app.css": "text/css; charset=utf-8",
-}
-IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
+_is_loopback = is_loopback  # the name tests and older callers import from here
+
 KINDS = ("hit", "read", "status", "k9", "heat", "disposition")
-COOKIE = "picar_station"
-MAX_BODY = 64 * 1024
-MAX_NOTE = 1000
 KEEPALIVE_S = 15.0
 CLIENT_QUEUE = 512
 RECENT_HITS = 50
 RECENT_READS = 100
+START_TIMEOUT_S = 10.0
+STOP_GRACE_S = 3  # requests still running after this are cancelled
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-_TOKEN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
-_SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; script-src 'self'; "
-    "style-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 
 Status = Callable[[], dict[str, Any]]
 OnDisposition = Callable[[str, str, "str | None", "str | None"], dict[str, Any]]
 
 
-class HttpError(Exception):
-    """An error answer with a status code and a message for the page."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
 class _Client:
-    """One live SSE connection: a bounded queue; a client that falls behind is dropped and resyncs."""
+    """One live SSE connection: a bounded queue; a client that falls behind is dropped and resyncs.
+
+    Lives on the server's event loop: `offer` is only called there.
+    """
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=CLIENT_QUEUE)
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=CLIENT_QUEUE)
         self.dropped = False
 
     def offer(self, message: bytes | None) -> None:
         try:
             self.queue.put_nowait(message)
-        except queue.Full:
+        except asyncio.QueueFull:
             self.dropped = True  # the page reconnects and re-reads /api/state
 
 
-def parse_disposition(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
-    """Validate a disposition request body; returns (decision, reason, officer_note)."""
-    decision = body.get("decision")
-    if decision not in ("accept", "reject"):
-        raise HttpError(400, f"decision {decision!r} is not allowed; use accept or reject")
-    note = body.get("note")
-    if note is not None and not isinstance(note, str):
-        raise HttpError(400, "note must be text")
-    note = (note or "").strip() or None
-    if note is not None and len(note) > MAX_NOTE:
-        raise HttpError(400, f"note is {len(note)} characters, at most {MAX_NOTE} allowed")
-    reason = body.get("reason")
-    if decision == "accept":
-        if body.get("confirmed") is not True:
-            raise HttpError(400, "accept needs confirmed: true (plate and state checked by the officer)")
-        return "accept", None, note
-    if reason not in REJECT_REASONS:
-        raise HttpError(400, f"reason {reason!r} is not allowed; use one of: {', '.join(REJECT_REASONS)}")
-    if reason == "other" and note is None:
-        raise HttpError(400, "reason 'other' needs a note")
-    return "reject", reason, note
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that leaves the daemon's signals alone and says when it is serving."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
 
-def resolve_image(image_dir: Path, rel: str) -> Path:
-    """The file under `image_dir` that `rel` names; HttpError for traversal, odd types or absence."""
-    rel = unquote(rel)
-    parts = rel.replace("\\", "/").split("/")
-    if not rel or "\x00" in rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise HttpError(400, f"bad image path {rel!r}")
-    base = image_dir.resolve()
-    path = (base / rel).resolve()
-    if not path.is_relative_to(base):
-        raise HttpError(400, f"image path {rel!r} leaves the image directory")
-    if path.suffix.lower() not in IMAGE_TYPES:
-        raise HttpError(404, f"not an image: {rel!r}")
-    if not path.is_file():
-        raise HttpError(404, f"no image {rel!r}")
-    return path
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # SIGTERM and SIGHUP belong to the daemon (picar/daemon.py), which calls stop()
 
-
-def _is_loopback(host: str) -> bool:
-    try:
-        addr = ipaddress.ip_address(host.split("%")[0])
-    except ValueError:
-        return False
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return addr.ipv4_mapped.is_loopback
-    return addr.is_loopback
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
 
 
 class StationServer:
@@ -145,7 +95,7 @@ class StationServer:
         k9: K9Log | None,
         image_dir: Path,
     ) -> None:
-        if token is not None and not _TOKEN.match(token):
+        if token is not None and not TOKEN_PATTERN.match(token):
             raise ValueError("station token must be 8-200 characters of A-Z a-z 0-9 . _ ~ - (it goes in a cookie)")
         self.bind = bind
         self.port = port
@@ -161,7 +111,8 @@ class StationServer:
         self._dispositions: dict[str, dict[str, Any]] = {}
         self._reads: deque[dict[str, Any]] = deque(maxlen=RECENT_READS)
         self._heat: dict[str, Any] | None = None
-        self._httpd: ThreadingHTTPServer | None = None
+        self._server: _Uvicorn | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         if k9 is not None:
@@ -170,14 +121,24 @@ class StationServer:
     # lifecycle
 
     def start(self) -> str:
-        """Start serving; returns the base URL (port 0 picks a free port)."""
-        handler = type("StationHandler", (_Handler,), {"station": self})
-        server_class = _V6Server if ":" in self.bind else ThreadingHTTPServer
-        self._httpd = server_class((self.bind, self.port), handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="station-http", daemon=True)
+        """Start serving once the socket listens; returns the base URL (port 0 picks a free port)."""
+        sock = self._listen()
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            build_app(self, self._token),
+            lifespan="off", http="h11", ws="none", loop="asyncio",
+            log_config=None, log_level="warning", access_log=False,  # the daemon's logging, untouched
+            proxy_headers=False,  # the peer's own address decides "loopback", never X-Forwarded-For
+            server_header=False, headers=[("Server", "PiCAR-station")],
+            timeout_graceful_shutdown=STOP_GRACE_S,
+        )
+        server = self._server = _Uvicorn(config)
+        self._thread = threading.Thread(target=self._run, args=(server, sock), name="station-http", daemon=True)
         self._thread.start()
+        if not server.ready.wait(START_TIMEOUT_S) or not server.started:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"station page did not start on {self.bind}:{self.port}")
         host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.bind, self.bind)
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
@@ -185,16 +146,37 @@ class StationServer:
         log.info("station page at %s (token %s)", url, "required" if self._token else "off, loopback only")
         return url
 
+    def _listen(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.bind else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may reuse the port at once
+            sock.bind((self.bind, self.port))
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _run(self, server: _Uvicorn, sock: socket.socket) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            await server.serve(sockets=[sock])
+
+        try:
+            asyncio.run(serve())
+        except BaseException:  # uvicorn exits the process on a failed start; here it only ends this thread
+            log.exception("station: the page server failed")
+        finally:
+            server.ready.set()
+
     def stop(self) -> None:
         """Close every live stream and stop serving."""
         self._stopping.set()
-        with self._lock:
-            clients = list(self._clients)
-        for c in clients:
-            c.offer(None)
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        self._fan_out_threadsafe(None)
+        if self._server is not None:
+            self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(5)
 
@@ -225,10 +207,40 @@ class StationServer:
                 self._dispositions[str(data.get("event_id"))] = data
             self._seq += 1
             body = json.dumps(data, default=str, separators=(",", ":"))
-            message = f"id: {self._seq}\nevent: {kind}\ndata: {body}\n\n".encode()
+            # Handed to the loop under the lock, so pages get events in the order of their ids.
+            self._fan_out_threadsafe(f"id: {self._seq}\nevent: {kind}\ndata: {body}\n\n".encode())
+
+    def _fan_out_threadsafe(self, message: bytes | None) -> None:
+        loop = self._loop
+        if loop is None:
+            return  # not serving yet: the state above is what a page will read
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+            loop.call_soon_threadsafe(self._fan_out, message)
+
+    def _fan_out(self, message: bytes | None) -> None:
+        with self._lock:
             clients = list(self._clients)
         for c in clients:
             c.offer(message)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """One page's event stream: pushed events, a keep-alive comment when idle, the end on stop."""
+        client = _Client()
+        with self._lock:
+            self._clients.add(client)
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            while not self._stopping.is_set() and not client.dropped:
+                try:
+                    message = await asyncio.wait_for(client.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    message = b": keepalive\n\n"
+                if message is None:
+                    break
+                yield message
+        finally:
+            with self._lock:
+                self._clients.discard(client)
 
     def client_count(self) -> int:
         """How many pages are connected to the event stream now."""
@@ -264,38 +276,10 @@ class StationServer:
     def _k9_changed(self, deployment: dict[str, Any]) -> None:
         self.push("k9", {"deployment": deployment, **(self._k9_state() or {})})
 
-    # request handling (called from _Handler)
-
-    def authorise(self, handler: _Handler, query: dict[str, list[str]]) -> str | None:
-        """None if the request may proceed, else why not. A valid ?token= is reported as 'set-cookie'."""
-        if self._token is None:
-            return None if _is_loopback(handler.client_address[0]) else "only loopback clients without a token"
-        if "token" in query and hmac.compare_digest(query["token"][0].encode(), self._token.encode()):
-            return "set-cookie"
-        auth = handler.headers.get("Authorization", "")
-        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip().encode(), self._token.encode()):
-            return None
-        for part in handler.headers.get("Cookie", "").split(";"):
-            name, _, value = part.strip().partition("=")
-            if name == COOKIE and hmac.compare_digest(value.encode(), self._token.encode()):
-                return None
-        return "token missing or wrong"
-
-    def cookie(self) -> str:
-        """The Set-Cookie value that carries the token."""
-        return f"{COOKIE}={self._token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=2592000"
-
-    def add_client(self) -> _Client:
-        client = _Client()
-        with self._lock:
-            self._clients.add(client)
-        return client
-
-    def remove_client(self, client: _Client) -> None:
-        with self._lock:
-            self._clients.discard(client)
+    # the officer's actions (called from routes.py on a worker thread)
 
     def disposition(self, hit_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Accept or reject a hit through the daemon, then tell every page."""
         if not _ID.match(hit_id):
             raise HttpError(400, f"bad hit id {hit_id!r}")
         decision, reason, note = parse_disposition(body)
@@ -313,7 +297,8 @@ class StationServer:
         return record
 
     def k9_start(self, body: dict[str, Any]) -> dict[str, Any]:
-        k9 = self._need_k9()
+        """Start a K9 deployment from the page."""
+        k9 = self.need_k9()
         try:
             return k9.start(body.get("dog", ""), body.get("handler", ""), body.get("type", ""),
                             case_number=body.get("case_number"), notes=body.get("notes") or "",
@@ -322,7 +307,8 @@ class StationServer:
             raise HttpError(400, str(exc)) from exc
 
     def k9_end(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        k9 = self._need_k9()
+        """End a K9 deployment from the page."""
+        k9 = self.need_k9()
         try:
             return k9.end(deployment_id, body.get("outcome", ""), body.get("notes") or "")
         except KeyError as exc:
@@ -330,176 +316,8 @@ class StationServer:
         except K9Error as exc:
             raise HttpError(400, str(exc)) from exc
 
-    def _need_k9(self) -> K9Log:
+    def need_k9(self) -> K9Log:
+        """The K9 log, or a 404 for a car without a K9 unit."""
         if self._k9 is None:
             raise HttpError(404, "no K9 unit configured in this car")
         return self._k9
-
-
-class _V6Server(ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    station: StationServer
-    server_version = "PiCAR-station"
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class name
-        log.debug("station %s %s", self.client_address[0], format % args)
-
-    # plumbing
-
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in {**_SECURITY_HEADERS, **(headers or {})}.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _json(self, status: int, data: Any) -> None:
-        body = json.dumps(data, default=str).encode()
-        self._send(status, body, "application/json", {"Cache-Control": "no-store"})
-
-    def _error(self, status: int, message: str) -> None:
-        if self.path.startswith("/api/") or self.command == "POST":
-            self._json(status, {"error": message})
-        else:
-            page = f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{_html(message)}</p>"
-            self._send(status, page.encode(), "text/html; charset=utf-8")
-
-    def _body(self) -> dict[str, Any]:
-        if self.headers.get_content_type() != "application/json":
-            raise HttpError(415, "send application/json")
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError as exc:
-            raise HttpError(400, "bad Content-Length") from exc
-        if length > MAX_BODY:
-            raise HttpError(413, f"body of {length} bytes, at most {MAX_BODY}")
-        raw = self.rfile.read(length) if length else b"{}"
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HttpError(400, f"body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise HttpError(400, "body must be a JSON object")
-        return data
-
-    def _check(self, method: str) -> tuple[str, dict[str, list[str]]] | None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query)
-        verdict = self.station.authorise(self, query)
-        if verdict == "set-cookie" and method == "GET":
-            # Drop the token from the address bar (and from history) once the cookie holds it.
-            self._send(303, b"", "text/plain", {"Location": url.path or "/", "Set-Cookie": self.station.cookie()})
-            return None
-        if verdict not in (None, "set-cookie"):
-            self._error(401, f"Not authorised ({verdict}). Open the station link with ?token=...")
-            return None
-        if method == "POST":
-            origin = self.headers.get("Origin")
-            if origin and urlsplit(origin).netloc != self.headers.get("Host"):
-                self._error(403, f"cross-origin request from {origin} refused")
-                return None
-        return url.path, query
-
-    # verbs
-
-    def do_GET(self) -> None:
-        checked = self._check("GET")
-        if checked is None:
-            return
-        path, _ = checked
-        try:
-            self._get(path)
-        except HttpError as exc:
-            self._error(exc.status, exc.message)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    do_HEAD = do_GET
-
-    def do_POST(self) -> None:
-        checked = self._check("POST")
-        if checked is None:
-            return
-        path, _ = checked
-        try:
-            self._json(200, self._post(path, self._body()))
-        except HttpError as exc:
-            self._error(exc.status, exc.message)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        except Exception as exc:
-            log.exception("station: %s failed", path)
-            self._error(500, f"internal error: {type(exc).__name__}: {exc}")
-
-    def _get(self, path: str) -> None:
-        station = self.station
-        if path in ("/", "/index.html"):
-            path = "/static/index.html"
-        if path.startswith("/static/"):
-            name = path[len("/static/"):]
-            if name not in STATIC_FILES:
-                raise HttpError(404, f"no such file {name!r}")
-            self._send(200, (STATIC_DIR / name).read_bytes(), STATIC_FILES[name], {"Cache-Control": "no-cache"})
-        elif path == "/events":
-            if self.command == "HEAD":
-                raise HttpError(405, "the event stream needs GET")
-            self._events()
-        elif path == "/api/state":
-            self._json(200, station.state())
-        elif path == "/api/k9":
-            self._json(200, station._need_k9().active())
-        elif path.startswith("/images/"):
-            image = resolve_image(station.image_dir, path[len("/images/"):])
-            self._send(200, image.read_bytes(), IMAGE_TYPES[image.suffix.lower()],
-                       {"Cache-Control": "private, max-age=3600"})
-        else:
-            raise HttpError(404, f"no such page {path!r}")
-
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        parts = path.strip("/").split("/")
-        station = self.station
-        if len(parts) == 4 and parts[:2] == ["api", "hits"] and parts[3] == "disposition":
-            return station.disposition(unquote(parts[2]), body)
-        if parts == ["api", "k9", "start"]:
-            return station.k9_start(body)
-        if len(parts) == 4 and parts[:2] == ["api", "k9"] and parts[3] == "end":
-            return station.k9_end(unquote(parts[2]), body)
-        raise HttpError(404, f"no such action {path!r}")
-
-    def _events(self) -> None:
-        station = self.station
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Accel-Buffering", "no")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        client = station.add_client()
-        try:
-            self.wfile.write(b"retry: 2000\n: connected\n\n")
-            self.wfile.flush()
-            while not station._stopping.is_set() and not client.dropped:
-                try:
-                    message = client.queue.get(timeout=KEEPALIVE_S)
-                except queue.Empty:
-                    message = b": keepalive\n\n"
-                if message is None:
-                    break
-                self.wfile.write(message)
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, OSError):
-            pass
-        finally:
-            station.remove_client(client)
-
-
-def _html(text: str) -> str:
-    return html.escape(text, quote=True)
