@@ -318,6 +318,23 @@ def test_no_token_means_loopback_only(tmp_path: Path) -> None:
         assert request(url, "GET", "/api/state")[0] == 200
     finally:
         srv.stop()
+
+
+def test_without_a_token_only_a_loopback_host_name_is_served(tmp_path: Path) -> None:
+    """DNS rebinding: a page from evil.example that resolves to 127.0.0.1 reaches the loopback-only station
+    with its own name in Host; it must read no hits and post no decisions."""
+    srv = StationServer("127.0.0.1", 0, None, status, Calls(), None, tmp_path)
+    url = srv.start()
+    port = url.rstrip("/").rsplit(":", 1)[-1]
+    try:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}"):
+            assert request(url, "GET", "/api/state", {"Host": host})[0] == 200, host
+        for host in (f"evil.example:{port}", "evil.example", f"127.0.0.1.evil.example:{port}"):
+            code, _, body = request(url, "GET", "/api/state", {"Host": host})
+            assert code == 403 and b"host" in body.lower(), host
+            assert request(url, "POST", "/api/hits/hit-1/disposition", {"Host": host})[0] == 403, host
+    finally:
+        srv.stop()
     from picar.station.server import _is_loopback
 
     assert _is_loopback("::ffff:127.0.0.1") and not _is_loopback("192.0.2.7")

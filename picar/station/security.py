@@ -1,8 +1,9 @@
 """Who may use the station page, and the headers every answer carries.
 
 With a token configured, a request needs it (``?token=`` once, which sets an HttpOnly cookie, or
-``Authorization: Bearer``); without one only loopback clients are served. Actions (POST) from another
-origin are refused. `StationGuard` applies all of this as ASGI middleware, before any route runs.
+``Authorization: Bearer``); without one only loopback clients that call it by a loopback name are
+served. Actions (POST) from another origin are refused. `StationGuard` applies all of this as ASGI
+middleware, before any route runs.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ def is_loopback(host: str) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped.is_loopback
     return addr.is_loopback
+
+
+def is_loopback_host(host_header: str | None) -> bool:
+    """True when the Host header names this machine by a loopback name or address (with any port)."""
+    host = (host_header or "").strip().lower()
+    if host.startswith("["):  # [::1]:8088
+        name = host[1:].partition("]")[0]
+    else:
+        name = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return name == "localhost" or is_loopback(name)
 
 
 def check_access(token: str | None, query: dict[str, list[str]], headers: Headers, client_host: str) -> str | None:
@@ -110,6 +121,11 @@ class StationGuard:
                 location = raw.decode("latin-1") or "/"
                 response = answer(303, b"", "text/plain",
                                   {"Location": location, "Set-Cookie": token_cookie(self.token or "")})
+            elif self.token is None and not is_loopback_host(headers.get("Host")):
+                # Without a token the page trusts loopback clients; a DNS-rebinding page reaches loopback
+                # too, but under its own name in Host.
+                response = error_answer(path, method, 403, f"host {headers.get('Host', '')!r} refused: "
+                                        "without a token this station answers only to localhost")
             elif verdict not in (None, "set-cookie"):
                 response = error_answer(path, method, 401,
                                         f"Not authorised ({verdict}). Open the station link with ?token=...")
