@@ -1,13 +1,16 @@
-"""The one TOML config: its typed schema, loading and validation (`schema`), and `picar check-config`.
+"""The one TOML config: its typed schema (`models`, pydantic), checks types cannot say (`values`), loading and
+problem lines (`load`, `errors`), and `picar check-config` (`cli`).
 
-Callers import from here (`from picar.config import load_config`); the schema module is where it lives.
+Callers import from here (`from picar.config import load_config`).
 """
 
-from picar.config.schema import (
+from picar.config.cli import check_config_main, config_warnings, summary
+from picar.config.errors import ConfigError
+from picar.config.load import load_config, parse_config
+from picar.config.models import (
     SECTIONS,
     CameraConfig,
     Config,
-    ConfigError,
     GpsConfig,
     K9Config,
     LoggingConfig,
@@ -16,24 +19,18 @@ from picar.config.schema import (
     Position,
     Region,
     RetentionConfig,
-    SourceKind,
     StorageConfig,
     TrackerConfig,
     UiConfig,
     VehicleConfig,
     WatchlistConfig,
-    check_config_main,
-    config_warnings,
-    load_config,
-    parse_config,
-    read_credentials,
-    source_kind,
-    summary,
+    config_schema,
 )
+from picar.config.values import SourceKind, read_credentials, source_kind
 
 __all__ = [
     "SECTIONS", "CameraConfig", "Config", "ConfigError", "GpsConfig", "K9Config", "LoggingConfig", "ModelsConfig",
     "MqttConfig", "Position", "Region", "RetentionConfig", "SourceKind", "StorageConfig", "TrackerConfig", "UiConfig",
-    "VehicleConfig", "WatchlistConfig", "check_config_main", "config_warnings", "load_config", "parse_config",
-    "read_credentials", "source_kind", "summary",
+    "VehicleConfig", "WatchlistConfig", "check_config_main", "config_schema", "config_warnings", "load_config",
+    "parse_config", "read_credentials", "source_kind", "summary",
 ]
