@@ -13,9 +13,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
-import socket
-import ssl
 import sys
 import threading
 import time
@@ -28,8 +25,16 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from picar import __version__ as _PICAR_VERSION
 from picar.isotime import event_iso
-from picar.link import MAX_INFLIGHT
 from picar.link.command_worker import CommandWorker, Message
+from picar.link.connection import (
+    CONNACK_HINTS,
+    LEVEL,
+    check_settings,
+    describe_connect_error,
+    make_client,
+    offline_status,
+    online_status,
+)
 from picar.link.outbox import Outbox
 from picar.link.topics import (
     COMMAND,
@@ -41,41 +46,6 @@ from picar.link.topics import (
     fleet_topic,
     vehicle_topic,
 )
-
-_LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")
-_CONNACK_HINTS = {
-    132: "the broker does not speak MQTT 3.1.1",
-    133: "the broker rejected the client id",
-    134: "check username and password",
-    135: "check username/password and the broker ACL for this vehicle",
-    136: "the broker is unavailable",
-}
-
-
-
-def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
-    """A technician-readable reason for a failed TCP/TLS connect, and the log level it deserves."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return (
-            f"TLS certificate verification failed ({exc.verify_message}): check ca_file and that the "
-            "broker certificate names this host",
-            logging.ERROR,
-        )
-    if isinstance(exc, ssl.SSLError):
-        return (
-            f"TLS handshake failed ({exc.reason or exc}): check ca_file, cert_file, key_file and the "
-            "broker's TLS settings",
-            logging.ERROR,
-        )
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused: broker not running or wrong port", logging.WARNING
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host name ({exc.strerror})", logging.WARNING
-    if isinstance(exc, TimeoutError):
-        return "connection timed out", logging.WARNING
-    if exc is None:
-        return "connection failed", logging.WARNING
-    return f"connection failed: {type(exc).__name__}: {exc}", logging.WARNING
 
 
 class HqLink:
@@ -115,25 +85,8 @@ class HqLink:
         ready_timeout_s: float = 5.0,
         keep_acked_s: float | None = 7 * 86400.0,
     ) -> None:
-        if not _LEVEL.match(vehicle_id or ""):
-            raise ValueError(f"hq vehicle_id {vehicle_id!r}: use letters, digits, '_', '-', '.' only")
-        prefix = topic_prefix.strip("/")
-        if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
-            raise ValueError(f"hq topic_prefix {topic_prefix!r}: must be a plain topic path without wildcards")
-        if not 1 <= int(port) <= 65535:
-            raise ValueError(f"hq port {port}: must be between 1 and 65535")
-        if not 1 <= keepalive_s <= 65535:
-            raise ValueError(f"hq keepalive_s {keepalive_s}: must be between 1 and 65535 seconds")
-        if not 0 < reconnect_min_s <= reconnect_max_s:
-            raise ValueError(
-                f"hq reconnect_min_s {reconnect_min_s} / reconnect_max_s {reconnect_max_s}: need 0 < min <= max"
-            )
-        if not 1 <= max_inflight <= MAX_INFLIGHT:
-            raise ValueError(f"hq max_inflight {max_inflight}: must be between 1 and {MAX_INFLIGHT}")
-        if not tls and (ca_file or cert_file or key_file):
-            raise ValueError("hq ca_file/cert_file/key_file given but tls is false")
-        if (cert_file is None) != (key_file is None):
-            raise ValueError("hq cert_file and key_file must be given together")
+        prefix = check_settings(vehicle_id, topic_prefix, port, keepalive_s, reconnect_min_s, reconnect_max_s,
+                                max_inflight, tls, ca_file, cert_file, key_file)
         self.vehicle_id = vehicle_id
         self.host = host
         self.port = int(port)
@@ -182,33 +135,10 @@ class HqLink:
         }
         self._sender: threading.Thread | None = None
 
-        self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=False,  # HQ's QoS 1 commands queued while we were away arrive on reconnect
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,  # a command is acknowledged once handled (link/command_worker.py)
-        )
+        self._client = make_client(self.client_id, max_inflight, reconnect_min_s, reconnect_max_s, username,
+                                   password, tls, ca_file, cert_file, key_file)
         self._commands = None if on_command is None else CommandWorker(
             on_command, self._client.ack, f"hq-commands-{vehicle_id}", self._log)
-        # Room above our own window for status messages, so they are never queued behind events.
-        self._client.max_inflight_messages_set(max_inflight + 4)
-        self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(min_delay=reconnect_min_s, max_delay=reconnect_max_s)  # type: ignore[arg-type]
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if tls:
-            try:
-                self._client.tls_set(
-                    ca_certs=None if ca_file is None else str(ca_file),
-                    certfile=None if cert_file is None else str(cert_file),
-                    keyfile=None if key_file is None else str(key_file),
-                    cert_reqs=ssl.CERT_REQUIRED,
-                )
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(
-                    f"hq TLS files (ca_file={ca_file}, cert_file={cert_file}, key_file={key_file}): {exc}"
-                ) from exc
         self._client.will_set(self.status_topic, self._offline_payload("connection lost"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -274,7 +204,7 @@ class HqLink:
 
         Raises OutboxFullError when the outbox cannot store it: the caller must know it was not kept.
         """
-        if not _LEVEL.match(kind or "") or kind in RESERVED_KINDS:
+        if not LEVEL.match(kind or "") or kind in RESERVED_KINDS:
             raise ValueError(
                 f"hq event kind {kind!r}: must be one topic level (letters, digits, _-.) and not one of "
                 f"{sorted(RESERVED_KINDS)}"
@@ -351,22 +281,10 @@ class HqLink:
                 extra = dict(self._status_provider())
             except Exception:
                 self._log.exception("HQ status provider failed; sending status without its fields")
-        body = {
-            **extra,
-            "state": "online",
-            "vehicle": self.vehicle_id,
-            "time": event_iso(self._clock()),
-            "version": self.version,
-            "backlog": self.outbox.backlog(),
-        }
-        return json.dumps(body, separators=(",", ":"), default=str)
+        return online_status(self.vehicle_id, self.version, event_iso(self._clock()), self.outbox.backlog(), extra)
 
     def _offline_payload(self, reason: str) -> str:
-        body: dict[str, Any] = {"state": "offline", "vehicle": self.vehicle_id, "version": self.version,
-                                "reason": reason}
-        if reason != "connection lost":  # the last will is fixed at connect time, so it carries no time
-            body["time"] = event_iso(self._clock())
-        return json.dumps(body, separators=(",", ":"))
+        return offline_status(self.vehicle_id, self.version, reason, event_iso(self._clock()))
 
     # ---- sender thread -------------------------------------------------------------------------------
 
@@ -520,7 +438,7 @@ class HqLink:
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
-            hint = _CONNACK_HINTS.get(int(reason.value), "")
+            hint = CONNACK_HINTS.get(int(reason.value), "")
             self._problem(
                 f"HQ broker {self.host}:{self.port} refused the connection: {reason}"
                 + (f" ({hint})" if hint else "") + "; retrying with back-off",
