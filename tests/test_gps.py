@@ -20,7 +20,7 @@ from hw_sim.track import TrackPoint, track_at
 from hw_sim.virtual_gps import Faults, VirtualGps, nmea_for_point
 from picar.sources.gps import FixHistory, NoGps, SerialGps, interpolate, open_gps
 from picar.sources.gps_cli import gps_main
-from picar.sources.gpsd import GpsdGps
+from picar.sources.gpsd import GpsdDecoder, GpsdGps
 from picar.sources.nmea import Epoch, NmeaAssembler
 from picar.types import Fix
 
@@ -501,3 +501,107 @@ def test_picar_gps_readable_output_from_a_recorded_file(tmp_path: Path, capsys: 
     assert gps_main(["--device", str(log)]) == 0
     out = capsys.readouterr().out
     assert "1994-03-23T12:35:19Z  48.1173000,11.5166667  3d" in out
+
+
+# -- real receivers: which sentence carries the position, and what it is worth (issue 20) --------------------
+
+POS_RMC = "5231.20000,N,01324.30000,E"  # 52.52, 13.405
+POS_GGA = "5231.26000,N,01324.36000,E"  # 52.521, 13.406
+POS_GLL = "5231.32000,N,01324.42000,E"  # 52.522, 13.407
+
+
+def rmc(t: str, pos: str = POS_RMC, day: str = "231126", status: str = "A", mode: str = "A") -> str:
+    return sentence(f"GPRMC,{t},{status},{pos},10.0,90.0,{day},,,{mode}")
+
+
+def gga(t: str, pos: str = POS_GGA, quality: int = 1) -> str:
+    return sentence(f"GPGGA,{t},{pos},{quality},07,1.1,40.0,M,47.0,M,,")
+
+
+def gll(t: str, pos: str = POS_GLL, status: str = "A", mode: str = "A") -> str:
+    return sentence(f"GPGLL,{pos},{t},{status},{mode}")
+
+
+def epochs_of(lines: list[str], asm: NmeaAssembler | None = None) -> list[Epoch]:
+    asm = asm or NmeaAssembler()
+    return [e for line in lines for e in asm.feed_epochs(line)] + asm.flush()
+
+
+def test_rmc_once_then_gga_and_gll_keeps_a_position_and_the_date_per_epoch() -> None:
+    """A receiver that sends one RMC, then only GGA and GLL, for longer than a morning and past midnight."""
+    clock = Clock()
+    asm = NmeaAssembler(monotonic=clock.monotonic, wall=clock.wall)
+    epochs = asm.feed_epochs(rmc("100000.00"))
+    # Hours pass between some epochs (not fed one by one: the clock steps as the receiver's time does).
+    for since_s, t in ((0.0, "100000.00"), (1.0, "100001.00"), (50399.0, "235959.00"), (50401.0, "000001.00"),
+                       (93601.0, "120001.00"), (136799.5, "235959.50"), (136800.5, "000000.50")):  # fmt: skip
+        clock.t = 100.0 + since_s
+        epochs += asm.feed_epochs(gga(t)) + asm.feed_epochs(gll(t))
+    got = [(e.time, e.fix is not None) for e in epochs + asm.flush()]
+    d1, d2, d3 = (datetime(2026, 11, day, tzinfo=UTC) for day in (23, 24, 25))
+    assert got == [
+        (d1 + timedelta(hours=10), True),
+        (d1 + timedelta(hours=10, seconds=1), True),
+        (d1 + timedelta(hours=23, minutes=59, seconds=59), True),
+        (d2 + timedelta(seconds=1), True),
+        (d2 + timedelta(hours=12, seconds=1), True),
+        (d2 + timedelta(hours=23, minutes=59, seconds=59.5), True),
+        (d3 + timedelta(seconds=0.5), True),
+    ]
+
+
+def test_zda_gives_the_date_when_rmc_does_not() -> None:
+    wall = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()  # the Pi's clock is wrong
+    asm = NmeaAssembler(wall=lambda: wall)
+    lines = [sentence("GPZDA,235959.00,23,11,2026,00,00"), gga("235959.00"), gga("000000.00")]
+    assert [e.time for e in epochs_of(lines, asm)] == [
+        datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 11, 24, 0, 0, 0, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([rmc("100000.00"), gga("100000.00"), gll("100000.00")], (52.521, 13.406)),  # GGA wins
+        ([gll("100000.00"), rmc("100000.00"), gga("100000.00")], (52.521, 13.406)),  # whatever the order
+        ([gll("100000.00"), rmc("100000.00")], (52.52, 13.405)),  # then RMC
+        ([gga("100000.00", ",,,"), gll("100000.00"), rmc("100000.00", ",,,")], (52.522, 13.407)),  # then GLL
+    ],
+)
+def test_sentences_that_disagree_give_one_position_by_rule(lines: list[str], expected: tuple[float, float]) -> None:
+    (epoch,) = epochs_of(lines)
+    assert epoch.fix is not None
+    assert (epoch.fix.lat, epoch.fix.lon) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [gll("100000.00", mode="S")],  # simulator
+        [rmc("100000.00", mode="S")],
+        [rmc("100000.00", mode="S"), gga("100000.00")],  # one sentence says simulator: the epoch is simulated
+        [rmc("100000.00"), gga("100000.00", quality=8)],
+        [gga("100000.00", quality=8), gll("100000.00")],
+        [rmc("100000.00", mode="M")],  # manual input: a typed-in position, not where the car is
+        [gll("100000.00", mode="N"), gga("100000.00")],  # not valid
+        [gll("100000.00", status="V"), rmc("100000.00")],
+    ],
+)
+def test_simulated_manual_or_not_valid_never_gives_a_position(lines: list[str]) -> None:
+    (epoch,) = epochs_of(lines)
+    assert epoch.fix is None and epoch.to_json()["fix"] == "none"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"status": 8},  # gpsd's STATUS_SIM: a simulated fix
+    ],
+)
+def test_gpsd_never_gives_0_0_or_a_simulated_fix(extra: dict[str, object]) -> None:
+    decoder = GpsdDecoder()
+    good = decoder.feed_line(json.dumps(tpv("2026-11-23T10:00:00.000Z")))
+    assert good is not None and good.fix is not None
+    epoch = decoder.feed_line(json.dumps({**tpv("2026-11-23T10:00:01.000Z"), **extra}))
+    assert epoch is not None and epoch.fix is None and epoch.time == T0 + timedelta(seconds=1)
