@@ -65,7 +65,7 @@ def test_one_epoch_merges_rmc_gga_gsa() -> None:
     (epoch,) = asm.flush()
     fix = epoch.fix
     assert fix is not None
-    assert fix.time == datetime(1994, 3, 23, 12, 35, 19, tzinfo=UTC)
+    assert fix.time == datetime(2094, 3, 23, 12, 35, 19, tzinfo=UTC)  # two-digit years are 2000-2099
     assert fix.lat == pytest.approx(48 + 7.038 / 60)
     assert fix.lon == pytest.approx(11 + 31.0 / 60)
     assert (fix.fix, fix.sats, fix.hdop, fix.alt_m) == ("3d", 8, 0.9, 545.4)
@@ -500,7 +500,7 @@ def test_picar_gps_readable_output_from_a_recorded_file(tmp_path: Path, capsys: 
     log.write_text("\r\n".join([RMC, GGA, GSA]) + "\r\n")
     assert gps_main(["--device", str(log)]) == 0
     out = capsys.readouterr().out
-    assert "1994-03-23T12:35:19Z  48.1173000,11.5166667  3d" in out
+    assert "2094-03-23T12:35:19Z  48.1173000,11.5166667  3d" in out  # RMC's 94: 2000-2099
 
 
 # -- real receivers: which sentence carries the position, and what it is worth (issue 20) --------------------
@@ -594,8 +594,49 @@ def test_simulated_manual_or_not_valid_never_gives_a_position(lines: list[str]) 
 
 
 @pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([gga("100000.00", "0000.00000,N,00000.00000,E")], None),
+        ([rmc("100000.00", "0000.00000,S,00000.00000,W")], None),
+        ([gll("100000.00", "0000.00000,N,00000.00000,E")], None),
+        ([rmc("100000.00"), gga("100000.00", "0000.00000,N,00000.00000,E")], (52.52, 13.405)),  # next by rule
+        ([gga("100000.00", "0000.00000,N,00000.00600,E")], (0.0, 0.0001)),  # near 0,0 is a place (the Gulf of Guinea)
+    ],
+)
+def test_a_position_of_exactly_0_0_is_no_position(lines: list[str], expected: tuple[float, float] | None) -> None:
+    (epoch,) = epochs_of(lines)
+    if expected is None:
+        assert epoch.fix is None
+    else:
+        assert epoch.fix is not None
+        assert (epoch.fix.lat, epoch.fix.lon) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        ("231126", datetime(2026, 11, 23, 10, tzinfo=UTC)),
+        ("220899", datetime(2099, 8, 22, 10, tzinfo=UTC)),  # two digits are 2000-2099, never 1999
+        ("010100", datetime(2000, 1, 1, 10, tzinfo=UTC) + timedelta(weeks=2 * 1024)),  # 2000: two rollovers ago
+        ("090407", datetime(2026, 11, 23, 10, tzinfo=UTC)),  # 1024 weeks back: the week-rollover bug
+        ("060419", datetime(2038, 11, 20, 10, tzinfo=UTC)),  # the last day before the April 2019 rollover
+        ("010120", datetime(2020, 1, 1, 10, tzinfo=UTC)),  # the floor itself
+    ],
+)
+def test_rmc_two_digit_year_and_gps_week_rollover(day: str, expected: datetime) -> None:
+    (epoch,) = epochs_of([rmc("100000.00", day=day)])
+    assert epoch.time == expected and epoch.fix is not None and epoch.fix.time == expected
+
+
+def test_zda_before_the_floor_is_a_week_rollover_too() -> None:
+    (epoch,) = epochs_of([sentence("GPZDA,100000.00,09,04,2007,00,00"), gga("100000.00")])
+    assert epoch.time == datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
     "extra",
     [
+        {"lat": 0.0, "lon": 0.0},  # exactly 0,0: a receiver's empty position, not a place
         {"status": 8},  # gpsd's STATUS_SIM: a simulated fix
     ],
 )

@@ -85,6 +85,8 @@ class GpsdDecoder:
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             log.warning("gpsd: TPV position %r,%r out of range", lat, lon)
             return Epoch(when, None, self._sats, self._hdop, received)
+        if lat == 0 and lon == 0:
+            return Epoch(when, None, self._sats, self._hdop, received)  # a receiver's empty position, not a place
         alt = next((msg[k] for k in ("altMSL", "alt", "altHAE") if _number(msg.get(k))), None)
         fix = Fix(
             time=when,

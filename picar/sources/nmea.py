@@ -50,6 +50,13 @@ _ADDRESS = re.compile(r"[A-Z][A-Z0-9]{2,5}[,*]")
 _LAT = re.compile(r"(\d{2})(\d{2}(?:\.\d+)?)")
 _LON = re.compile(r"(\d{3})(\d{2}(?:\.\d+)?)")
 _WARN_LIMIT = 20  # warnings per problem kind before they drop to debug level
+# GPS week rollover: the GPS week count is 10 bits, so a receiver whose firmware misjudges the
+# 1024-week era reports a date 1024 weeks (19.6 years) too early (many did after 6 April 2019, giving
+# August 1999). No PiCAR ran before GPS_DATE_FLOOR, so an earlier date gets 1024 weeks added until it
+# is not earlier. Right until GPS_DATE_FLOOR + 1024 weeks (August 2039): move the floor on before then.
+GPS_DATE_FLOOR = date(2020, 1, 1)
+GPS_ROLLOVER = timedelta(weeks=1024)
+_DDMMYY = re.compile(r"(\d{2})(\d{2})(\d{2})")
 
 
 class FieldError(ValueError):
@@ -441,7 +448,32 @@ def _coord(msg: pynmea2.TalkerSentence, key: str, hemis: str, limit: float) -> f
 
 def _position(msg: pynmea2.TalkerSentence) -> tuple[float, float] | None:
     lat, lon = _coord(msg, "lat", "NS", 90), _coord(msg, "lon", "EW", 180)
-    return None if lat is None or lon is None else (lat, lon)
+    if lat is None or lon is None or (lat == 0 and lon == 0):
+        return None  # exactly 0,0 is a receiver's empty position (zeros, even flagged valid), not a place
+    return lat, lon
+
+
+def _gps_date(day: date) -> date:
+    """A receiver's date with GPS week rollovers undone (see GPS_DATE_FLOOR)."""
+    while day < GPS_DATE_FLOOR:
+        day += GPS_ROLLOVER
+    return day
+
+
+def _rmc_date(msg: pynmea2.TalkerSentence) -> date | None:
+    # RMC's year has two digits. They are read as 2000-2099, not with Python's %y pivot (69-99 as 19xx):
+    # no PiCAR ran in the 1900s, and a receiver saying 99 means 2099 or a week rollover, which
+    # _gps_date then undoes. Not pivoted on the Pi's clock, which may be unset (no RTC, no network).
+    raw = _raw(msg, "datestamp")
+    if not raw:
+        return None
+    m = _DDMMYY.fullmatch(raw)
+    try:
+        if m is None:
+            raise ValueError
+        return _gps_date(date(2000 + int(m.group(3)), int(m.group(2)), int(m.group(1))))
+    except ValueError:
+        raise FieldError(f"RMC datestamp {raw!r} is not ddmmyy") from None
 
 
 def _status(msg: pynmea2.TalkerSentence, name: str) -> bool:
@@ -456,7 +488,7 @@ def _zda_date(msg: pynmea2.TalkerSentence) -> date | None:
     if day is None or month is None or year is None:
         return None
     try:
-        return date(year, month, day)
+        return _gps_date(date(year, month, day))
     except ValueError:
         raise FieldError(f"ZDA date {day}.{month}.{year} does not exist") from None
 
@@ -466,10 +498,7 @@ def _merge_rmc(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
     mode = _raw(msg, "mode_indicator").upper()
     valid = _status(msg, "status") and mode != "N"
     pos = _position(msg)
-    raw_date = _raw(msg, "datestamp")
-    day = msg.datestamp if raw_date else None
-    if raw_date and not isinstance(day, date):
-        raise FieldError(f"RMC datestamp {raw_date!r} is not ddmmyy")
+    day = _rmc_date(msg)
     knots = _float(msg, "spd_over_grnd", 0, 2000)
     course = _float(msg, "true_course", 0, 360)
     st.rmc_valid, st.rmc_pos, st.rmc_course = valid, pos, course
