@@ -20,7 +20,7 @@ from hw_sim.track import TrackPoint, track_at
 from hw_sim.virtual_gps import Faults, VirtualGps, nmea_for_point
 from picar.sources.gps import FixHistory, NoGps, SerialGps, interpolate, open_gps
 from picar.sources.gps_cli import gps_main
-from picar.sources.gpsd import GpsdGps
+from picar.sources.gpsd import GpsdDecoder, GpsdGps
 from picar.sources.nmea import Epoch, NmeaAssembler
 from picar.types import Fix
 
@@ -65,7 +65,7 @@ def test_one_epoch_merges_rmc_gga_gsa() -> None:
     (epoch,) = asm.flush()
     fix = epoch.fix
     assert fix is not None
-    assert fix.time == datetime(1994, 3, 23, 12, 35, 19, tzinfo=UTC)
+    assert fix.time == datetime(2094, 3, 23, 12, 35, 19, tzinfo=UTC)  # two-digit years are 2000-2099
     assert fix.lat == pytest.approx(48 + 7.038 / 60)
     assert fix.lon == pytest.approx(11 + 31.0 / 60)
     assert (fix.fix, fix.sats, fix.hdop, fix.alt_m) == ("3d", 8, 0.9, 545.4)
@@ -500,4 +500,149 @@ def test_picar_gps_readable_output_from_a_recorded_file(tmp_path: Path, capsys: 
     log.write_text("\r\n".join([RMC, GGA, GSA]) + "\r\n")
     assert gps_main(["--device", str(log)]) == 0
     out = capsys.readouterr().out
-    assert "1994-03-23T12:35:19Z  48.1173000,11.5166667  3d" in out
+    assert "2094-03-23T12:35:19Z  48.1173000,11.5166667  3d" in out  # RMC's 94: 2000-2099
+
+
+# -- real receivers: which sentence carries the position, and what it is worth (issue 20) --------------------
+
+POS_RMC = "5231.20000,N,01324.30000,E"  # 52.52, 13.405
+POS_GGA = "5231.26000,N,01324.36000,E"  # 52.521, 13.406
+POS_GLL = "5231.32000,N,01324.42000,E"  # 52.522, 13.407
+
+
+def rmc(t: str, pos: str = POS_RMC, day: str = "231126", status: str = "A", mode: str = "A") -> str:
+    return sentence(f"GPRMC,{t},{status},{pos},10.0,90.0,{day},,,{mode}")
+
+
+def gga(t: str, pos: str = POS_GGA, quality: int = 1) -> str:
+    return sentence(f"GPGGA,{t},{pos},{quality},07,1.1,40.0,M,47.0,M,,")
+
+
+def gll(t: str, pos: str = POS_GLL, status: str = "A", mode: str = "A") -> str:
+    return sentence(f"GPGLL,{pos},{t},{status},{mode}")
+
+
+def epochs_of(lines: list[str], asm: NmeaAssembler | None = None) -> list[Epoch]:
+    asm = asm or NmeaAssembler()
+    return [e for line in lines for e in asm.feed_epochs(line)] + asm.flush()
+
+
+def test_rmc_once_then_gga_and_gll_keeps_a_position_and_the_date_per_epoch() -> None:
+    """A receiver that sends one RMC, then only GGA and GLL, for longer than a morning and past midnight."""
+    clock = Clock()
+    asm = NmeaAssembler(monotonic=clock.monotonic, wall=clock.wall)
+    epochs = asm.feed_epochs(rmc("100000.00"))
+    # Hours pass between some epochs (not fed one by one: the clock steps as the receiver's time does).
+    for since_s, t in ((0.0, "100000.00"), (1.0, "100001.00"), (50399.0, "235959.00"), (50401.0, "000001.00"),
+                       (93601.0, "120001.00"), (136799.5, "235959.50"), (136800.5, "000000.50")):  # fmt: skip
+        clock.t = 100.0 + since_s
+        epochs += asm.feed_epochs(gga(t)) + asm.feed_epochs(gll(t))
+    got = [(e.time, e.fix is not None) for e in epochs + asm.flush()]
+    d1, d2, d3 = (datetime(2026, 11, day, tzinfo=UTC) for day in (23, 24, 25))
+    assert got == [
+        (d1 + timedelta(hours=10), True),
+        (d1 + timedelta(hours=10, seconds=1), True),
+        (d1 + timedelta(hours=23, minutes=59, seconds=59), True),
+        (d2 + timedelta(seconds=1), True),
+        (d2 + timedelta(hours=12, seconds=1), True),
+        (d2 + timedelta(hours=23, minutes=59, seconds=59.5), True),
+        (d3 + timedelta(seconds=0.5), True),
+    ]
+
+
+def test_zda_gives_the_date_when_rmc_does_not() -> None:
+    wall = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()  # the Pi's clock is wrong
+    asm = NmeaAssembler(wall=lambda: wall)
+    lines = [sentence("GPZDA,235959.00,23,11,2026,00,00"), gga("235959.00"), gga("000000.00")]
+    assert [e.time for e in epochs_of(lines, asm)] == [
+        datetime(2026, 11, 23, 23, 59, 59, tzinfo=UTC),
+        datetime(2026, 11, 24, 0, 0, 0, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([rmc("100000.00"), gga("100000.00"), gll("100000.00")], (52.521, 13.406)),  # GGA wins
+        ([gll("100000.00"), rmc("100000.00"), gga("100000.00")], (52.521, 13.406)),  # whatever the order
+        ([gll("100000.00"), rmc("100000.00")], (52.52, 13.405)),  # then RMC
+        ([gga("100000.00", ",,,"), gll("100000.00"), rmc("100000.00", ",,,")], (52.522, 13.407)),  # then GLL
+    ],
+)
+def test_sentences_that_disagree_give_one_position_by_rule(lines: list[str], expected: tuple[float, float]) -> None:
+    (epoch,) = epochs_of(lines)
+    assert epoch.fix is not None
+    assert (epoch.fix.lat, epoch.fix.lon) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [gll("100000.00", mode="S")],  # simulator
+        [rmc("100000.00", mode="S")],
+        [rmc("100000.00", mode="S"), gga("100000.00")],  # one sentence says simulator: the epoch is simulated
+        [rmc("100000.00"), gga("100000.00", quality=8)],
+        [gga("100000.00", quality=8), gll("100000.00")],
+        [rmc("100000.00", mode="M")],  # manual input: a typed-in position, not where the car is
+        [gll("100000.00", mode="N"), gga("100000.00")],  # not valid
+        [gll("100000.00", status="V"), rmc("100000.00")],
+    ],
+)
+def test_simulated_manual_or_not_valid_never_gives_a_position(lines: list[str]) -> None:
+    (epoch,) = epochs_of(lines)
+    assert epoch.fix is None and epoch.to_json()["fix"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        ([gga("100000.00", "0000.00000,N,00000.00000,E")], None),
+        ([rmc("100000.00", "0000.00000,S,00000.00000,W")], None),
+        ([gll("100000.00", "0000.00000,N,00000.00000,E")], None),
+        ([rmc("100000.00"), gga("100000.00", "0000.00000,N,00000.00000,E")], (52.52, 13.405)),  # next by rule
+        ([gga("100000.00", "0000.00000,N,00000.00600,E")], (0.0, 0.0001)),  # near 0,0 is a place (the Gulf of Guinea)
+    ],
+)
+def test_a_position_of_exactly_0_0_is_no_position(lines: list[str], expected: tuple[float, float] | None) -> None:
+    (epoch,) = epochs_of(lines)
+    if expected is None:
+        assert epoch.fix is None
+    else:
+        assert epoch.fix is not None
+        assert (epoch.fix.lat, epoch.fix.lon) == (pytest.approx(expected[0]), pytest.approx(expected[1]))
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        ("231126", datetime(2026, 11, 23, 10, tzinfo=UTC)),
+        ("220899", datetime(2099, 8, 22, 10, tzinfo=UTC)),  # two digits are 2000-2099, never 1999
+        ("010100", datetime(2000, 1, 1, 10, tzinfo=UTC) + timedelta(weeks=2 * 1024)),  # 2000: two rollovers ago
+        ("090407", datetime(2026, 11, 23, 10, tzinfo=UTC)),  # 1024 weeks back: the week-rollover bug
+        ("060419", datetime(2038, 11, 20, 10, tzinfo=UTC)),  # the last day before the April 2019 rollover
+        ("010120", datetime(2020, 1, 1, 10, tzinfo=UTC)),  # the floor itself
+    ],
+)
+def test_rmc_two_digit_year_and_gps_week_rollover(day: str, expected: datetime) -> None:
+    (epoch,) = epochs_of([rmc("100000.00", day=day)])
+    assert epoch.time == expected and epoch.fix is not None and epoch.fix.time == expected
+
+
+def test_zda_before_the_floor_is_a_week_rollover_too() -> None:
+    (epoch,) = epochs_of([sentence("GPZDA,100000.00,09,04,2007,00,00"), gga("100000.00")])
+    assert epoch.time == datetime(2026, 11, 23, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"lat": 0.0, "lon": 0.0},  # exactly 0,0: a receiver's empty position, not a place
+        {"status": 8},  # gpsd's STATUS_SIM: a simulated fix
+    ],
+)
+def test_gpsd_never_gives_0_0_or_a_simulated_fix(extra: dict[str, object]) -> None:
+    decoder = GpsdDecoder()
+    good = decoder.feed_line(json.dumps(tpv("2026-11-23T10:00:00.000Z")))
+    assert good is not None and good.fix is not None
+    epoch = decoder.feed_line(json.dumps({**tpv("2026-11-23T10:00:01.000Z"), **extra}))
+    assert epoch is not None and epoch.fix is None and epoch.time == T0 + timedelta(seconds=1)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from picar.tools.read import MAX_IMAGE_MEGAPIXELS
 from tests.test_detector import draw_scene, paste_plate
 
 
@@ -66,3 +69,32 @@ def test_single_read_gives_the_same_plate_from_one_cut(tmp_path: Path) -> None:
     (a,), (b,) = (json.loads(p.stdout)["plates"] for p in (voted, single))
     assert a["box"] == b["box"]
     assert a["text"] == b["text"] == "AG71XZP", (a, b)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A few hundred bytes of PNG whose IHDR (valid CRC) claims width x height, with a token IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = chunk(b"IDAT", zlib.compress(b"\0" * 256))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
+
+
+def test_an_oversize_image_is_refused_by_its_header_and_the_batch_goes_on(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(png_claiming(100_000, 100_000))
+    assert len(bomb.read_bytes()) < 300
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.full((480, 640, 3), 90, np.uint8))
+    proc = run_read("--json", str(bomb), str(good))
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["file"] for r in lines] == [str(bomb), str(good)]
+    assert lines[0] == {"file": str(bomb), "plates": [],
+                        "error": f"image too large: 100000x100000 pixels (limit {MAX_IMAGE_MEGAPIXELS} megapixels)"}
+    assert set(lines[1]) == {"file", "ms", "plates"}
+    text = run_read(str(bomb), str(good))
+    assert text.returncode == 1 and "bomb.png: error: image too large: 100000x100000 pixels" in text.stderr
+    assert "good.png: 0 plate(s)" in text.stdout and "Traceback" not in text.stderr

@@ -22,6 +22,7 @@ log = logging.getLogger("picar.gps")  # the GPS logger, whichever receiver
 
 
 WATCH = b'?WATCH={"enable":true,"json":true}\n'
+STATUS_SIMULATED = 8  # TPV "status": gpsd's STATUS_SIM, a fix from a simulator (NMEA mode S, GGA quality 8)
 
 
 class GpsdDecoder:
@@ -76,12 +77,16 @@ class GpsdDecoder:
         mode = msg.get("mode")
         if mode not in (2, 3) or not (_number(msg.get("lat")) and _number(msg.get("lon"))):
             return Epoch(when, None, self._sats, self._hdop, received)
+        if msg.get("status") == STATUS_SIMULATED:
+            return Epoch(when, None, self._sats, self._hdop, received)  # never the car's position
         if when is None or when.tzinfo is None:
             return Epoch(when, None, self._sats, self._hdop, received)
         lat, lon = float(msg["lat"]), float(msg["lon"])
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             log.warning("gpsd: TPV position %r,%r out of range", lat, lon)
             return Epoch(when, None, self._sats, self._hdop, received)
+        if lat == 0 and lon == 0:
+            return Epoch(when, None, self._sats, self._hdop, received)  # a receiver's empty position, not a place
         alt = next((msg[k] for k in ("altMSL", "alt", "altHAE") if _number(msg.get(k))), None)
         fix = Fix(
             time=when,

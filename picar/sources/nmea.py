@@ -10,6 +10,11 @@ Epoch boundaries: an epoch ends when a timed sentence (RMC, GGA, GLL) carries a 
 or when a timed sentence type repeats while the time is unknown. To avoid waiting one whole
 period for that, the assembler learns which sentence types made up the previous epoch and emits
 the current one as soon as all of them have arrived.
+
+Position: each epoch takes it from whichever of GGA, RMC and GLL carries a valid one (see `_build` for
+which wins when they disagree); a receiver that sends RMC once and then only GGA and GLL still gives a
+position per epoch. Date: only RMC and ZDA carry one; epochs without it continue from the last dated
+epoch, across midnight.
 """
 
 from __future__ import annotations
@@ -32,14 +37,26 @@ log = logging.getLogger("picar.gps_nmea")  # name kept from before the package m
 KNOTS_TO_KMH = 1.852
 MAX_LINE = 256  # NMEA allows 82 characters; proprietary sentences run longer, binary junk longer still
 TALKERS = frozenset({"GP", "GN", "GL", "GA", "GB", "BD", "GQ"})
-USED_TYPES = frozenset({"RMC", "GGA", "VTG", "GSA", "GLL"})
+USED_TYPES = frozenset({"RMC", "GGA", "VTG", "GSA", "GLL", "ZDA"})
 TIMED_TYPES = frozenset({"RMC", "GGA", "GLL"})
 VALID_GGA_QUALITY = frozenset({1, 2, 3, 4, 5, 6})  # 0 no fix, 7 manual input, 8 simulator
+# Not a measured position, so never the car's: GGA quality 7 (manual input) and 8 (simulator), and the
+# RMC/GLL mode indicator (NMEA 2.3 on) M (manual input) and S (simulator). One such sentence makes the
+# whole epoch fix-less: a receiver in simulator mode fills its other sentences from the simulation too.
+UNMEASURED_GGA_QUALITY = frozenset({7, 8})
+UNMEASURED_MODES = frozenset({"M", "S"})
 _CHECKSUMMED = re.compile(r"([^*]*)\*([0-9A-Fa-f]{2})(.*)", re.S)
 _ADDRESS = re.compile(r"[A-Z][A-Z0-9]{2,5}[,*]")
 _LAT = re.compile(r"(\d{2})(\d{2}(?:\.\d+)?)")
 _LON = re.compile(r"(\d{3})(\d{2}(?:\.\d+)?)")
 _WARN_LIMIT = 20  # warnings per problem kind before they drop to debug level
+# GPS week rollover: the GPS week count is 10 bits, so a receiver whose firmware misjudges the
+# 1024-week era reports a date 1024 weeks (19.6 years) too early (many did after 6 April 2019, giving
+# August 1999). No PiCAR ran before GPS_DATE_FLOOR, so an earlier date gets 1024 weeks added until it
+# is not earlier. Right until GPS_DATE_FLOOR + 1024 weeks (August 2039): move the floor on before then.
+GPS_DATE_FLOOR = date(2020, 1, 1)
+GPS_ROLLOVER = timedelta(weeks=1024)
+_DDMMYY = re.compile(r"(\d{2})(\d{2})(\d{2})")
 
 
 class FieldError(ValueError):
@@ -112,6 +129,7 @@ class _EpochState:
     vtg_course: float | None = None
     gll_valid: bool | None = None
     gll_pos: tuple[float, float] | None = None
+    unmeasured: bool = False  # a sentence said manual input or simulator
 
 
 class NmeaAssembler:
@@ -130,7 +148,7 @@ class NmeaAssembler:
         self._max_line = max_line
         self._cur: _EpochState | None = None
         self._expected: frozenset[str] = frozenset()
-        self._last_date: tuple[date, dtime] | None = None
+        self._last_date: tuple[date, dtime, float] | None = None  # last dated epoch: day, time, received
         self._buf = bytearray()
         self._discarding = False
         self._warned: dict[str, int] = {}
@@ -231,6 +249,9 @@ class NmeaAssembler:
             self._ignore()
             return []
         try:
+            if kind == "ZDA":
+                self._zda(msg)
+                return []
             return self._accept(kind, msg)
         except FieldError as e:
             self._reject("unparsed", "$" + body, str(e))
@@ -260,6 +281,14 @@ class NmeaAssembler:
             out.append(self._build(cur))
         return out
 
+    def _zda(self, msg: pynmea2.TalkerSentence) -> None:
+        # ZDA only dates the epochs around it (it is not part of the learned epoch layout): the next
+        # epoch built continues from this date and time, as from an RMC's.
+        t, day = _time(msg), _zda_date(msg)
+        self.counters.sentences += 1
+        if t is not None and day is not None:
+            self._last_date = (day, t.replace(tzinfo=None), self._monotonic())
+
     def _close(self) -> Epoch | None:
         cur, self._cur = self._cur, None
         if cur is None:
@@ -274,14 +303,24 @@ class NmeaAssembler:
         sats = st.sats
         hdop = st.gga_hdop if st.gga_hdop is not None else st.gsa_hdop
         self.counters.epochs += 1
-        vetoed = st.rmc_valid is False or st.gga_quality == 0 or st.gsa_mode == 1
-        pos = None
-        if st.rmc_valid and st.rmc_pos is not None:
-            pos = st.rmc_pos
-        elif st.gga_quality in VALID_GGA_QUALITY and st.gga_pos is not None:
-            pos = st.gga_pos
-        elif st.gll_valid and st.gll_pos is not None:
-            pos = st.gll_pos
+        # Any sentence that says "no fix" or "not measured" is believed over the others.
+        vetoed = (
+            st.rmc_valid is False
+            or st.gll_valid is False
+            or st.gga_quality == 0
+            or st.gsa_mode == 1
+            or st.unmeasured
+        )
+        # When the sentences of one epoch disagree on the position (fleet logs hold devices whose GGA, GLL
+        # and RMC of one time carry different positions), GGA wins: its quality, satellites, HDOP and altitude
+        # describe the fix, so the position they qualify is the one reported with them. Then RMC (a
+        # validity flag, and the date, speed and course of the fix), then GLL (a position and a flag only).
+        candidates = (
+            (st.gga_quality in VALID_GGA_QUALITY, st.gga_pos),
+            (bool(st.rmc_valid), st.rmc_pos),
+            (bool(st.gll_valid), st.gll_pos),
+        )
+        pos = next((p for ok, p in candidates if ok and p is not None), None)
         if vetoed or pos is None or when is None:
             return Epoch(when, None, sats, hdop, st.received)
         quality: FixQuality
@@ -309,13 +348,19 @@ class NmeaAssembler:
             return None
         t = st.time.replace(tzinfo=None)
         if st.rmc_date is not None:
-            self._last_date = (st.rmc_date, t)
+            self._last_date = (st.rmc_date, t, st.received)
             return datetime.combine(st.rmc_date, t, UTC)
         if self._last_date is not None:
-            d, last_t = self._last_date
-            if _seconds(t) < _seconds(last_t) - 12 * 3600:
-                d += timedelta(days=1)  # passed midnight since the last dated sentence
-            return datetime.combine(d, t, UTC)
+            # Continue from the last dated epoch (RMC, ZDA, or one dated this way): the day that puts this
+            # time nearest to that epoch's time plus the time passed on our monotonic clock since. Each
+            # epoch moves the anchor on, so a receiver that sent its one date hours ago still turns the
+            # day at midnight, and a receiver silent for hours does not fall back a day.
+            d, last_t, last_received = self._last_date
+            expect = datetime.combine(d, last_t, UTC) + timedelta(seconds=st.received - last_received)
+            days = (expect.date() + timedelta(days=k) for k in (-1, 0, 1))
+            when = min((datetime.combine(day, t, UTC) for day in days), key=lambda c: abs(c - expect))
+            self._last_date = (when.date(), t, st.received)
+            return when
         # Never saw a date (a GGA-only receiver): take the day that puts the time nearest the clock.
         now = datetime.fromtimestamp(self._wall(), UTC)
         days = (now.date() + timedelta(days=k) for k in (-1, 0, 1))
@@ -345,10 +390,6 @@ def _junk(s: str) -> bool:
 def _shorten(s: str, limit: int = 80) -> str:
     s = s.rstrip("\r\n")
     return s if len(s) <= limit else s[:limit] + "..."
-
-
-def _seconds(t: dtime) -> float:
-    return t.hour * 3600 + t.minute * 60 + t.second + t.microsecond / 1e6
 
 
 # -- field decoding: pynmea2 returns the raw string when its own conversion fails -------------------
@@ -407,7 +448,32 @@ def _coord(msg: pynmea2.TalkerSentence, key: str, hemis: str, limit: float) -> f
 
 def _position(msg: pynmea2.TalkerSentence) -> tuple[float, float] | None:
     lat, lon = _coord(msg, "lat", "NS", 90), _coord(msg, "lon", "EW", 180)
-    return None if lat is None or lon is None else (lat, lon)
+    if lat is None or lon is None or (lat == 0 and lon == 0):
+        return None  # exactly 0,0 is a receiver's empty position (zeros, even flagged valid), not a place
+    return lat, lon
+
+
+def _gps_date(day: date) -> date:
+    """A receiver's date with GPS week rollovers undone (see GPS_DATE_FLOOR)."""
+    while day < GPS_DATE_FLOOR:
+        day += GPS_ROLLOVER
+    return day
+
+
+def _rmc_date(msg: pynmea2.TalkerSentence) -> date | None:
+    # RMC's year has two digits. They are read as 2000-2099, not with Python's %y pivot (69-99 as 19xx):
+    # no PiCAR ran in the 1900s, and a receiver saying 99 means 2099 or a week rollover, which
+    # _gps_date then undoes. Not pivoted on the Pi's clock, which may be unset (no RTC, no network).
+    raw = _raw(msg, "datestamp")
+    if not raw:
+        return None
+    m = _DDMMYY.fullmatch(raw)
+    try:
+        if m is None:
+            raise ValueError
+        return _gps_date(date(2000 + int(m.group(3)), int(m.group(2)), int(m.group(1))))
+    except ValueError:
+        raise FieldError(f"RMC datestamp {raw!r} is not ddmmyy") from None
 
 
 def _status(msg: pynmea2.TalkerSentence, name: str) -> bool:
@@ -417,17 +483,26 @@ def _status(msg: pynmea2.TalkerSentence, name: str) -> bool:
     return raw == "A"
 
 
+def _zda_date(msg: pynmea2.TalkerSentence) -> date | None:
+    day, month, year = (_int(msg, name, 0, 9999) for name in ("day", "month", "year"))
+    if day is None or month is None or year is None:
+        return None
+    try:
+        return _gps_date(date(year, month, day))
+    except ValueError:
+        raise FieldError(f"ZDA date {day}.{month}.{year} does not exist") from None
+
+
 def _merge_rmc(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
     # Decode every field before touching the state, so a bad field leaves the epoch as it was.
-    valid = _status(msg, "status") and _raw(msg, "mode_indicator").upper() != "N"
+    mode = _raw(msg, "mode_indicator").upper()
+    valid = _status(msg, "status") and mode != "N"
     pos = _position(msg)
-    raw_date = _raw(msg, "datestamp")
-    day = msg.datestamp if raw_date else None
-    if raw_date and not isinstance(day, date):
-        raise FieldError(f"RMC datestamp {raw_date!r} is not ddmmyy")
+    day = _rmc_date(msg)
     knots = _float(msg, "spd_over_grnd", 0, 2000)
     course = _float(msg, "true_course", 0, 360)
     st.rmc_valid, st.rmc_pos, st.rmc_course = valid, pos, course
+    st.unmeasured |= mode in UNMEASURED_MODES
     st.rmc_date = day or st.rmc_date
     st.rmc_speed_kmh = None if knots is None else knots * KNOTS_TO_KMH
 
@@ -439,6 +514,7 @@ def _merge_gga(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
     hdop = _float(msg, "horizontal_dil", 0, 99.99)
     alt = _float(msg, "altitude", -1000, 100000)
     st.gga_quality, st.gga_pos, st.sats, st.gga_hdop, st.alt_m = quality, pos, sats, hdop, alt
+    st.unmeasured |= quality in UNMEASURED_GGA_QUALITY
 
 
 def _merge_gsa(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
@@ -461,9 +537,11 @@ def _merge_vtg(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
 
 
 def _merge_gll(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    valid = _status(msg, "status") and _raw(msg, "faa_mode").upper() != "N"
+    mode = _raw(msg, "faa_mode").upper()
+    valid = _status(msg, "status") and mode != "N"
     pos = _position(msg)
     st.gll_valid, st.gll_pos = valid, pos
+    st.unmeasured |= mode in UNMEASURED_MODES
 
 
 _MERGE: dict[str, Callable[[_EpochState, pynmea2.TalkerSentence], None]] = {

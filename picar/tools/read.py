@@ -15,10 +15,16 @@ import numpy as np
 
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.pipeline.loop import crop_plate
+from picar.tools.image_header import image_size
 from picar.types import Detection, OcrResult
 from picar.vision.session import ModelError
 
 REGIONS = ("us", "eu", "br", "auto")
+# The largest photo read, by its header, before decoding: a decoded image takes 3 bytes a pixel, so this
+# bounds one photo at about 200 MB (a 100000x100000 PNG would want 30 GB). 64, not 50: 50-megapixel phone
+# cameras give 8160x6144, just over 50 million pixels.
+MAX_IMAGE_MEGAPIXELS = 64
+MAX_IMAGE_PIXELS = MAX_IMAGE_MEGAPIXELS * 1_000_000
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,27 @@ def plate_json(p: PhotoPlate) -> dict[str, Any]:
     }
 
 
+def load_photo(path: Path) -> np.ndarray | str:
+    """The decoded photo, or why not: the size is checked from the header first, so an oversize image is
+    refused without being decoded, and only formats whose header gives the size are decoded."""
+    try:
+        size = image_size(path)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot open: {exc.strerror or exc}"
+    if size is None:
+        return "not a readable image"
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"image too large: {width}x{height} pixels (limit {MAX_IMAGE_MEGAPIXELS} megapixels)"
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
+    return "not a readable image" if image is None else image
+
+
 def read_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="picar read", description="Read the licence plates in photos.")
     ap.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -99,10 +126,10 @@ def read_main(argv: list[str]) -> int:
         return 2
     failed = 0
     for path in args.images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        image = load_photo(path)
+        if isinstance(image, str):
             failed += 1
-            msg = "file not found" if not path.exists() else "not a readable image"
+            msg = image
             if args.json:
                 print(json.dumps({"file": str(path), "error": msg, "plates": []}), flush=True)
             else:
