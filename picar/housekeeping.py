@@ -62,6 +62,14 @@ class Housekeeping:
                 log.info("retention: purged %d reads, %d hits, %d images", res.reads, res.hits, res.files)
         except Exception:
             log.exception("retention purge failed")
+        if self.k9 is None:
+            return
+        try:
+            gone = self.k9.purge(r.k9_days)
+            if gone:
+                self.store.audit("retention", "purge k9", {"deployments": gone, "k9_days": r.k9_days})
+        except Exception:
+            log.exception("K9 retention purge failed")
 
     def report_position(self) -> None:
         fix = self.gps.latest() if self.gps else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -235,3 +236,48 @@ def test_door_simulator_cli_drives_the_door_input(tmp_path: Path, gps: dict[str,
         assert sim.wait(30) == 0
     (dep,) = k9.active()
     assert dep["trigger"] == "door" and door.state == "OPEN"
+
+
+def test_retention_deletes_old_ended_deployments_with_their_tracks_but_never_unsent_ones(
+    tmp_path: Path, gps: dict[str, Any]
+) -> None:
+    """retention.k9_days is read by housekeeping and K9 records older than it leave the car's database."""
+    from picar.config import parse_config
+    from picar.housekeeping import Housekeeping
+    from picar.link.outbox import Outbox
+    from picar.link.publisher import EventPublisher
+    from picar.pipeline.store import Store
+
+    hq, clock = Hq(), Clock()
+    k9 = make_log(tmp_path, hq, gps, clock)
+    old = k9.start("Rex", "Sgt Jansen", "track")
+    clock.t += 60
+    k9.record_position()
+    k9.end(old["deployment_id"], "found")
+    hq.fail = True  # this one's end never reached the outbox: it must stay whatever its age
+    unsent = k9.start("Ace", "Sgt Popa", "area_search")
+    clock.t += 60
+    k9.end(unsent["deployment_id"], "not_found")  # kept as pending for HQ
+    hq.fail = False
+    clock.t += 40 * 86400
+    recent = k9.start("Max", "Sgt Rusu", "narcotics")
+    k9.end(recent["deployment_id"], "other")
+    cfg = parse_config({"vehicle": {"id": "car1"}, "cameras": [{"name": "f", "source": "0"}],
+                        "mqtt": {"enabled": False, "tls": False}, "storage": {"data_dir": str(tmp_path / "d")},
+                        "retention": {"k9_days": 30}}, tmp_path)
+    store = Store(tmp_path / "d", min_free_mb=0)
+    outbox = Outbox(tmp_path / "d" / "outbox.db")
+    try:
+        Housekeeping(lambda: cfg, store, EventPublisher(outbox, None, "picar/v1", "car1"), dict, k9=k9).purge()
+        with pytest.raises(KeyError):
+            k9.get(old["deployment_id"])
+        assert k9.get(unsent["deployment_id"])["deployment_id"] == unsent["deployment_id"]
+        assert k9.get(recent["deployment_id"])["deployment_id"] == recent["deployment_id"]
+        db = sqlite3.connect(tmp_path / "k9.sqlite")
+        assert db.execute("SELECT COUNT(*) FROM k9_track WHERE deployment_id = ?",
+                          (old["deployment_id"],)).fetchone()[0] == 0
+        db.close()
+        assert any(a[2] == "purge k9" and '"deployments": 1' in a[3] for a in store.audit_entries())
+    finally:
+        outbox.close()
+        store.close()

@@ -270,6 +270,26 @@ class K9Log:
             ).fetchall()
             return [self._as_dict(r, self._track(r["id"]), True) for r in rows]
 
+    def purge(self, older_than_days: float) -> int:
+        """Delete deployments that ended more than `older_than_days` ago, with their tracks (retention.k9_days).
+
+        A deployment whose end HQ has not been sent yet is kept: retention never loses what HQ lacks.
+        """
+        cutoff = self._clock() - older_than_days * 86400
+        with self._lock:
+            ids = [r["id"] for r in self._db.execute(
+                "SELECT id FROM k9_deployment WHERE ended_at IS NOT NULL AND ended_at < ?"
+                " AND end_message_id IS NOT NULL", (cutoff,))]
+            if not ids:
+                return 0
+            marks = ",".join("?" * len(ids))
+            self._db.execute("BEGIN")
+            self._db.execute(f"DELETE FROM k9_track WHERE deployment_id IN ({marks})", ids)
+            self._db.execute(f"DELETE FROM k9_deployment WHERE id IN ({marks})", ids)
+            self._db.execute("COMMIT")
+        log.info("K9 retention: %d deployment(s) ended more than %.0f days ago deleted", len(ids), older_than_days)
+        return len(ids)
+
     def publish_pending(self) -> int:
         """Send start/end events that could not be sent before; returns how many went out."""
         with self._lock:
