@@ -62,6 +62,12 @@ class Housekeeping:
                 log.info("retention: purged %d reads, %d hits, %d images", res.reads, res.hits, res.files)
         except Exception:
             log.exception("retention purge failed")
+        try:  # the outbox keeps acknowledged events (plates, positions) no longer than the reads themselves
+            gone = self.publisher.outbox.purge_acked(r.reads_days * 86400)
+            if gone:
+                self.store.audit("retention", "purge outbox", {"events": gone, "reads_days": r.reads_days})
+        except Exception:
+            log.exception("outbox retention purge failed")
         if self.k9 is None:
             return
         try:

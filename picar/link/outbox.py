@@ -81,6 +81,7 @@ class Outbox:
             if str(mode).lower() != "wal":
                 raise OutboxError(f"outbox {self.path}: cannot enable WAL journal (got {mode!r})")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")  # a purged event's plate and position are overwritten
             self._db.executescript(_SCHEMA)
             if max_size_bytes is not None:
                 page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -156,6 +157,8 @@ class Outbox:
                 except BaseException:
                     self._rollback()
                     raise
+                if cur.rowcount:  # the write-ahead log still holds the old pages until it is reset
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 raise _translate(exc, f"purge acked events from {self.path}") from exc
         return int(cur.rowcount)

@@ -87,6 +87,7 @@ class Store:
         self._db = sqlite3.connect(str(data_dir / "picar.db"), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # a purged read's plate and position are overwritten
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -241,10 +242,13 @@ class Store:
             n_reads = self._db.execute(
                 "DELETE FROM reads WHERE hit = 0 AND captured_at < ?", (read_cut,)).rowcount
             n_hits = self._db.execute("DELETE FROM hits WHERE raised_at < ?", (hit_cut,)).rowcount
-            n_reads += self._db.execute(
-                "DELETE FROM reads WHERE hit = 1 AND captured_at < ? AND event_id NOT IN "
-                "(SELECT read_event_id FROM hits)", (hit_cut,)).rowcount
+            orphaned = "hit = 1 AND captured_at < ? AND event_id NOT IN (SELECT read_event_id FROM hits)"
+            files += [r[0] for r in self._db.execute(  # a hit's read crop goes with its read
+                f"SELECT crop_path FROM reads WHERE {orphaned} AND crop_path IS NOT NULL", (hit_cut,))]
+            n_reads += self._db.execute(f"DELETE FROM reads WHERE {orphaned}", (hit_cut,)).rowcount
             self._db.execute("COMMIT")
+            if n_reads or n_hits:  # the write-ahead log still holds the old pages until it is reset
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         removed = 0
         for rel in files:
             try:
