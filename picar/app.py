@@ -161,7 +161,7 @@ class Daemon:
             ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, username=user, password=password,
             keepalive_s=m.keepalive_s, topic_prefix=m.topic_prefix, client_id=m.client_id,
             max_inflight=m.max_inflight, status_provider=lambda: self.status.summary(),
-            on_command=commands.on_command, keep_acked_s=None,  # housekeeping applies retention.reads_days
+            on_command=commands.on_command,
         )
         hq.start()
         return hq

@@ -376,24 +376,6 @@ def test_tls_with_wrong_ca_is_logged_as_a_tls_failure(tmp_path: Path) -> None:
     assert "TLS certificate verification failed" in error and f"{broker.host}:{broker.port}" in error
 
 
-def test_acknowledged_events_are_purged_after_keep_acked_s(tmp_path: Path, broker: Mosquitto) -> None:
-    now = [1_000_000.0]
-    logger, watch = watched_logger("purge")
-    with Outbox(tmp_path / "car.db", clock=lambda: now[0]) as ob:
-        old = ob.put(f"{PREFIX}/car1/read", {"plate": "OLD1"})
-        ob.mark_acked(old)
-        kept = ob.put(f"{PREFIX}/car1/read", {"plate": "UNSENT"})
-        now[0] += 8 * 86400
-        link = make_link(broker, ob, logger=logger, keep_acked_s=7 * 86400)
-        link.start()
-        assert watch.wait_for(lambda r: any("purged 1 events" in x.getMessage() for x in r), 30)
-        assert link.wait_drained(30)
-        link.stop()
-        assert ob.get(old) is None
-        stored = ob.get(kept)  # never purged before it was acknowledged, and acked just now
-        assert stored is not None and stored.acked_at is not None
-
-
 def test_a_failing_command_handler_is_logged_and_the_link_keeps_working(tmp_path: Path, broker: Mosquitto) -> None:
     logger, watch = watched_logger("cmdfail")
     seen: list[bytes] = []

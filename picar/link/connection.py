@@ -9,6 +9,7 @@ import logging
 import re
 import socket
 import ssl
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,29 @@ def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
     if exc is None:
         return "connection failed", logging.WARNING
     return f"connection failed: {type(exc).__name__}: {exc}", logging.WARNING
+
+
+class ProblemLog:
+    """A connection problem is logged loudly once, then quietly (debug) while it repeats."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self.last: str | None = None
+        self.failures = 0
+
+    def report(self, text: str, level: int) -> None:
+        with self._lock:
+            repeated = text == self.last
+            self.last = text
+            self.failures += 1
+            count = self.failures
+        if repeated:
+            self._log.debug("%s (attempt %d)", text, count)
+        else:
+            self._log.log(level, text)
+
+    def clear(self) -> None:
+        """Connected: the next problem is news again."""
+        with self._lock:
+            self.last = None

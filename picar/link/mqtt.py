@@ -29,6 +29,7 @@ from picar.link.command_worker import CommandWorker, Message
 from picar.link.connection import (
     CONNACK_HINTS,
     LEVEL,
+    ProblemLog,
     check_settings,
     describe_connect_error,
     make_client,
@@ -46,16 +47,16 @@ from picar.link.topics import (
     fleet_topic,
     vehicle_topic,
 )
+from picar.link.window import SendWindow
 
 
 class HqLink:
     """MQTT client for one vehicle. Call start(); publish_event() never blocks on the network.
 
     ``status_provider()`` adds fields to the retained online status. ``on_command(topic, payload)``
-    receives HQ->car messages (watchlists, commands); it runs on the network thread and the message is
-    acknowledged to the broker only when it returns, so keep it quick. ``reconnect_min_s`` doubles up to
-    ``reconnect_max_s`` between failed attempts. Acknowledged events older than ``keep_acked_s`` are
-    purged from the outbox hourly (None keeps them).
+    receives HQ->car messages (watchlists, commands) on the command worker; each is acknowledged to the
+    broker once handled. ``reconnect_min_s`` doubles up to ``reconnect_max_s`` between failed attempts.
+    Acknowledged events stay in the outbox for its owner's retention (the daemon's housekeeping).
     """
 
     def __init__(
@@ -83,7 +84,6 @@ class HqLink:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         ready_timeout_s: float = 5.0,
-        keep_acked_s: float | None = 7 * 86400.0,
     ) -> None:
         prefix = check_settings(vehicle_id, topic_prefix, port, keepalive_s, reconnect_min_s, reconnect_max_s,
                                 max_inflight, tls, ca_file, cert_file, key_file)
@@ -100,7 +100,6 @@ class HqLink:
         self._clock = clock
         self._log = logger or logging.getLogger("picar.hq")
         self._ready_timeout_s = ready_timeout_s
-        self._keep_acked_s = keep_acked_s
         self.status_topic = self.topic(STATUS)
         self.position_topic = self.topic(POSITION)
         self.command_topics = (
@@ -116,22 +115,16 @@ class HqLink:
         self._connected_mono = 0.0
         self._connected_since: float | None = None
         self._sub_mid: int | None = None
-        self._inflight: dict[int, str] = {}  # mid -> event_id, kept across reconnects (paho resends)
-        self._inflight_ids: set[str] = set()
-        # A PUBACK can beat publish() returning its mid. Such mids are collected only while the sender is
-        # inside publish() and cleared right after, so a stale one can never match a reused mid.
-        self._publishing = False
-        self._early_acks: set[int] = set()
-        self._acked: list[str] = []  # acknowledged, not yet written to the outbox
+        self._window = SendWindow()  # what paho holds and what the broker acknowledged
         self._flush_lock = threading.Lock()
         self._put_gen = 0  # bumped by every publish_event: there may be new work
         self._idle = False  # the sender found nothing more to send in the current connection
         self._stopping = False
         self._started = False
-        self._last_problem: str | None = None
+        self._problems = ProblemLog(self._log)
         self._stats = {
             "sent": 0, "acked": 0, "rejected": 0, "positions_sent": 0, "positions_dropped": 0,
-            "commands": 0, "connects": 0, "connect_failures": 0, "disconnects": 0,
+            "commands": 0, "connects": 0, "disconnects": 0,
         }
         self._sender: threading.Thread | None = None
 
@@ -251,9 +244,10 @@ class HqLink:
             out: dict[str, Any] = dict(self._stats)
             out.update(
                 connected=self._connected,
-                inflight=len(self._inflight),
+                inflight=len(self._window),
                 connected_since=None if self._connected_since is None else event_iso(self._connected_since),
-                last_problem=self._last_problem,
+                last_problem=self._problems.last,
+                connect_failures=self._problems.failures,
             )
         out["backlog"] = self.outbox.backlog()
         return out
@@ -290,7 +284,7 @@ class HqLink:
 
     def _drained(self) -> bool:
         # Caller holds self._cond.
-        return self._connected and self._idle and not self._inflight and not self._acked
+        return self._connected and self._idle and self._window.empty()
 
     def _ready(self) -> bool:
         # After on_connect paho retransmits what was in flight, and only then processes the SUBACK; waiting
@@ -306,31 +300,16 @@ class HqLink:
         # Caller holds self._cond.
         return (
             self._stopping
-            or bool(self._acked)
+            or bool(self._window.acked)
             or (self._ready() and self._epoch != epoch_seen)
-            or (self._ready() and seen_gen != self._put_gen and len(self._inflight) < self.max_inflight)
+            or (self._ready() and seen_gen != self._put_gen and len(self._window) < self.max_inflight)
         )
-
-    def _purge_old(self) -> None:
-        if self._keep_acked_s is None:
-            return
-        removed = self.outbox.purge_acked(self._keep_acked_s)
-        if removed:
-            self._log.info("HQ outbox: purged %d events acknowledged more than %.0f s ago",
-                           removed, self._keep_acked_s)
 
     def _run_sender(self) -> None:
         epoch_seen = 0
         cursor = 0  # highest seq handed to paho in this connection
         seen_gen = -1
-        next_purge = 0.0
         while True:
-            if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + 3600.0
-                try:
-                    self._purge_old()
-                except Exception:
-                    self._log.exception("HQ outbox purge failed; acknowledged events are kept")
             with self._cond:
                 self._cond.wait_for(functools.partial(self._has_work, epoch_seen, seen_gen), timeout=0.5)
                 if self._stopping:
@@ -340,7 +319,7 @@ class HqLink:
                     epoch_seen = self._epoch
                     cursor = 0
                     self._idle = False
-                can_send = self._ready() and len(self._inflight) < self.max_inflight
+                can_send = self._ready() and len(self._window) < self.max_inflight
                 gen = self._put_gen
             try:
                 self._flush_acks()
@@ -364,8 +343,8 @@ class HqLink:
         """Hand the next unacknowledged events to paho. Returns the new cursor and whether the end of the
         backlog was reached."""
         with self._cond:
-            room = self.max_inflight - len(self._inflight)
-            held = self._inflight_ids | set(self._acked)  # acked but not yet written counts as done
+            room = self.max_inflight - len(self._window)
+            held = self._window.held()
         limit = room + len(held)
         items = self.outbox.pending(limit=limit, after_seq=cursor)
         sent: list[str] = []
@@ -376,26 +355,18 @@ class HqLink:
                 cursor = item.seq
                 continue
             with self._cond:
-                self._publishing = True
+                self._window.begin_publish()
             try:
                 info = self._client.publish(item.topic, item.payload, qos=item.qos)
             except BaseException:
                 with self._cond:
-                    self._publishing = False
-                    self._early_acks.clear()
+                    self._window.abort_publish()
                 raise
             queued = info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
             with self._cond:  # one section with the flag reset, so no PUBACK can slip between them
-                self._publishing = False
-                early = info.mid in self._early_acks
-                self._early_acks.clear()
-                if queued and early:
-                    self._acked.append(item.event_id)
+                if self._window.end_publish(info.mid, item.event_id, queued):
                     self._stats["acked"] += 1
                     self._cond.notify_all()
-                elif queued:
-                    self._inflight[info.mid] = item.event_id
-                    self._inflight_ids.add(item.event_id)
             if not queued:
                 # Not queued by paho (NO_CONN is: paho sends it after reconnecting). Retry later.
                 self._log.warning("HQ publish of %s refused by client: %s", item.event_id, mqtt.error_string(info.rc))
@@ -422,14 +393,14 @@ class HqLink:
         # The flush lock makes a caller wait for a concurrent flush, so "flushed" means written.
         with self._flush_lock:
             with self._cond:
-                acked, self._acked = self._acked, []
+                acked = self._window.take_acked()
             if not acked:
                 return
             try:
                 self.outbox.mark_acked_many(acked)
             except Exception:
                 with self._cond:  # keep them; the events would only be re-sent, never lost
-                    self._acked[:0] = acked
+                    self._window.give_back(acked)
                 raise
         with self._cond:
             self._cond.notify_all()
@@ -439,7 +410,7 @@ class HqLink:
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:
             hint = CONNACK_HINTS.get(int(reason.value), "")
-            self._problem(
+            self._problems.report(
                 f"HQ broker {self.host}:{self.port} refused the connection: {reason}"
                 + (f" ({hint})" if hint else "") + "; retrying with back-off",
                 logging.ERROR,
@@ -451,8 +422,8 @@ class HqLink:
             self._connected_mono = time.monotonic()
             self._connected_since = self._clock()
             self._stats["connects"] += 1
-            self._last_problem = None
-            inflight = len(self._inflight)
+            self._problems.clear()
+            inflight = len(self._window)
         self._log.info(
             "HQ link %s connected to %s:%d (session present: %s, %d in flight to resend)",
             self.vehicle_id, self.host, self.port, flags.session_present, inflight,
@@ -465,7 +436,7 @@ class HqLink:
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its `except OSError:` block, so the active exception is the cause.
         text, level = describe_connect_error(sys.exc_info()[1])
-        self._problem(f"HQ broker {self.host}:{self.port}: {text}; retrying with back-off", level)
+        self._problems.report(f"HQ broker {self.host}:{self.port}: {text}; retrying with back-off", level)
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._cond:
@@ -473,8 +444,8 @@ class HqLink:
             self._connected = False
             self._connected_since = None
             stopping = self._stopping
-            inflight = len(self._inflight)
-            quiet = self._last_problem is not None
+            inflight = len(self._window)
+            quiet = self._problems.last is not None
             if was_connected:
                 self._stats["disconnects"] += 1
             self._cond.notify_all()
@@ -486,7 +457,7 @@ class HqLink:
                 self.vehicle_id, self.host, self.port, reason, inflight,
             )
         elif not quiet:
-            self._problem(
+            self._problems.report(
                 f"HQ broker {self.host}:{self.port} closed the connection before accepting it ({reason}): "
                 "check the TLS client certificate and broker limits; retrying with back-off",
                 logging.ERROR,
@@ -503,19 +474,14 @@ class HqLink:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._cond:
-            event_id = self._inflight.pop(mid, None)
+            # None: a status/position message, or an event's PUBACK that arrived before publish() returned.
+            event_id = self._window.on_puback(mid, failed=reason.is_failure)
             if event_id is None:
-                # A status/position message, or an event's PUBACK that arrived before publish() returned.
-                if self._publishing:
-                    self._early_acks.add(mid)
                 return
-            self._inflight_ids.discard(event_id)
-            if reason.is_failure:
-                # Left unacknowledged: it is sent again after the next reconnect.
+            if reason.is_failure:  # left unacknowledged: it is sent again after the next reconnect
                 self._stats["rejected"] += 1
                 self._log.error("HQ broker rejected event %s: %s", event_id, reason)
             else:
-                self._acked.append(event_id)
                 self._stats["acked"] += 1
             self._cond.notify_all()
 
@@ -529,15 +495,3 @@ class HqLink:
                 client.ack(msg.mid, msg.qos)
             return
         self._commands.submit(Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
-
-    def _problem(self, text: str, level: int) -> None:
-        """Log a connection problem loudly once, then quietly while it repeats."""
-        with self._cond:
-            repeated = text == self._last_problem
-            self._last_problem = text
-            self._stats["connect_failures"] += 1
-            count = self._stats["connect_failures"]
-        if repeated:
-            self._log.debug("%s (attempt %d)", text, count)
-        else:
-            self._log.log(level, text)
