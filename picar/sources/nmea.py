@@ -30,6 +30,17 @@ from datetime import time as dtime
 import pynmea2
 
 from picar.isotime import utc_iso
+from picar.sources.nmea_fields import (
+    FieldError,
+    field_float,
+    field_int,
+    field_position,
+    field_raw,
+    field_status,
+    field_time,
+    rmc_date,
+    zda_date,
+)
 from picar.types import Fix, FixQuality
 
 log = logging.getLogger("picar.gps_nmea")  # name kept from before the package move: log lines carry it
@@ -47,22 +58,7 @@ UNMEASURED_GGA_QUALITY = frozenset({7, 8})
 UNMEASURED_MODES = frozenset({"M", "S"})
 _CHECKSUMMED = re.compile(r"([^*]*)\*([0-9A-Fa-f]{2})(.*)", re.S)
 _ADDRESS = re.compile(r"[A-Z][A-Z0-9]{2,5}[,*]")
-_LAT = re.compile(r"(\d{2})(\d{2}(?:\.\d+)?)")
-_LON = re.compile(r"(\d{3})(\d{2}(?:\.\d+)?)")
 _WARN_LIMIT = 20  # warnings per problem kind before they drop to debug level
-# GPS week rollover: the GPS week count is 10 bits, so a receiver whose firmware misjudges the
-# 1024-week era reports a date 1024 weeks (19.6 years) too early (many did after 6 April 2019, giving
-# August 1999). No PiCAR ran before GPS_DATE_FLOOR, so an earlier date gets 1024 weeks added until it
-# is not earlier. Right until GPS_DATE_FLOOR + 1024 weeks (August 2039): move the floor on before then.
-GPS_DATE_FLOOR = date(2020, 1, 1)
-GPS_ROLLOVER = timedelta(weeks=1024)
-_DDMMYY = re.compile(r"(\d{2})(\d{2})(\d{2})")
-
-
-class FieldError(ValueError):
-    """A sentence whose checksum is right but whose field holds a value that makes no sense."""
-
-
 @dataclass(frozen=True)
 class Epoch:
     """Everything one receiver epoch said. `fix` is None when the receiver had no position."""
@@ -87,7 +83,6 @@ class Epoch:
             "sats": self.sats,
             "hdop": self.hdop,
         }
-
 
 
 @dataclass
@@ -260,7 +255,7 @@ class NmeaAssembler:
     def _accept(self, kind: str, msg: pynmea2.TalkerSentence) -> list[Epoch]:
         out: list[Epoch] = []
         if kind in TIMED_TYPES:
-            t = _time(msg)
+            t = field_time(msg)
             cur = self._cur
             if cur is not None and (t != cur.time or (t is None and kind in cur.kinds)):
                 closed = self._close()
@@ -284,7 +279,7 @@ class NmeaAssembler:
     def _zda(self, msg: pynmea2.TalkerSentence) -> None:
         # ZDA only dates the epochs around it (it is not part of the learned epoch layout): the next
         # epoch built continues from this date and time, as from an RMC's.
-        t, day = _time(msg), _zda_date(msg)
+        t, day = field_time(msg), zda_date(msg)
         self.counters.sentences += 1
         if t is not None and day is not None:
             self._last_date = (day, t.replace(tzinfo=None), self._monotonic())
@@ -392,115 +387,14 @@ def _shorten(s: str, limit: int = 80) -> str:
     return s if len(s) <= limit else s[:limit] + "..."
 
 
-# -- field decoding: pynmea2 returns the raw string when its own conversion fails -------------------
-
-
-def _raw(msg: pynmea2.TalkerSentence, name: str) -> str:
-    i = type(msg).name_to_idx[name]
-    return msg.data[i].strip() if i < len(msg.data) else ""
-
-
-def _time(msg: pynmea2.TalkerSentence) -> dtime | None:
-    raw = _raw(msg, "timestamp")
-    if not raw:
-        return None
-    value = msg.timestamp
-    if not isinstance(value, dtime):
-        raise FieldError(f"{msg.sentence_type} timestamp {raw!r} is not hhmmss[.ss]")
-    return value
-
-
-def _float(msg: pynmea2.TalkerSentence, name: str, lo: float, hi: float) -> float | None:
-    raw = _raw(msg, name)
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise FieldError(f"{msg.sentence_type} {name} {raw!r} is not a number") from None
-    if not lo <= value <= hi:
-        raise FieldError(f"{msg.sentence_type} {name} {raw!r} outside {lo}..{hi}")
-    return value
-
-
-def _int(msg: pynmea2.TalkerSentence, name: str, lo: int, hi: int) -> int | None:
-    value = _float(msg, name, lo, hi)
-    if value is None:
-        return None
-    if value != int(value):
-        raise FieldError(f"{msg.sentence_type} {name} {_raw(msg, name)!r} is not a whole number")
-    return int(value)
-
-
-def _coord(msg: pynmea2.TalkerSentence, key: str, hemis: str, limit: float) -> float | None:
-    raw, hemi = _raw(msg, key), _raw(msg, key + "_dir").upper()
-    if not raw and not hemi:
-        return None
-    m = (_LAT if key == "lat" else _LON).fullmatch(raw)
-    if m is None or hemi not in hemis:
-        raise FieldError(f"{msg.sentence_type} {key} {raw!r} {hemi!r} is not d(d)dmm.mmmm with {hemis}")
-    degrees, minutes = int(m.group(1)), float(m.group(2))
-    value = degrees + minutes / 60
-    if minutes >= 60 or value > limit:
-        raise FieldError(f"{msg.sentence_type} {key} {raw!r} is out of range")
-    return -value if hemi == hemis[1] else value
-
-
-def _position(msg: pynmea2.TalkerSentence) -> tuple[float, float] | None:
-    lat, lon = _coord(msg, "lat", "NS", 90), _coord(msg, "lon", "EW", 180)
-    if lat is None or lon is None or (lat == 0 and lon == 0):
-        return None  # exactly 0,0 is a receiver's empty position (zeros, even flagged valid), not a place
-    return lat, lon
-
-
-def _gps_date(day: date) -> date:
-    """A receiver's date with GPS week rollovers undone (see GPS_DATE_FLOOR)."""
-    while day < GPS_DATE_FLOOR:
-        day += GPS_ROLLOVER
-    return day
-
-
-def _rmc_date(msg: pynmea2.TalkerSentence) -> date | None:
-    # RMC's year has two digits. They are read as 2000-2099, not with Python's %y pivot (69-99 as 19xx):
-    # no PiCAR ran in the 1900s, and a receiver saying 99 means 2099 or a week rollover, which
-    # _gps_date then undoes. Not pivoted on the Pi's clock, which may be unset (no RTC, no network).
-    raw = _raw(msg, "datestamp")
-    if not raw:
-        return None
-    m = _DDMMYY.fullmatch(raw)
-    try:
-        if m is None:
-            raise ValueError
-        return _gps_date(date(2000 + int(m.group(3)), int(m.group(2)), int(m.group(1))))
-    except ValueError:
-        raise FieldError(f"RMC datestamp {raw!r} is not ddmmyy") from None
-
-
-def _status(msg: pynmea2.TalkerSentence, name: str) -> bool:
-    raw = _raw(msg, name).upper()
-    if raw not in ("A", "V"):
-        raise FieldError(f"{msg.sentence_type} {name} {raw!r} is not A or V")
-    return raw == "A"
-
-
-def _zda_date(msg: pynmea2.TalkerSentence) -> date | None:
-    day, month, year = (_int(msg, name, 0, 9999) for name in ("day", "month", "year"))
-    if day is None or month is None or year is None:
-        return None
-    try:
-        return _gps_date(date(year, month, day))
-    except ValueError:
-        raise FieldError(f"ZDA date {day}.{month}.{year} does not exist") from None
-
-
 def _merge_rmc(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
     # Decode every field before touching the state, so a bad field leaves the epoch as it was.
-    mode = _raw(msg, "mode_indicator").upper()
-    valid = _status(msg, "status") and mode != "N"
-    pos = _position(msg)
-    day = _rmc_date(msg)
-    knots = _float(msg, "spd_over_grnd", 0, 2000)
-    course = _float(msg, "true_course", 0, 360)
+    mode = field_raw(msg, "mode_indicator").upper()
+    valid = field_status(msg, "status") and mode != "N"
+    pos = field_position(msg)
+    day = rmc_date(msg)
+    knots = field_float(msg, "spd_over_grnd", 0, 2000)
+    course = field_float(msg, "true_course", 0, 360)
     st.rmc_valid, st.rmc_pos, st.rmc_course = valid, pos, course
     st.unmeasured |= mode in UNMEASURED_MODES
     st.rmc_date = day or st.rmc_date
@@ -508,18 +402,18 @@ def _merge_rmc(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
 
 
 def _merge_gga(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    quality = _int(msg, "gps_qual", 0, 9)
-    pos = _position(msg)
-    sats = _int(msg, "num_sats", 0, 99)
-    hdop = _float(msg, "horizontal_dil", 0, 99.99)
-    alt = _float(msg, "altitude", -1000, 100000)
+    quality = field_int(msg, "gps_qual", 0, 9)
+    pos = field_position(msg)
+    sats = field_int(msg, "num_sats", 0, 99)
+    hdop = field_float(msg, "horizontal_dil", 0, 99.99)
+    alt = field_float(msg, "altitude", -1000, 100000)
     st.gga_quality, st.gga_pos, st.sats, st.gga_hdop, st.alt_m = quality, pos, sats, hdop, alt
     st.unmeasured |= quality in UNMEASURED_GGA_QUALITY
 
 
 def _merge_gsa(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    mode = _int(msg, "mode_fix_type", 1, 3)
-    hdop = _float(msg, "hdop", 0, 99.99)
+    mode = field_int(msg, "mode_fix_type", 1, 3)
+    hdop = field_float(msg, "hdop", 0, 99.99)
     if mode is not None:
         # Multi-constellation receivers send one GSA per system: keep the best mode.
         st.gsa_mode = max(mode, st.gsa_mode or 0)
@@ -528,18 +422,18 @@ def _merge_gsa(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
 
 
 def _merge_vtg(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    course = _float(msg, "true_track", 0, 360)
-    kmh = _float(msg, "spd_over_grnd_kmph", 0, 4000)
+    course = field_float(msg, "true_track", 0, 360)
+    kmh = field_float(msg, "spd_over_grnd_kmph", 0, 4000)
     if kmh is None:
-        knots = _float(msg, "spd_over_grnd_kts", 0, 2000)
+        knots = field_float(msg, "spd_over_grnd_kts", 0, 2000)
         kmh = None if knots is None else knots * KNOTS_TO_KMH
     st.vtg_course, st.vtg_speed_kmh = course, kmh
 
 
 def _merge_gll(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    mode = _raw(msg, "faa_mode").upper()
-    valid = _status(msg, "status") and mode != "N"
-    pos = _position(msg)
+    mode = field_raw(msg, "faa_mode").upper()
+    valid = field_status(msg, "status") and mode != "N"
+    pos = field_position(msg)
     st.gll_valid, st.gll_pos = valid, pos
     st.unmeasured |= mode in UNMEASURED_MODES
 
