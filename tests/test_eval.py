@@ -10,16 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.tools.eval import (
-    EvalError,
-    eval_main,
-    hash_split,
-    iou_matrix,
-    load_detect_folder,
-    load_texts,
-    match_boxes,
-    read_yolo,
-)
+from picar.tools.eval import eval_main, iou_matrix, match_boxes
+from picar.tools.eval_data import EvalError, hash_split, load_detect_folder, load_texts, read_yolo
 from tests.test_detector import draw_scene, paste_plate
 
 W, H = 1280, 720

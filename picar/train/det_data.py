@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from picar.tools.eval import hash_split
+from picar.tools.eval_data import hash_split
 
 TRAIN_ONLY = {"mixed_openlpr_faisalthaheem"}
 RO_SOURCE = "ro_robertlucian_dashcam"
