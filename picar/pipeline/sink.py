@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from picar.isotime import event_iso
@@ -40,24 +40,28 @@ class HitGroups:
         return None
 
 
+@dataclass
 class ReadSink:
     """The loop's sink (pipeline.loop.Sink): stores, publishes and shows each read and hit.
 
     `push` shows an event on the in-car page; it may be set once the page is up.
     """
 
-    def __init__(self, store: Store, publish: Publish, audit: Audit, *, save_read_crops: bool,
-                 save_hit_images: bool, hit_cooldown_s: float, push: Push | None = None) -> None:
-        self.store = store
-        self.publish = publish
-        self.audit = audit
-        self.save_read_crops = save_read_crops
-        self.save_hit_images = save_hit_images
-        self.groups = HitGroups(hit_cooldown_s)
-        self.push = push
-        self.recent_reads: list[dict[str, Any]] = []
-        self.recent_hits: list[dict[str, Any]] = []
-        self._read_times: list[float] = []
+    store: Store
+    publish: Publish
+    audit: Audit
+    _: KW_ONLY
+    save_read_crops: bool
+    save_hit_images: bool
+    hit_cooldown_s: float
+    push: Push | None = None
+    recent_reads: list[dict[str, Any]] = field(default_factory=list, init=False)
+    recent_hits: list[dict[str, Any]] = field(default_factory=list, init=False)
+    groups: HitGroups = field(init=False)
+    _read_times: list[float] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.groups = HitGroups(self.hit_cooldown_s)
 
     def reads_per_min(self) -> int:
         now = time.time()
