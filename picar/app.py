@@ -48,7 +48,7 @@ log = logging.getLogger("picar")
 audit_log = logging.getLogger("picar.audit")
 
 VERSION = __version__
-HEALTHY_FRAME_AGE_S = 30.0  # the loop is unhealthy when it has looked at no frame for this long
+HEALTHY_LOOP_AGE_S = 30.0  # the loop is unhealthy when it has not gone round its cameras for this long
 RESTART_SECTIONS = ("cameras", "gps", "mqtt", "models", "storage", "ui", "k9")  # not applied by SIGHUP
 
 
@@ -314,17 +314,22 @@ class Daemon:
         return self.status.summary()
 
     def healthy(self) -> bool:
-        """The loop is alive and has looked at a frame recently (or every recording has ended)."""
+        """The loop is alive and still going round (or every recording has ended).
+
+        A camera without frames is not a reason for systemd to restart the daemon: the camera worker
+        reconnects on its own and the status says so. A loop stuck on a frame (a hung model) is.
+        """
         if self.pipeline is None or not any(t.name == "loop" and t.is_alive() for t in self._threads):
             return self.exit_when_done and self._all_finished()
-        last = self.pipeline.counters.last_frame_monotonic
-        return last == 0.0 or time.monotonic() - last < HEALTHY_FRAME_AGE_S or self._all_finished()
+        last = self.pipeline.counters.last_pass_monotonic
+        return last == 0.0 or time.monotonic() - last < HEALTHY_LOOP_AGE_S or self._all_finished()
 
     # --- run, reload, stop ----------------------------------------------------------------------
 
     def run(self) -> int:
         """Handle signals and the watchdog until SIGTERM/SIGINT."""
         interval = self.notifier.watchdog_s / 2 if self.notifier.watchdog_s else 1.0
+        unhealthy_logged = False
         while True:
             try:
                 sig = self.signals.get(timeout=interval)
@@ -336,8 +341,10 @@ class Daemon:
                 self.reload()
             if self.healthy():
                 self.notifier.watchdog()
-            else:
-                log.error("loop unhealthy: no frame processed for 30 s; withholding the watchdog ping")
+                unhealthy_logged = False
+            elif not unhealthy_logged:  # once, not at every ping: systemd restarts the daemon soon
+                log.error("loop stuck for %.0f s: withholding the watchdog ping", HEALTHY_LOOP_AGE_S)
+                unhealthy_logged = True
         self.stop()
         return 0
 

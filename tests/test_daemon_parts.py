@@ -23,6 +23,7 @@ from picar.status import StatusReport
 from picar.types import REJECT_REASONS, Hit, Match, PlateRead, WatchEntry
 from picar.watchlist.sync import WatchlistStore
 from picar.watchlist.update import snapshot_payload
+from tests.waiting import wait_until
 
 
 def a_read(event_id: str = "r1", text: str = "MD123AB", t: float | None = None) -> PlateRead:
@@ -148,3 +149,47 @@ print("got", d.signals.get(timeout=5))
 '''
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and f"got {int(signal.SIGHUP)}" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_camera_without_frames_keeps_the_watchdog_fed_a_stuck_loop_does_not(tmp_path: Path) -> None:
+    """A camera gone for minutes is the camera worker's to reconnect; only a loop that stops going round
+    (a hung model) makes systemd restart the daemon."""
+    from picar.app import HEALTHY_LOOP_AGE_S, Daemon
+    from picar.config import parse_config
+    from picar.pipeline.loop import Pipeline
+    from picar.pipeline.tracker import PlateTracker, TrackerSettings
+
+    hang = threading.Event()
+
+    class NoFrames:
+        name, finished = "front", False
+
+        def get(self, timeout: float = 0.0) -> None:
+            while hang.is_set():  # the loop is stuck here, as in a hung model
+                time.sleep(0.01)
+            time.sleep(timeout)
+
+    cfg = parse_config({"vehicle": {"id": "car1"}, "cameras": [{"name": "front", "source": "0"}],
+                        "mqtt": {"enabled": False, "tls": False}, "storage": {"data_dir": str(tmp_path)}}, tmp_path)
+    daemon = Daemon(cfg)
+    pipeline = daemon.pipeline = Pipeline("car1", None, None, PlateTracker(TrackerSettings()), None,  # type: ignore[arg-type]
+                                          lambda r: [], position_at=lambda t: None)
+    stop = threading.Event()
+    daemon.cameras = [NoFrames()]  # type: ignore[list-item]
+    daemon._spawn("loop", pipeline.run, daemon.cameras, stop)
+    try:
+        assert wait_until(lambda: pipeline.counters.last_pass_monotonic > 0, 30)
+        # no frame for ten times the limit: still healthy while the loop goes round
+        pipeline.counters.last_frame_monotonic = time.monotonic() - 10 * HEALTHY_LOOP_AGE_S
+        first = pipeline.counters.last_pass_monotonic
+        assert wait_until(lambda: pipeline.counters.last_pass_monotonic > first, 30)
+        assert daemon.healthy()
+        # a loop that stopped going round (its thread alive, stuck inside a pass) is not
+        hang.set()
+        time.sleep(0.3)  # let the loop enter the stuck pass; its heartbeat is then aged below
+        pipeline.counters.last_pass_monotonic = time.monotonic() - 2 * HEALTHY_LOOP_AGE_S
+        assert any(t.name == "loop" and t.is_alive() for t in daemon._threads)
+        assert not daemon.healthy()
+    finally:
+        hang.clear()
+        stop.set()

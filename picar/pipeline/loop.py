@@ -64,6 +64,7 @@ class LoopCounters:
     low_confidence: int = 0
     errors: int = 0
     last_frame_monotonic: float = 0.0
+    last_pass_monotonic: float = 0.0  # the loop's heartbeat: every pass over the cameras, frames or not
 
 
 class Pipeline:
@@ -207,6 +208,7 @@ class Pipeline:
             idle: Callable[[], bool] | None = None) -> None:
         """Round-robin over cameras' newest frames until `stop` is set (or `idle()` says we are done)."""
         while not stop.is_set():
+            self.counters.last_pass_monotonic = time.monotonic()
             got = False
             for cam in cameras:
                 frame = cam.get(timeout=0.0 if len(cameras) > 1 else 0.1)
