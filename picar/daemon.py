@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def run_main(argv: list[str]) -> int:
     ap.add_argument("--exit-when-done", action="store_true",
                     help="stop when every camera is a recording that has ended (simulator, demo, tests)")
     args = ap.parse_args(argv)
+    # Reads, hits, images and the outbox are for the picar user (and its group) only, with or without
+    # systemd's UMask=0027.
+    os.umask(0o027)
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:

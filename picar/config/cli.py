@@ -32,9 +32,12 @@ def config_warnings(config: Config) -> list[str]:
         warnings.append("mqtt.enabled = false: hits are stored locally only, HQ is not told")
     elif not config.mqtt.tls:
         warnings.append("mqtt.tls = false: reads and hits travel unencrypted")
-    creds = config.mqtt.credentials_file
-    if creds is not None and creds.stat().st_mode & 0o077:
-        warnings.append(f"mqtt.credentials_file: {creds} is readable by group/others; chmod 600 it")
+    secrets = (("mqtt.credentials_file", config.mqtt.credentials_file), ("mqtt.key_file", config.mqtt.key_file),
+               ("ui.token_file", config.ui.token_file))
+    for key, secret in secrets:
+        if secret is not None and secret.is_file() and secret.stat().st_mode & 0o077:
+            warnings.append(f"{key}: {secret} is readable by group/others (mode {secret.stat().st_mode & 0o777:o});"
+                            " chmod 600 it")
     return warnings
 
 
