@@ -100,7 +100,7 @@ class Daemon:
         store = self.store = Store(cfg.storage.data_dir, min_free_mb=cfg.storage.min_free_mb)
         self._audit("daemon", "start", {"vehicle": cfg.vehicle.id, "config": str(cfg.source_path)})
         self.watchlist = self._start_watchlist()
-        self.outbox = Outbox(store.data_dir / "outbox.db")
+        self.outbox = self._open_outbox(store)
         self.hq = self._start_hq(self.outbox)
         publisher = self.publisher = EventPublisher(self.outbox, self.hq, cfg.mqtt.topic_prefix, cfg.vehicle.id)
         s = cfg.storage
@@ -144,6 +144,9 @@ class Daemon:
         )
         store.load()
         return store
+
+    def _open_outbox(self, store: Store) -> Outbox:
+        return Outbox(store.data_dir / "outbox.db", max_size_bytes=self.cfg.storage.outbox_max_mb * 2**20)
 
     def _start_hq(self, outbox: Outbox) -> HqLink | None:
         from picar.link.commands import HqCommands

@@ -224,7 +224,12 @@ class StorageConfig:
     data_dir: AnyPath = Path("/var/lib/picar")
     save_hit_images: Bool = True
     save_read_crops: Bool = False
-    min_free_mb: Int = Field(default=200, ge=0)
+    # Up to 1 TiB: more than a vehicle computer's disk, so a typo (200000000) is caught at start instead of
+    # silently refusing every image.
+    min_free_mb: Annotated[Int, AfterValidator(values.at_most(2**20, "1 TiB: more disk than the car has"))] = Field(
+        default=200, ge=0)
+    # The outbox's largest size on disk: a backlog of weeks without HQ must not fill the disk the reads need.
+    outbox_max_mb: Int = Field(default=2048, ge=16, le=1_048_576)
 
 
 @dataclass(frozen=True, config=TABLE)

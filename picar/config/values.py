@@ -179,6 +179,17 @@ def not_below(low: str, *, strict: bool = False) -> Callable[[float, ValidationI
     return check
 
 
+def at_most(limit: int, why: str) -> Callable[[int], int]:
+    """A validator: an upper bound past which the value is a typo, said with the reason."""
+
+    def check(value: int) -> int:
+        if value > limit:
+            raise Invalid(f"allowed: at most {limit} ({why})")
+        return value
+
+    return check
+
+
 def read_credentials(path: Path) -> tuple[str, str]:
     """(username, password) from a file of `username=...` and `password=...` lines.
 
