@@ -369,3 +369,19 @@ def test_images_refuse_traversal_and_bad_requests(station: dict[str, Any]) -> No
         station["srv"].push("hit", {"plate": "ABC123"})
     with pytest.raises(ValueError, match="station token must be"):
         StationServer("127.0.0.1", 0, "short", status, Calls(), None, station["images"])
+
+
+def test_a_port_in_use_says_it_is_the_page_and_which_keys_move_it(tmp_path: Path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError) as err:
+            StationServer("127.0.0.1", port, None, status, Calls(), None, tmp_path).start()
+        text = str(err.value)
+        assert "in-car page" in text and f"127.0.0.1:{port}" in text and "ui.port" in text, text
+    finally:
+        taken.close()

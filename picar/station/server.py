@@ -154,9 +154,11 @@ class StationServer:
             sock.bind((self.bind, self.port))
             sock.listen(128)
             sock.setblocking(False)
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            # The daemon starts several listeners: say which one and which keys move it.
+            raise OSError(exc.errno, f"in-car page cannot listen on {self.bind}:{self.port}: {exc.strerror} "
+                          "(ui.bind, ui.port; is another PiCAR or service using it?)") from exc
         return sock
 
     def _run(self, server: _Uvicorn, sock: socket.socket) -> None:
