@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from picar.config import ConfigError, config_warnings, load_config
+from picar.link.outbox import OutboxError
 from picar.vision.session import ModelError
 
 log = logging.getLogger("picar")
@@ -37,7 +38,7 @@ def run_main(argv: list[str]) -> int:
     install_signal_handlers(daemon)
     try:
         daemon.start()
-    except (ModelError, OSError, ValueError) as exc:
+    except (ModelError, OSError, ValueError, OutboxError) as exc:
         log.error("cannot start: %s", exc)
         daemon.stop()
         return 3

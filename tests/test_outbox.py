@@ -200,3 +200,14 @@ def test_outbox_uses_a_wal_journal(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "o.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def test_a_damaged_outbox_is_kept_for_inspection_and_a_new_one_started(tmp_path: Path) -> None:
+    """A car must keep reading plates: a damaged outbox.db is renamed aside (not deleted) and replaced."""
+    junk = bytes(range(256)) * 32
+    (tmp_path / "outbox.db").write_bytes(junk)
+    with Outbox(tmp_path / "outbox.db") as ob:
+        ob.put("picar/v1/car1/read", {"plate": "NEW1"})
+        assert ob.backlog() == 1
+    (kept,) = tmp_path.glob("outbox.db.damaged-*")
+    assert kept.read_bytes() == junk

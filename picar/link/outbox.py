@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from picar.sqlite_files import is_damaged, set_aside
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -74,6 +76,15 @@ class Outbox:
         self._clock = clock
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open(max_size_bytes)
+        except OutboxError as exc:
+            if not isinstance(exc.__cause__, sqlite3.Error) or not is_damaged(exc.__cause__):
+                raise
+            set_aside(self.path, str(exc.__cause__))  # events in it cannot be read back; the car goes on
+            self._open(max_size_bytes)
+
+    def _open(self, max_size_bytes: int | None) -> None:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so every write is one explicit transaction.
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10)
         try:
