@@ -18,13 +18,18 @@ from typing import Any, Literal
 from picar.watchlist.entries import WatchlistError, check_text, format_time, parse_time
 
 UPDATE_FORMAT = "picar-watchlist/1"
-MAX_UPDATE_BYTES = 512 * 2**20  # after decompression; a 1M-entry snapshot is ~60 MB
+MAX_UPDATE_BYTES = 512 * 2**20  # a payload, as sent and after decompression; a 1M-entry snapshot is ~60 MB
 MAX_VERSION = 2**53 - 1  # versions are integers 1..MAX_VERSION, exact in every JSON reader (IEEE doubles)
 MAX_LIST_ID_LEN = 64
 
 
 class UpdateError(ValueError):
     """A malformed or out-of-order update; the message names the field and value."""
+
+
+def max_envelope_bytes() -> int:
+    """The largest signed envelope: a MAX_UPDATE_BYTES payload in base64, plus the envelope's fields."""
+    return MAX_UPDATE_BYTES // 3 * 4 + 4096
 
 
 def check_version(value: object, name: str = "version", lowest: int = 1) -> int:
@@ -39,6 +44,16 @@ def check_list_id(value: object) -> str:
     if not isinstance(value, str) or len(value) > MAX_LIST_ID_LEN:
         raise UpdateError(f"list_id {value!r} must be a string of at most {MAX_LIST_ID_LEN} characters")
     return value
+
+
+def load_json(data: bytes | str, what: str = "payload") -> Any:
+    """json.loads that raises UpdateError instead of ValueError or RecursionError (deep nesting)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise UpdateError(f"{what} is nested too deeply to be a watchlist update") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UpdateError(f"{what} is not valid JSON ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,8 @@ class Update:
 
 def decode_payload(payload: bytes) -> Any:
     """gunzip if gzip-compressed (bounded size), then parse JSON."""
+    if len(payload) > MAX_UPDATE_BYTES:
+        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
     if payload[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(payload)) as f:
@@ -66,11 +83,8 @@ def decode_payload(payload: bytes) -> Any:
         except (OSError, EOFError, zlib.error) as exc:
             raise UpdateError(f"payload is not valid gzip ({exc})") from None
     if len(payload) > MAX_UPDATE_BYTES:
-        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
-    try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UpdateError(f"payload is not valid JSON ({exc})") from None
+        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes once decompressed")
+    return load_json(payload)
 
 
 def parse_update(payload: bytes) -> Update:
