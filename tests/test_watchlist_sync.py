@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 import stat
 import threading
 from datetime import UTC, datetime
@@ -212,3 +213,82 @@ def test_readers_see_old_or_new_list_never_partial(tmp_path: Path, keys: tuple[P
 def test_open_envelope_without_requirement_accepts_raw_payload() -> None:
     opened = open_envelope(b'{"format": "picar-watchlist/1"}', None, require_signature=False)
     assert not opened.signed and opened.payload.startswith(b"{")
+
+
+# --- item 6 of issue 20: nothing raises out of apply_update; every rejection is logged and audited ---
+
+
+def rejected_logged_and_audited(s: WatchlistStore, audit: list[UpdateResult], data: bytes,
+                                caplog: pytest.LogCaptureFixture) -> UpdateResult:
+    audit.clear()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="picar.watchlist"):
+        r = s.apply_update(data, "t")
+    assert not r.accepted
+    assert audit == [r]
+    assert any("rejected update from t" in rec.getMessage() for rec in caplog.records), caplog.text
+    return r
+
+
+def test_deeply_nested_json_is_rejected_logged_and_audited(tmp_path: Path, keys: tuple[Path, Path],
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    audit: list[UpdateResult] = []
+    unsigned = WatchlistStore(tmp_path / "u", None, require_signature=False, audit=audit.append)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = rejected_logged_and_audited(unsigned, audit, deep, caplog)
+    assert "nested" in r.reason, r.reason
+    deep_obj = b'{"payload": ' + deep + b"}"
+    rejected_logged_and_audited(unsigned, audit, deep_obj, caplog)
+    s = accepted_v1(tmp_path, keys, audit)
+    comment = b'{"format": "picar-watchlist/1", "version": 2, "comment": ' + deep + b"}"
+    r = rejected_logged_and_audited(s, audit, signed(comment, keys[0]), caplog)
+    assert "nested" in r.reason, r.reason
+    rejected_logged_and_audited(s, audit, deep, caplog)  # unsigned: refused before any JSON is parsed
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_seventy_thousand_regions_are_rejected_logged_and_audited(tmp_path: Path, keys: tuple[Path, Path],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    audit: list[UpdateResult] = []
+    s = accepted_v1(tmp_path, keys, audit)
+    many = [{"plate": "ABC123", "region": f"R{i:05d}"} for i in range(70_000)]
+    r = rejected_logged_and_audited(s, audit, signed(snapshot_payload(many, version=2), keys[0]), caplog)
+    assert "field 'region'" in r.reason and "distinct regions" in r.reason, r.reason
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_an_oversized_update_is_rejected_before_it_is_parsed(tmp_path: Path, keys: tuple[Path, Path],
+                                                             caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from picar.watchlist import signing, update
+
+    audit: list[UpdateResult] = []
+    s = accepted_v1(tmp_path, keys, audit)
+    data = signed(snapshot_payload([{"plate": f"NEW{i:04d}"} for i in range(300)], version=2), keys[0])
+    monkeypatch.setattr(update, "MAX_UPDATE_BYTES", 1000)
+    parsed: list[bytes] = []
+    real_loads = json.loads
+    monkeypatch.setattr(signing.json, "loads", lambda b, **kw: parsed.append(b) or real_loads(b, **kw))
+    assert len(data) > 4 * 1000
+    r = rejected_logged_and_audited(s, audit, data, caplog)
+    assert "bytes" in r.reason and parsed == [], r.reason
+    assert_still_v1(tmp_path, keys, s)
+
+
+def test_an_unexpected_error_inside_is_a_logged_and_audited_rejection(
+        tmp_path: Path, keys: tuple[Path, Path], caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from picar.watchlist.builder import WatchlistBuilder
+
+    audit: list[UpdateResult] = []
+    s = accepted_v1(tmp_path, keys, audit)
+
+    def broken(*_a: object, **_k: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(WatchlistBuilder, "build", broken)
+    r = rejected_logged_and_audited(s, audit, signed(snapshot_payload([{"plate": "NEW1234"}], version=2),
+                                                     keys[0]), caplog)
+    assert "RuntimeError: boom" in r.reason, r.reason
+    monkeypatch.undo()
+    assert_still_v1(tmp_path, keys, s)

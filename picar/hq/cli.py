@@ -18,7 +18,7 @@ from typing import Any
 
 from picar.link.topics import DEFAULT_PREFIX, WATCHLIST, fleet_topic, vehicle_topic
 from picar.watchlist.builder import WatchlistBuilder
-from picar.watchlist.entries import WatchlistError
+from picar.watchlist.entries import WatchlistError, key_of
 from picar.watchlist.matching import MatchOptions
 from picar.watchlist.signing import SignatureError, generate_keypair, is_envelope, load_private_key, sign
 from picar.watchlist.update import UpdateError, parse_update
@@ -36,11 +36,23 @@ def _signed_bytes(path: Path, key: str | None) -> bytes:
         return data
     if not key:
         raise SignatureError(f"{path} is not signed; give --key KEY to sign it")
-    upd = parse_update(data)  # never sign something the cars would reject as malformed
-    builder = WatchlistBuilder(MatchOptions())
-    for i, rec in enumerate(upd.entries):
-        builder.parse_record(rec, f"{'entries' if upd.kind == 'snapshot' else 'add'}[{i}]")
+    check_update(data)  # never sign something the cars would refuse
     return sign(data, load_private_key(Path(key)))
+
+
+def check_update(data: bytes) -> None:
+    """Refuse a payload the cars would refuse, with the car's own rules and messages: the format, each
+    entry, and the whole list (a snapshot's entries, or a delta's additions as a list of their own).
+
+    A delta can still be refused by a car whose list in force does not fit it (a different base
+    version, or the merged list exceeding a limit); that depends on the car and is not known here.
+    """
+    upd = parse_update(data)
+    builder = WatchlistBuilder(MatchOptions())
+    names = builder.add_records(upd.entries, "entries" if upd.kind == "snapshot" else "add")
+    builder.check(names)
+    for i, rec in enumerate(upd.remove):
+        key_of(rec, f"remove[{i}]")
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:

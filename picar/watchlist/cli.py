@@ -16,8 +16,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from picar.watchlist.builder import WatchlistBuilder
-from picar.watchlist.entries import WatchlistError
+from picar.watchlist.entries import DEFAULT_LIST, WatchlistError
 from picar.watchlist.index import Watchlist
 from picar.watchlist.io import WatchlistImportError, iter_ncic_layout, read_file
 from picar.watchlist.signing import SignatureError, is_envelope, load_public_key, open_envelope
@@ -45,12 +44,9 @@ def _load_list(args: argparse.Namespace) -> tuple[Watchlist, str]:
     upd = parse_update(opened.payload)
     if upd.kind != "snapshot":
         raise WatchlistError(f"{args.file}: a delta (v{upd.version} on v{upd.base_version}) has no full list")
-    builder = WatchlistBuilder()
-    for i, rec in enumerate(upd.entries):
-        builder.add_record(rec, f"entries[{i}]")
     state = "signature verified" if opened.signed else ("signed, NOT verified (no --key)"
                                                         if is_envelope(data) else "unsigned")
-    return builder.build(upd.version, upd.list_id), f"{args.file} ({state})"
+    return Watchlist.from_records(upd.entries, None, upd.version, upd.list_id), f"{args.file} ({state})"
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -58,7 +54,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     version = args.version if args.version is not None else default_version()
     payload = snapshot_payload(records, version=version, list_id=args.list_id, compress=args.gzip)
     Path(args.out).write_bytes(payload)
-    counts = Counter(r["list"] for r in records)
+    counts = Counter(r.get("list", DEFAULT_LIST) for r in records)
     print(f"{args.out}: snapshot version {version}, {len(records)} entries "
           f"({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); unsigned: sign it with "
           "`picar hq watchlist sign`")

@@ -1,7 +1,8 @@
-"""Watchlist entries as HQ issues them: plate and field rules, times, and the column storage a list is kept in.
+"""The watchlist language: what an entry and a list may hold, and the column storage a list is kept in.
 
-The index (`index.py`) and the builder (`builder.py`) share these; import and update formats use the
-field rules to name the field and the entry of every bad value.
+Every rule is written here once: the importer (`io.py`), the signer (`picar hq watchlist sign`) and the
+car (`sync.py`) all validate through `WatchlistBuilder` (`builder.py`), which applies these, so a list
+HQ can import and sign is exactly a list the car accepts. docs/watchlist.md states the same limits.
 """
 
 from __future__ import annotations
@@ -26,9 +27,23 @@ ENTRY_FIELDS = (
     "plate", "list", "region", "priority", "covert", "effective", "expires",
     "description", "reason", "notes", "source",
 )
+TEXT_FIELDS = ENTRY_FIELDS[7:]
 FIELD_SET = frozenset(ENTRY_FIELDS)
 CORE_FIELDS = frozenset(ENTRY_FIELDS[:7])
 NAN = float("nan")
+
+# The limits of the language (docs/watchlist.md, "Limits"); each is checked in this module or by
+# `WatchlistBuilder.check`, nowhere else.
+DEFAULT_LIST = "stolen_vehicle"
+LIST_RE = re.compile(r"[a-z0-9_]{1,32}")
+MAX_LISTS = 256  # distinct list names in one list
+REGION_RE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,5}")  # "CA", "NV", "US-CA", "GB-ENG" (after upper-casing)
+MAX_REGIONS = 1024  # distinct regions in one list
+MAX_TEXT_LEN = 500  # description, reason, notes, source: characters, no control characters
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MIN_LITERALS = 3  # a wildcard pattern needs at least this many characters other than * and ?
+MAX_STARS = 2  # and at most this many '*'
+MAX_WILDCARDS = 1000  # wildcard patterns in one list
 
 
 class WatchlistError(ValueError):
@@ -41,7 +56,7 @@ def normalise_plate(text: str) -> str:
 
 
 def parse_plate(text: str, where: str, allow_wildcards: bool = True) -> str:
-    """Normalise a listed plate and check it is 1..10 characters of A-Z0-9 (or `*`/`?`)."""
+    """Normalise a listed plate: 1..10 characters of A-Z0-9, or a wildcard pattern of the allowed shape."""
     plate = normalise_plate(text)
     ok = PATTERN_RE.fullmatch(plate) if allow_wildcards else PLATE_RE.fullmatch(plate)
     if not ok:
@@ -50,7 +65,19 @@ def parse_plate(text: str, where: str, allow_wildcards: bool = True) -> str:
             f"{where}: plate {text!r} is not a valid plate (1-{MAX_PLATE_LEN} characters of {allowed} "
             "after removing spaces, dashes and dots)"
         )
+    if allow_wildcards and not PLATE_RE.fullmatch(plate):
+        literals = sum(ch not in "*?" for ch in plate)
+        if literals < MIN_LITERALS:
+            raise WatchlistError(f"{where}: wildcard plate {text!r} needs at least {MIN_LITERALS} literal "
+                                 "characters besides * and ?")
+        if plate.count("*") > MAX_STARS:
+            raise WatchlistError(f"{where}: wildcard plate {text!r} has at most {MAX_STARS} '*' allowed")
     return plate
+
+
+def is_pattern(plate: str) -> bool:
+    """True for a wildcard pattern (a valid plate holding * or ?)."""
+    return "*" in plate or "?" in plate
 
 
 def parse_time(value: object, where: str, end_of_day: bool = False) -> datetime | None:
@@ -101,11 +128,14 @@ def row_key(r: Row) -> tuple[str, str, str]:
 
 def key_of(record: Mapping[str, Any], where: str) -> tuple[str, str, str]:
     """The identity of an entry: (plate, list, region); used by delta removals."""
-    if not isinstance(record, Mapping) or "plate" not in record:
+    if not isinstance(record, Mapping) or not isinstance(record.get("plate"), str):
         raise WatchlistError(f"{where}: a removal needs at least a 'plate' (and 'list', 'region')")
-    plate = parse_plate(str(record["plate"]), f"{where}, field 'plate'")
-    region = record.get("region") or ""
-    return (plate, str(record.get("list") or "stolen_vehicle"), str(region).upper())
+    unknown = sorted(set(record) - {"plate", "list", "region"})
+    if unknown:
+        raise WatchlistError(f"{where}: unknown field(s) {unknown} in a removal; allowed plate, list, region")
+    plate = parse_plate(record["plate"], f"{where}, field 'plate'")
+    list_name = check_list(record.get("list", DEFAULT_LIST), f"{where}, field 'list'")
+    return (plate, list_name, parse_region(record.get("region"), f"{where}, field 'region'") or "")
 
 
 @dataclass
@@ -157,10 +187,45 @@ def check_priority(value: object, where: str) -> None:
 
 
 def check_list(value: object, where: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[a-z0-9_]{1,32}", value):
+    if not isinstance(value, str) or not LIST_RE.fullmatch(value):
         raise WatchlistError(f"{where}: list name {value!r} must be 1-32 of a-z, 0-9, _")
     return value
 
 
 def norm_region(region: str | None) -> str | None:
     return region.strip().upper() or None if region else None
+
+
+def parse_region(value: object, where: str) -> str | None:
+    """A region code, upper-cased: 1-6 of A-Z, 0-9 and '-' (not first); None or "" means any region."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise WatchlistError(f"{where}: {value!r} is not a string")
+    region = norm_region(value)
+    if region is not None and not REGION_RE.fullmatch(region):
+        raise WatchlistError(f"{where}: region {value!r} must be 1-6 of A-Z, 0-9 and '-' (e.g. CA, US-CA), "
+                             "or empty for any region")
+    return region
+
+
+def check_text(value: object, where: str) -> str:
+    """A free-text field: a string of at most MAX_TEXT_LEN characters without control characters."""
+    if not isinstance(value, str):
+        raise WatchlistError(f"{where}: {value!r} is not a string")
+    if len(value) > MAX_TEXT_LEN:
+        raise WatchlistError(f"{where}: {len(value)} characters; at most {MAX_TEXT_LEN} are allowed")
+    bad = CONTROL_RE.search(value)
+    if bad:
+        raise WatchlistError(f"{where}: control character {bad.group()!r} at position {bad.start() + 1}; "
+                             "text fields are one line of printable characters")
+    return value
+
+
+def duplicate_error(later: str, first: str, key: tuple[str, str, str]) -> WatchlistError:
+    """The duplicates rule: a list holds each identity (plate, list, region) once."""
+    plate, list_name, region = key
+    return WatchlistError(
+        f"{later}: same plate, list and region as {first} ({plate}, {list_name}, {region or 'any region'}); "
+        "a list holds each (plate, list, region) once: merge the two entries"
+    )

@@ -67,11 +67,7 @@ class Watchlist:
             raise WatchlistError(f"{n} entries; at most {MAX_ENTRIES} are supported")
         raw = cols.plates_array().view(np.uint8).reshape(n, MAX_PLATE_LEN)
         wild = ((raw == ord("*")) | (raw == ord("?"))).any(axis=1)
-        self._wild_rows = np.nonzero(wild)[0]
-        if len(self._wild_rows) > options.max_wildcards:
-            raise WatchlistError(
-                f"{len(self._wild_rows)} wildcard entries; at most {options.max_wildcards} are allowed"
-            )
+        self._wild_rows = np.nonzero(wild)[0]  # their number and shapes are checked by the builder
         self._build_index(raw, ~wild)
         del raw
         self._build_patterns()
@@ -86,16 +82,15 @@ class Watchlist:
         builder = WatchlistBuilder(options)
         for i, entry in enumerate(entries):
             builder.add_entry(entry, where=f"entry {i + 1}")
-        return builder.build(version=version, list_id=list_id)
+        return builder.build(version=version, list_id=list_id, where=lambda row: f"entry {row + 1}")
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]], options: MatchOptions | None = None,
                      version: int = 0, list_id: str = "") -> Watchlist:
         """Build from JSON entry records (as in snapshots and as `watchlist_io.read_csv` returns)."""
         builder = WatchlistBuilder(options)
-        for i, rec in enumerate(records):
-            builder.add_record(rec, f"entries[{i}]")
-        return builder.build(version=version, list_id=list_id)
+        names = builder.add_records(records, "entries")
+        return builder.build(version=version, list_id=list_id, where=names)
 
     def _build_index(self, raw: np.ndarray, plain: np.ndarray) -> None:
         """Sorted uint64 keys: the top 40 bits of a canonical-form hash, the low 24 bits the row.
@@ -129,13 +124,7 @@ class Watchlist:
         by_len: dict[int, list[_Pattern]] = {}
         for row in self._wild_rows.tolist():
             pattern = self._c.plates[row]
-            literals = sum(ch not in "*?" for ch in pattern)
             stars = pattern.count("*")
-            where = f"wildcard entry {pattern!r} ({self._c.lists[self._c.list_idx[row]]})"
-            if literals < opts.min_literals:
-                raise WatchlistError(f"{where}: needs at least {opts.min_literals} literal characters")
-            if stars > opts.max_stars:
-                raise WatchlistError(f"{where}: at most {opts.max_stars} '*' allowed")
             parts, groups, g = [], [], 0
             for ch in pattern:
                 if ch == "?":
@@ -338,9 +327,14 @@ class Watchlist:
                 removed += 1
             else:
                 builder.add_row(c.row(row))
+        kept = len(builder)
         for r in new_rows:
             builder.add_row(r)
-        wl = builder.build(version=version, list_id=self.list_id if list_id is None else list_id)
+
+        def where(row: int) -> str:
+            return f"add[{row - kept}]" if row >= kept else f"the list in force ({builder.plate(row)})"
+
+        wl = builder.build(version=version, list_id=self.list_id if list_id is None else list_id, where=where)
         return wl, removed, replaced
 
     def to_arrays(self) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from picar.watchlist.builder import WatchlistBuilder
-from picar.watchlist.entries import ENTRY_FIELDS, WatchlistError
+from picar.watchlist.entries import ENTRY_FIELDS, MAX_TEXT_LEN, WatchlistError
 
 # List codes used by both importers: code -> (list name, default priority, reason text).
 LIST_CODES: dict[str, tuple[str, int, str]] = {
@@ -48,6 +48,52 @@ class WatchlistImportError(WatchlistError):
     """A line that cannot be imported; the message names file, line and column."""
 
 
+def read_text(path: Path, encoding: str) -> str:
+    """The file as text ('utf-8' or 'ascii'), a UTF-8 byte order mark dropped; a byte that is not
+    text in that encoding is an error naming its line and column."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        what = "not ASCII (the extract is fixed-width ASCII text)" if encoding == "ascii" else (
+            "not UTF-8; save the file as UTF-8")
+        raise WatchlistImportError(f"{Path(path).name} line {line}, column {exc.start - line_start + 1}: "
+                                   f"byte 0x{data[exc.start]:02X} is {what}") from None
+
+
+class _Checked:
+    """Validates records one by one as the car will (`WatchlistBuilder.parse_record`), then the whole
+    list (`WatchlistBuilder.check`: duplicates, counts), naming the file line of every error."""
+
+    def __init__(self) -> None:
+        self.builder = WatchlistBuilder()
+        self.wheres: list[str] = []
+        self.records: list[dict[str, Any]] = []
+
+    def add(self, rec: dict[str, Any], where: str) -> None:
+        try:
+            row = self.builder.parse_record(rec, where)
+        except WatchlistError as exc:
+            raise WatchlistImportError(str(exc)) from None
+        self.builder.add_row(row)
+        self.wheres.append(where)
+        rec["plate"] = row[0]
+        if row[2]:
+            rec["region"] = row[2]
+        self.records.append(rec)
+
+    def done(self) -> list[dict[str, Any]]:
+        try:
+            self.builder.check(self.wheres.__getitem__)
+        except WatchlistError as exc:
+            raise WatchlistImportError(str(exc)) from None
+        return self.records
+
+
 def _list_name(value: str) -> tuple[str, int | None]:
     code = LIST_CODES.get(value.strip().upper())
     if code is not None:
@@ -59,12 +105,14 @@ def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
     """Parse a CSV watchlist with a header row; columns as in `CSV_COLUMNS` (state = region)."""
     name = Path(path).name
     if text is None:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        text = read_text(path, "utf-8")
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)
     except StopIteration:
         raise WatchlistImportError(f"{name}: empty file, expected a header row") from None
+    except csv.Error as exc:
+        raise _csv_error(name, reader.line_num, exc) from None
     cols = [h.strip().lower() for h in header]
     for i, col in enumerate(cols):
         if col not in CSV_COLUMNS:
@@ -74,9 +122,8 @@ def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
         raise WatchlistImportError(f"{name} line 1: no 'plate' column in header {header!r}")
     if len(set(cols)) != len(cols) or ("state" in cols and "region" in cols):
         raise WatchlistImportError(f"{name} line 1: duplicate column in header {header!r}")
-    builder = WatchlistBuilder()
-    out: list[dict[str, Any]] = []
-    for row in reader:
+    checked = _Checked()
+    for row in _rows(reader, name):
         line = reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -108,17 +155,36 @@ def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
                 rec[col] = value
         if "priority" not in rec and default_prio is not None:
             rec["priority"] = default_prio
-        out.append(_validated(builder, rec, where))
-    return out
+        checked.add(rec, where)
+    return checked.done()
+
+
+def _csv_error(name: str, line: int, exc: csv.Error) -> WatchlistImportError:
+    if "field limit" in str(exc):
+        return WatchlistImportError(
+            f"{name} line {line}: a field is longer than {csv.field_size_limit()} characters, which the "
+            f"CSV reader refuses (a text field holds at most {MAX_TEXT_LEN}); is a quote left open?")
+    return WatchlistImportError(f"{name} line {line}: not valid CSV ({exc})")
+
+
+def _rows(reader: Any, name: str) -> Iterator[list[str]]:
+    """The reader's rows, its errors named by file and line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _csv_error(name, reader.line_num, exc) from None
+        yield row
 
 
 def read_ncic(path: Path, text: str | None = None, source: str | None = None) -> list[dict[str, Any]]:
     """Parse the NCIC-style fixed-width extract (layout in `NCIC_COLUMNS`); '#' lines are comments."""
     name = Path(path).name
     if text is None:
-        text = Path(path).read_text(encoding="ascii", errors="strict")
-    builder = WatchlistBuilder()
-    out: list[dict[str, Any]] = []
+        text = read_text(path, "ascii")
+    checked = _Checked()
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -157,20 +223,8 @@ def read_ncic(path: Path, text: str | None = None, source: str | None = None) ->
         if f["description"]:
             rec["description"] = f["description"]
         rec["source"] = source or f"NCIC extract {name}"
-        out.append(_validated(builder, rec, where))
-    return out
-
-
-def _validated(builder: WatchlistBuilder, rec: dict[str, Any], where: str) -> dict[str, Any]:
-    """Check a record the way the car will, and return it with the normalised plate."""
-    try:
-        row = builder.parse_record(rec, where)
-    except WatchlistError as exc:
-        raise WatchlistImportError(str(exc)) from None
-    rec["plate"] = row[0]
-    if row[2]:
-        rec["region"] = row[2]
-    return rec
+        checked.add(rec, where)
+    return checked.done()
 
 
 def read_file(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:

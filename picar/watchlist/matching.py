@@ -55,8 +55,8 @@ class MatchOptions:
 
     max_substitutions: confusable-character substitutions allowed (0 = exact only).
     max_edit: non-confusable insert/delete/substitute operations allowed, 0 or 1.
-    Wildcards: `?` one character, `*` a run of 0..wildcard_run characters; a pattern needs at least
-    min_literals literal characters and at most max_stars `*`; at most max_wildcards patterns in a list.
+    Wildcards: `?` one character, `*` a run of 0..wildcard_run characters. Which patterns a list may
+    hold (their shape and number) is the language's rule (picar.watchlist.entries), not an option.
     Reads and entries shorter than min_fuzzy_length only ever match exactly.
     """
 
@@ -64,9 +64,6 @@ class MatchOptions:
     max_substitutions: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
     max_edit: Mapping[str, int] = field(default_factory=lambda: {"default": 1})
     wildcard_run: int = 3
-    min_literals: int = 3
-    max_stars: int = 2
-    max_wildcards: int = 1000
     min_fuzzy_length: int = 4
 
     def __post_init__(self) -> None:
@@ -86,8 +83,8 @@ class MatchOptions:
                 if not isinstance(value, int) or not 0 <= value <= top:
                     why = " (the index covers one edit; more would match too many plates)" if top == 1 else ""
                     raise WatchlistError(f"{name}[{key!r}] = {value!r}: allowed 0..{top}{why}")
-        if not 0 <= self.max_stars <= 2 or self.wildcard_run < 0 or self.min_literals < 1:
-            raise WatchlistError("wildcard limits: max_stars 0..2, wildcard_run >= 0, min_literals >= 1")
+        if self.wildcard_run < 0:
+            raise WatchlistError(f"wildcard_run = {self.wildcard_run!r}: allowed >= 0")
 
     def substitutions_for(self, list_name: str) -> int:
         return self.max_substitutions.get(list_name, self.max_substitutions.get("default", 1))

@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from picar.watchlist import update
+
 ENVELOPE_FORMAT = "picar-signed/1"
 
 
@@ -102,7 +104,7 @@ def _envelope(data: bytes) -> dict[str, Any] | None:
         return None
     try:
         obj = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply for the reader
         return None
     return obj if isinstance(obj, dict) and "payload" in obj else None
 
@@ -116,8 +118,12 @@ def open_envelope(data: bytes, public_key: Ed25519PublicKey | None, require_sign
     """Verify an envelope and return its payload bytes, before anything in them is used.
 
     Data that is not an envelope is accepted as an unsigned payload only when signatures are not
-    required. Raises SignatureError naming what is wrong.
+    required. Raises SignatureError naming what is wrong, or UpdateError for data too large to be an
+    update (checked before any of it is parsed).
     """
+    limit = update.max_envelope_bytes()
+    if len(data) > limit:
+        raise update.UpdateError(f"update of {len(data)} bytes; at most {limit} bytes are accepted")
     env = _envelope(data)
     if env is None:
         if require_signature:
@@ -129,6 +135,8 @@ def open_envelope(data: bytes, public_key: Ed25519PublicKey | None, require_sign
         payload = base64.b64decode(env["payload"], validate=True)
     except (binascii.Error, TypeError, ValueError):
         raise SignatureError("envelope 'payload' is not valid base64") from None
+    if len(payload) > update.MAX_UPDATE_BYTES:
+        raise update.UpdateError(f"payload larger than {update.MAX_UPDATE_BYTES} bytes")
     sig_text = env.get("signature")
     if sig_text is None:
         if require_signature:

@@ -159,7 +159,11 @@ class WatchlistStore:
         return False
 
     def apply_update(self, data: bytes, origin: str) -> UpdateResult:
-        """Verify and apply one update (signed envelope bytes); never raises for bad input."""
+        """Verify and apply one update (signed envelope bytes); never raises.
+
+        The size is checked first, then the signature, and only then is the payload parsed. Every
+        rejection, whatever raised it, is logged and passed to the audit hook.
+        """
         with self._apply_lock:
             old = self.current
             try:
@@ -171,6 +175,10 @@ class WatchlistStore:
             except OSError as exc:
                 result = UpdateResult(False, f"could not save the list: {exc}", origin, old.version,
                                       entries=len(old), list_id=old.list_id)
+            except Exception as exc:  # a bug or resource limit: still a rejection, logged and audited
+                log.exception("watchlist: unexpected error while applying an update from %s", origin)
+                result = UpdateResult(False, f"internal error: {type(exc).__name__}: {exc}", origin,
+                                      old.version, entries=len(old), list_id=old.list_id)
             else:
                 self._swap(new)
                 self.applied_at = time.time()
@@ -203,10 +211,7 @@ class WatchlistStore:
                                                       upd.list_id or old.list_id)
             added = len(upd.entries) - replaced
         else:
-            builder = WatchlistBuilder(self.options)
-            for i, rec in enumerate(upd.entries):
-                builder.add_record(rec, f"entries[{i}]")
-            new = builder.build(version=upd.version, list_id=upd.list_id)
+            new = Watchlist.from_records(upd.entries, self.options, upd.version, upd.list_id)
             added, removed, replaced = len(new), len(old), 0
         reason = (f"{upd.kind} v{upd.version} ({'signed' if opened.signed else 'unsigned'}): "
                   f"{len(new)} entries, +{added} -{removed} ~{replaced}")

@@ -15,14 +15,45 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from picar.watchlist.entries import WatchlistError, format_time, parse_time
+from picar.watchlist.entries import WatchlistError, check_text, format_time, parse_time
 
 UPDATE_FORMAT = "picar-watchlist/1"
-MAX_UPDATE_BYTES = 512 * 2**20  # after decompression; a 1M-entry snapshot is ~60 MB
+MAX_UPDATE_BYTES = 512 * 2**20  # a payload, as sent and after decompression; a 1M-entry snapshot is ~60 MB
+MAX_VERSION = 2**53 - 1  # versions are integers 1..MAX_VERSION, exact in every JSON reader (IEEE doubles)
+MAX_LIST_ID_LEN = 64
 
 
 class UpdateError(ValueError):
     """A malformed or out-of-order update; the message names the field and value."""
+
+
+def max_envelope_bytes() -> int:
+    """The largest signed envelope: a MAX_UPDATE_BYTES payload in base64, plus the envelope's fields."""
+    return MAX_UPDATE_BYTES // 3 * 4 + 4096
+
+
+def check_version(value: object, name: str = "version", lowest: int = 1) -> int:
+    """A version (or base_version) number: an integer lowest..MAX_VERSION; UpdateError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= MAX_VERSION:
+        raise UpdateError(f"{name} {value!r} must be an integer {lowest} .. {MAX_VERSION} (2**53 - 1)")
+    return value
+
+
+def check_list_id(value: object) -> str:
+    """The list (or fleet) id an update carries: a string of at most MAX_LIST_ID_LEN characters."""
+    if not isinstance(value, str) or len(value) > MAX_LIST_ID_LEN:
+        raise UpdateError(f"list_id {value!r} must be a string of at most {MAX_LIST_ID_LEN} characters")
+    return value
+
+
+def load_json(data: bytes | str, what: str = "payload") -> Any:
+    """json.loads that raises UpdateError instead of ValueError or RecursionError (deep nesting)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise UpdateError(f"{what} is nested too deeply to be a watchlist update") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise UpdateError(f"{what} is not valid JSON ({exc})") from None
 
 
 @dataclass(frozen=True)
@@ -43,6 +74,8 @@ class Update:
 
 def decode_payload(payload: bytes) -> Any:
     """gunzip if gzip-compressed (bounded size), then parse JSON."""
+    if len(payload) > MAX_UPDATE_BYTES:
+        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
     if payload[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(payload)) as f:
@@ -50,11 +83,8 @@ def decode_payload(payload: bytes) -> Any:
         except (OSError, EOFError, zlib.error) as exc:
             raise UpdateError(f"payload is not valid gzip ({exc})") from None
     if len(payload) > MAX_UPDATE_BYTES:
-        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
-    try:
-        return json.loads(payload)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise UpdateError(f"payload is not valid JSON ({exc})") from None
+        raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes once decompressed")
+    return load_json(payload)
 
 
 def parse_update(payload: bytes) -> Update:
@@ -72,12 +102,13 @@ def parse_update(payload: bytes) -> Update:
     unknown = set(obj) - allowed
     if unknown:
         raise UpdateError(f"unknown field(s) {sorted(unknown)}")
-    version = obj.get("version")
-    if version.__class__ is not int or version < 1:
-        raise UpdateError(f"version {version!r} must be an integer >= 1")
-    list_id = obj.get("list_id", obj.get("fleet", ""))
-    if not isinstance(list_id, str):
-        raise UpdateError(f"list_id {list_id!r} must be a string")
+    version = check_version(obj.get("version"))
+    list_id = check_list_id(obj.get("list_id", obj.get("fleet", "")))
+    if "comment" in obj:
+        try:
+            check_text(obj["comment"], "comment")
+        except WatchlistError as exc:
+            raise UpdateError(str(exc)) from None
     created = obj.get("created_at")
     try:
         if parse_time(created, "created_at") is None:
@@ -86,8 +117,7 @@ def parse_update(payload: bytes) -> Update:
         raise UpdateError(str(exc)) from None
     base = obj.get("base_version")
     if kind == "delta":
-        if base.__class__ is not int:
-            raise UpdateError(f"delta needs an integer base_version, got {base!r}")
+        base = check_version(base, "delta base_version", lowest=0)
         if base >= version:
             raise UpdateError(f"delta base_version {base} must be below its version {version}")
         if "entries" in obj:
@@ -109,8 +139,8 @@ def parse_update(payload: bytes) -> Update:
 
 
 def _header(kind: str, version: int, list_id: str, created_at: datetime | None) -> dict[str, Any]:
-    if version < 1:
-        raise ValueError(f"version {version} must be >= 1")
+    check_version(version)
+    check_list_id(list_id)
     return {"format": UPDATE_FORMAT, "type": kind, "list_id": list_id, "version": version,
             "created_at": format_time(created_at or datetime.now(UTC))}
 
@@ -133,7 +163,7 @@ def delta_payload(add: Sequence[Mapping[str, Any]], remove: Sequence[Mapping[str
                   compress: bool = False) -> bytes:
     """A delta update payload: entries to add (or replace) and keys (plate, list, region) to remove."""
     obj = _header("delta", version, list_id, created_at)
-    obj["base_version"] = base_version
+    obj["base_version"] = check_version(base_version, "base_version", lowest=0)
     obj["add"] = list(add)
     obj["remove"] = list(remove)
     return _encode(obj, compress)
