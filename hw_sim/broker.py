@@ -1,13 +1,15 @@
 """A real Mosquitto broker for the simulator, the demo and the tests, plus a collecting subscriber.
 
 ``Mosquitto`` writes its own config into a temporary directory, listens on a free port on 127.0.0.1 and
-can be stopped, SIGKILLed and restarted on the same port. Options: persistence (retained messages and
-persistent sessions survive a restart), TLS with a generated CA and client certificate
-(``require_certificate true``), and a password file.
+can be stopped, SIGKILLed and restarted on the same port. Like a fleet broker it has a password per user
+(each car's username is its vehicle id; HQ's is ``hq``), no anonymous access and the per-vehicle ACL of
+docs/mqtt.md (``picar.link.topics.broker_acl``). Options: persistence (retained messages and persistent
+sessions survive a restart) and TLS with a generated CA and one client certificate per user
+(``require_certificate true``). ``open_access=True`` is the exception: anonymous, no ACL.
 
     from hw_sim.broker import Mosquitto, Subscriber
-    with Mosquitto(tmp_path, persistence=True) as broker:
-        with Subscriber(broker, ["picar/v1/#"]) as sub:
+    with Mosquitto(tmp_path, persistence=True, vehicles=["car1"]) as broker:
+        with Subscriber(broker, ["picar/v1/#"]) as sub:         # HQ's identity unless identity= says
             ...
             assert sub.wait_for(lambda msgs: len(msgs) >= 3, timeout=5)
 """
@@ -36,6 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from picar.link.topics import DEFAULT_PREFIX, HQ_USER, broker_acl
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
@@ -47,15 +51,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+DEFAULT_VEHICLES = ("car1", "car2")
+
+
+@dataclass(frozen=True)
+class ClientCert:
+    """One identity's client certificate and key (PEM); the certificate's CN is the identity."""
+
+    cert_file: Path
+    key_file: Path
+
+
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM files generated for one test broker."""
+    """PEM files generated for one test broker: a CA, the server's pair and one client pair per identity."""
 
     ca_file: Path
     server_cert: Path
     server_key: Path
-    client_cert: Path
-    client_key: Path
+    clients: dict[str, ClientCert]
+
+    def client(self, identity: str) -> ClientCert:
+        """The certificate and key issued to ``identity`` (a vehicle id or "hq")."""
+        try:
+            return self.clients[identity]
+        except KeyError:
+            raise KeyError(f"no client certificate for {identity!r}; issued: {sorted(self.clients)}") from None
 
 
 class Mosquitto:
@@ -68,9 +89,15 @@ class Mosquitto:
         persistence: bool = False,
         tls: bool = False,
         users: dict[str, str] | None = None,
+        vehicles: Iterable[str] = DEFAULT_VEHICLES,
+        topic_prefix: str = DEFAULT_PREFIX,
+        open_access: bool = False,
         port: int | None = None,
         extra_config: Iterable[str] = (),
     ) -> None:
+        """``users`` maps each username to its password (cars by vehicle id, and "hq"); left out, every id
+        in ``vehicles`` and "hq" get the password ``{user}-password``. ``open_access=True`` (only for a test
+        that needs an anonymous broker, and says why): no users, no ACL."""
         self.workdir = Path(workdir) / f"mosquitto-{os.getpid()}-{id(self):x}"
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
@@ -78,8 +105,15 @@ class Mosquitto:
         self._port_chosen = port is None  # ours to change if someone grabs it before the first start
         self._started_once = False
         self.persistence = persistence
-        self.users = dict(users or {})
-        self.tls: TlsFiles | None = make_tls_files(self.workdir / "tls") if tls else None
+        if open_access and users:
+            raise ValueError("an open_access broker has no users")
+        identities = list(users) if users is not None else [*vehicles, HQ_USER]
+        self.open_access = open_access
+        self.users: dict[str, str] = (
+            {} if open_access else dict(users) if users is not None else {u: f"{u}-password" for u in identities}
+        )
+        self.topic_prefix = topic_prefix.strip("/")
+        self.tls: TlsFiles | None = make_tls_files(self.workdir / "tls", clients=identities) if tls else None
         self.extra_config = list(extra_config)
         self.config_path = self.workdir / "mosquitto.conf"
         self.log_path = self.workdir / "mosquitto.log"
@@ -167,15 +201,25 @@ class Mosquitto:
 
     # ---- client-side helpers -------------------------------------------------------------------------
 
-    def client_tls_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for HqLink/console: ca_file, cert_file, key_file (empty without TLS)."""
+    def client_tls_kwargs(self, identity: str) -> dict[str, Any]:
+        """ca_file, cert_file, key_file of ``identity`` for HqLink/console (empty without TLS)."""
         if self.tls is None:
             return {}
-        return {
-            "ca_file": str(self.tls.ca_file),
-            "cert_file": str(self.tls.client_cert),
-            "key_file": str(self.tls.client_key),
-        }
+        mine = self.tls.client(identity)
+        return {"ca_file": str(self.tls.ca_file), "cert_file": str(mine.cert_file), "key_file": str(mine.key_file)}
+
+    def credentials(self, identity: str) -> dict[str, str]:
+        """username and password of ``identity`` (empty for an open_access broker)."""
+        if self.open_access:
+            return {}
+        if identity not in self.users:
+            raise KeyError(f"broker has no user {identity!r}; users: {sorted(self.users)}")
+        return {"username": identity, "password": self.users[identity]}
+
+    def link_kwargs(self, identity: str) -> dict[str, Any]:
+        """Everything HqLink needs to connect as ``identity``: tls, its TLS files, its credentials."""
+        return {**({"tls": True} if self.tls else {}), **self.client_tls_kwargs(identity),
+                **self.credentials(identity)}
 
     # ---- log -----------------------------------------------------------------------------------------
 
@@ -242,7 +286,7 @@ class Mosquitto:
 
     def _write_config(self) -> None:
         lines = [
-            "# written by tests/broker.py",
+            "# written by hw_sim/broker.py",
             "log_dest stderr",  # unbuffered, unlike stdout into a pipe
             "log_type error",
             "log_type warning",
@@ -255,7 +299,7 @@ class Mosquitto:
             # mosquitto loops over queued messages per client; the default cap (1000) is fine but explicit.
             "max_queued_messages 10000",
         ]
-        if self.users:
+        if not self.open_access:
             passwd = self.workdir / "passwd"
             passwd.unlink(missing_ok=True)
             for i, (user, password) in enumerate(self.users.items()):
@@ -265,7 +309,9 @@ class Mosquitto:
                     check=True,
                     capture_output=True,
                 )
-            lines += ["allow_anonymous false", f"password_file {passwd}"]
+            acl = self.workdir / "acl"
+            acl.write_text(broker_acl(self.topic_prefix))
+            lines += ["allow_anonymous false", f"password_file {passwd}", f"acl_file {acl}"]
         else:
             lines.append("allow_anonymous true")
         if self.tls is not None:
@@ -285,8 +331,10 @@ class Mosquitto:
         self.config_path.write_text("\n".join(lines) + "\n")
 
 
-def make_tls_files(directory: Path, hosts: Iterable[str] = ("127.0.0.1", "localhost")) -> TlsFiles:
-    """Generate a CA, a server certificate for ``hosts`` and a client certificate, all signed by the CA."""
+def make_tls_files(directory: Path, hosts: Iterable[str] = ("127.0.0.1", "localhost"),
+                   clients: Iterable[str] = (*DEFAULT_VEHICLES, HQ_USER)) -> TlsFiles:
+    """Generate a CA, a server certificate for ``hosts`` and one client certificate per identity in
+    ``clients`` (CN = the identity: a vehicle id or "hq"), all signed by the CA."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -351,18 +399,15 @@ def make_tls_files(directory: Path, hosts: Iterable[str] = ("127.0.0.1", "localh
         ca_file=directory / "ca.crt",
         server_cert=directory / "server.crt",
         server_key=directory / "server.key",
-        client_cert=directory / "client.crt",
-        client_key=directory / "client.key",
+        clients={name: ClientCert(directory / f"{name}.crt", directory / f"{name}.key") for name in clients},
     )
     files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    cert, key = leaf("127.0.0.1", server=True)
-    files.server_cert.write_bytes(cert)
-    files.server_key.write_bytes(key)
-    cert, key = leaf("picar-test-car", server=False)
-    files.client_cert.write_bytes(cert)
-    files.client_key.write_bytes(key)
-    for p in (files.server_key, files.client_key):
-        p.chmod(0o600)
+    pairs = [(files.server_cert, files.server_key, leaf("127.0.0.1", server=True))]
+    pairs += [(c.cert_file, c.key_file, leaf(name, server=False)) for name, c in files.clients.items()]
+    for cert_path, key_path, (cert, key) in pairs:
+        cert_path.write_bytes(cert)
+        key_path.write_bytes(key)
+        key_path.chmod(0o600)
     return files
 
 
@@ -397,9 +442,12 @@ class Subscriber:
         client_id: str = "",
         clean_session: bool = True,
         qos: int = 1,
+        identity: str | None = None,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
+        """Connects as ``identity`` (default: ``username``, else "hq"): its certificate, and its username and
+        password unless ``username``/``password`` say otherwise (to test a wrong password)."""
         self.topics = list(topics)
         self.qos = qos
         self._broker = broker
@@ -415,14 +463,14 @@ class Subscriber:
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
         )
-        if username is not None:
-            self.client.username_pw_set(username, password)
+        who = identity or username or HQ_USER
+        creds = broker.credentials(who) if username is None else {"username": username, "password": password}
+        if creds:
+            self.client.username_pw_set(creds["username"], creds["password"])
         if broker.tls is not None:
-            self.client.tls_set(
-                ca_certs=str(broker.tls.ca_file),
-                certfile=str(broker.tls.client_cert),
-                keyfile=str(broker.tls.client_key),
-            )
+            mine = broker.tls.client(who)
+            self.client.tls_set(ca_certs=str(broker.tls.ca_file), certfile=str(mine.cert_file),
+                                keyfile=str(mine.key_file))
         self.client.reconnect_delay_set(min_delay=0.05, max_delay=0.5)  # type: ignore[arg-type]
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

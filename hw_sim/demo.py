@@ -57,7 +57,8 @@ def demo_main(argv: list[str]) -> int:
     try:
         _say(f"demo: working in {work}")
         sim.start_world()
-        _say(f"demo: broker on 127.0.0.1:{sim.broker.port} (TLS, client certificates, passwords)")
+        _say(f"demo: broker on 127.0.0.1:{sim.broker.port} (TLS, a certificate and user for the car and for HQ, "
+             "per-vehicle ACL)")
         hq = sim.subscriber([every_vehicle(DEFAULT_PREFIX, "hit"), every_vehicle(DEFAULT_PREFIX, "read")])
         sim.publish_watchlist()
         _say("demo: HQ signed the demo watchlist (Ed25519) and published it as version 1")

@@ -11,13 +11,24 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from picar.paths import DEMO_DIR
 
-CAR_USER, CAR_PASSWORD = "demo-car-1", "car-demo-password"
-HQ_USER, HQ_PASSWORD = "hq", "hq-demo-password"
+if TYPE_CHECKING:
+    from hw_sim.broker import Mosquitto
+
 VEHICLE_ID = "demo-car-1"
+CAR_USER, CAR_PASSWORD = VEHICLE_ID, "car-demo-password"  # the broker ACL needs username = vehicle id
+HQ_USER, HQ_PASSWORD = "hq", "hq-demo-password"
+
+
+def demo_broker(work: Path, users: dict[str, str]) -> Mosquitto:
+    """The broker the demo and the simulator run, not yet started: persistence, TLS with one client
+    certificate per user, a password per user and the per-vehicle ACL (cars' usernames = vehicle ids)."""
+    from hw_sim.broker import Mosquitto
+
+    return Mosquitto(work, persistence=True, tls=True, users=users)
 
 
 def _q(p: Path | str) -> str:
@@ -57,11 +68,10 @@ class Simulation:
     # --- the world around the car -------------------------------------------------------------
 
     def start_world(self) -> None:
-        from hw_sim.broker import Mosquitto, free_port
+        from hw_sim.broker import free_port
 
         self.work.mkdir(parents=True, exist_ok=True)
-        self.broker = Mosquitto(self.work, persistence=True, tls=True,
-                                users={CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD}).start()
+        self.broker = demo_broker(self.work, {CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD}).start()
         self._write_credentials()
         self.key = self.work / "hq-signing"
         from picar.hq.cli import hq_main
@@ -102,9 +112,11 @@ class Simulation:
             self.camera_source = str(drive)
 
     def hq_tls_args(self) -> list[str]:
+        """Connection arguments for HQ's tools: HQ's own certificate and credentials."""
         tls = self.broker.tls
+        hq = tls.client(HQ_USER)
         return ["--host", "127.0.0.1", "--port", str(self.broker.port), "--ca", str(tls.ca_file),
-                "--cert", str(tls.client_cert), "--keyfile", str(tls.client_key),
+                "--cert", str(hq.cert_file), "--keyfile", str(hq.key_file),
                 "--credentials", str(self.work / "hq.credentials")]
 
     def publish_watchlist(self, csv_path: Path | None = None, version: int = 1) -> Path:
@@ -126,12 +138,13 @@ class Simulation:
         from hw_sim.broker import Subscriber
 
         return Subscriber(self.broker, topics, client_id=client_id, clean_session=clean_session,
-                          username=HQ_USER, password=HQ_PASSWORD).start()
+                          identity=HQ_USER).start()
 
     # --- the car --------------------------------------------------------------------------------
 
     def write_config(self) -> Path:
         tls = self.broker.tls
+        car = tls.client(CAR_USER)
         self.config_path = self.work / "picar.toml"
         self.config_path.write_text(f"""# Written by the simulator (hw_sim/sim.py) for one run.
 [vehicle]
@@ -162,8 +175,8 @@ host = "127.0.0.1"
 port = {self.broker.port}
 tls = true
 ca_file = {_q(tls.ca_file)}
-cert_file = {_q(tls.client_cert)}
-key_file = {_q(tls.client_key)}
+cert_file = {_q(car.cert_file)}
+key_file = {_q(car.key_file)}
 credentials_file = {_q(self.work / "car.credentials")}
 position_interval_s = 2.0
 

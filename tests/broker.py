@@ -15,7 +15,8 @@ __all__ = ["MOSQUITTO", "Mosquitto", "Received", "Subscriber", "TlsFiles", "free
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
-    """A plain broker for one test: ``from tests.broker import mosquitto`` then take ``mosquitto``."""
+    """A plain (no TLS) broker for one test with users car1, car2 and hq and the per-vehicle ACL:
+    ``from tests.broker import mosquitto`` then take ``mosquitto``."""
     with Mosquitto(tmp_path) as broker:
         yield broker
 

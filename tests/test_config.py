@@ -468,12 +468,21 @@ def test_warnings(tmp_path: Path) -> None:
 
 def test_readable_credentials_file_is_warned_about(tmp_path: Path) -> None:
     creds = tmp_path / "creds"
-    creds.write_text("username=a\npassword=b\n")
+    creds.write_text("username=car-1\npassword=b\n")
     creds.chmod(0o600)
     config = parse_config(with_keys("mqtt", credentials_file="creds"), tmp_path)
     assert not any("credentials_file" in w for w in config_warnings(config))
     creds.chmod(0o644)
     assert any("chmod 600" in w for w in config_warnings(config))
+
+
+def test_a_username_other_than_the_vehicle_id_is_warned_about(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.write_text("username=car-2\npassword=b\n")
+    creds.chmod(0o600)
+    config = parse_config(with_keys("mqtt", credentials_file="creds"), tmp_path)
+    assert config.vehicle.id == "car-1"
+    assert any("username 'car-2' is not vehicle.id 'car-1'" in w for w in config_warnings(config))
 
 
 def test_check_config_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -58,13 +58,19 @@ def watched_logger(name: str) -> tuple[logging.Logger, LogWatch]:
 
 
 def make_link(broker: Mosquitto, outbox: Outbox, vehicle: str = "car1", **kw: Any) -> HqLink:
+    """The car's link with the vehicle's own certificate and credentials unless ``kw`` says otherwise."""
     kw.setdefault("reconnect_min_s", 0.1)
     kw.setdefault("reconnect_max_s", 0.5)
-    if broker.tls is not None:
-        kw.setdefault("tls", True)
-        for k, v in broker.client_tls_kwargs().items():
-            kw.setdefault(k, v)
+    for k, v in broker.link_kwargs(vehicle).items():
+        kw.setdefault(k, v)
     return HqLink(vehicle, broker.host, broker.port, outbox, **kw)
+
+
+def hq_console_args(broker: Mosquitto) -> list[str]:
+    """hq_console's connection arguments: the broker, as HQ."""
+    hq = broker.credentials("hq")
+    return ["--host", broker.host, "--port", str(broker.port), "--username", hq["username"],
+            "--password", hq["password"]]
 
 
 def event_ids(msgs: list[Received], kind: str = "read") -> list[str]:
@@ -87,7 +93,7 @@ def first_appearances(ids: list[str]) -> list[str]:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    with Mosquitto(tmp_path, persistence=True) as b:
+    with Mosquitto(tmp_path, persistence=True, vehicles=["car1", "car2", "car3", "car4"]) as b:
         yield b
 
 
@@ -170,9 +176,9 @@ def test_broker_sigkill_mid_stream_loses_no_event(tmp_path: Path, broker: Mosqui
         link.stop()
 
 
-def _run_child(db: Path, port: int, total: int) -> subprocess.Popen[str]:
+def _run_child(db: Path, port: int, total: int, password: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.test_hq", str(db), str(port), str(total)],
+        [sys.executable, "-m", "tests.test_hq", str(db), str(port), str(total), password],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
 
@@ -182,7 +188,7 @@ def test_car_sigkilled_then_new_link_on_same_outbox_resumes_and_will_says_offlin
 ) -> None:
     total = 300
     db = tmp_path / "car.db"
-    child = _run_child(db, broker.port, total)
+    child = _run_child(db, broker.port, total, broker.users["car1"])
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
@@ -334,11 +340,8 @@ def test_tls_client_certificate_and_password(tmp_path: Path) -> None:
         assert time.monotonic() - started >= 0.5
 
 
-def test_the_documented_acl_lets_a_car_do_its_job(tmp_path: Path) -> None:
-    doc = (ROOT / "docs" / "mqtt.md").read_text()
-    acl_text = doc.split("# /etc/mosquitto/acl", 1)[1].split("```", 1)[0]
-    acl = tmp_path / "acl"
-    acl.write_text("# /etc/mosquitto/acl" + acl_text)
+def test_the_acl_lets_a_car_do_its_job(tmp_path: Path) -> None:
+    """The broker runs the documented ACL (tests/test_broker_acl.py checks it is the same text)."""
     received: list[tuple[str, bytes]] = []
     cond = threading.Condition()
 
@@ -347,7 +350,7 @@ def test_the_documented_acl_lets_a_car_do_its_job(tmp_path: Path) -> None:
             received.append((topic, payload))
             cond.notify_all()
 
-    with Mosquitto(tmp_path, users={"car1": "pw", "hq": "hqpw"}, extra_config=[f"acl_file {acl}"]) as broker, \
+    with Mosquitto(tmp_path, users={"car1": "pw", "hq": "hqpw"}) as broker, \
             Subscriber(broker, [f"{PREFIX}/#"], username="hq", password="hqpw") as hq, \
             Outbox(tmp_path / "car.db") as ob:
         link = make_link(broker, ob, username="car1", password="pw", on_command=on_command)
@@ -414,7 +417,7 @@ def test_publish_event_reports_a_full_outbox(tmp_path: Path) -> None:
         assert ob.backlog() == len(stored) > 0
 
 
-@pytest.mark.parametrize("kind", ["status", "position", "cmd", "watchlist", "a/b", "", "x+"])
+@pytest.mark.parametrize("kind", ["status", "position", "cmd", "watchlist", "a/b", "", "x+", "alert"])
 def test_event_kind_must_be_one_plain_topic_level(tmp_path: Path, kind: str) -> None:
     with Outbox(tmp_path / "car.db") as ob:
         link = HqLink("car1", "127.0.0.1", 1, ob)
@@ -427,6 +430,9 @@ def test_constructor_rejects_bad_settings(tmp_path: Path) -> None:
     with Outbox(tmp_path / "car.db") as ob:
         with pytest.raises(ValueError, match="vehicle_id"):
             HqLink("car/1", "h", 1, ob)
+        for reserved in ("fleet", "hq"):  # the fleet level, and HQ's username in the broker ACL
+            with pytest.raises(ValueError, match="reserved"):
+                HqLink(reserved, "h", 1, ob)
         with pytest.raises(ValueError, match="port"):
             HqLink("car1", "h", 0, ob)
         with pytest.raises(ValueError, match="keepalive_s"):
@@ -473,8 +479,8 @@ def test_console_exits_zero_after_n_distinct_hits(tmp_path: Path, broker: Mosqui
         link.start()
         assert link.wait_ready(30)
         console = subprocess.Popen(
-            [sys.executable, "-m", "hw_sim.hq_console", "--host", broker.host, "--port", str(broker.port),
-             "--until-hits", "2", "--timeout", "20"],
+            [sys.executable, "-m", "hw_sim.hq_console", *hq_console_args(broker), "--until-hits", "2",
+             "--timeout", "20"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         try:
@@ -482,8 +488,8 @@ def test_console_exits_zero_after_n_distinct_hits(tmp_path: Path, broker: Mosqui
             first = console.stdout.readline()  # the car's retained status: the console is subscribed
             assert "car1" in first and "state=online" in first
             eid = link.publish_event("hit", {"plate": "HIT001", "list": "stolen_vehicle", "match": "exact"})
-            with Subscriber(broker, []) as hq:  # a redelivered duplicate must not count twice
-                hq.publish(f"{PREFIX}/car1/hit", json.dumps({"event_id": eid, "plate": "HIT001"}))
+            with Subscriber(broker, [], identity="car1") as car1:  # a redelivered duplicate must not count twice
+                car1.publish(f"{PREFIX}/car1/hit", json.dumps({"event_id": eid, "plate": "HIT001"}))
                 link.publish_event("read", {"plate": "READ01"})
                 link.publish_event("hit", {"plate": "HIT002", "list": "wanted", "lat": 51.5, "lon": -0.12})
                 out, err = console.communicate(timeout=20)
@@ -500,16 +506,15 @@ def test_console_exits_zero_after_n_distinct_hits(tmp_path: Path, broker: Mosqui
 
 def test_console_timeout_without_enough_hits_exits_one(mosquitto: Mosquitto) -> None:
     started = time.monotonic()
-    rc = console_main(["--host", mosquitto.host, "--port", str(mosquitto.port), "--until-hits", "1",
-                       "--timeout", "0.5"], out=io.StringIO())
+    rc = console_main([*hq_console_args(mosquitto), "--until-hits", "1", "--timeout", "0.5"], out=io.StringIO())
     assert rc == 1 and time.monotonic() - started >= 0.5
 
 
 def test_console_stops_cleanly_on_sigterm(broker: Mosquitto) -> None:
-    with Subscriber(broker, []) as hq:
-        hq.publish(f"{PREFIX}/car4/status", b'{"state":"online"}', retain=True)
+    with Subscriber(broker, [], identity="car4") as car4:
+        car4.publish(f"{PREFIX}/car4/status", b'{"state":"online"}', retain=True)
     console = subprocess.Popen(
-        [sys.executable, "-m", "hw_sim.hq_console", "--host", broker.host, "--port", str(broker.port)],
+        [sys.executable, "-m", "hw_sim.hq_console", *hq_console_args(broker)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -527,11 +532,10 @@ def test_console_stops_cleanly_on_sigterm(broker: Mosquitto) -> None:
 
 
 def test_console_json_lines(broker: Mosquitto) -> None:
-    with Subscriber(broker, []) as hq:
-        hq.publish(f"{PREFIX}/car3/hit", json.dumps({"event_id": "h1", "plate": "J1"}), retain=True)
+    with Subscriber(broker, [], identity="car3") as car3:
+        car3.publish(f"{PREFIX}/car3/hit", json.dumps({"event_id": "h1", "plate": "J1"}), retain=True)
     out = io.StringIO()
-    rc = console_main(["--host", broker.host, "--port", str(broker.port), "--json", "--until-hits", "1",
-                       "--timeout", "10"], out=out)
+    rc = console_main([*hq_console_args(broker), "--json", "--until-hits", "1", "--timeout", "10"], out=out)
     assert rc == 0
     rows = [json.loads(x) for x in out.getvalue().splitlines()]
     assert rows == [{"topic": f"{PREFIX}/car3/hit", "vehicle": "car3", "kind": "hit", "retain": True,
@@ -541,13 +545,14 @@ def test_console_json_lines(broker: Mosquitto) -> None:
 def test_console_over_tls_with_client_certificate_and_credentials_file(tmp_path: Path) -> None:
     creds = tmp_path / "hq.credentials"
     creds.write_text("# HQ console\nusername=hq\npassword=hqpw\n")
-    with Mosquitto(tmp_path, tls=True, users={"hq": "hqpw"}) as broker:
+    with Mosquitto(tmp_path, tls=True, users={"hq": "hqpw", "car9": "car9pw"}) as broker:
         assert broker.tls is not None
-        with Subscriber(broker, [], username="hq", password="hqpw") as hq:
-            hq.publish(f"{PREFIX}/car9/hit", json.dumps({"event_id": "t1", "plate": "TLS9"}), retain=True)
+        with Subscriber(broker, [], username="car9", password="car9pw") as car9:
+            car9.publish(f"{PREFIX}/car9/hit", json.dumps({"event_id": "t1", "plate": "TLS9"}), retain=True)
         out = io.StringIO()
         rc = console_main(["--host", broker.host, "--port", str(broker.port), "--ca", str(broker.tls.ca_file),
-                           "--cert", str(broker.tls.client_cert), "--keyfile", str(broker.tls.client_key),
+                           "--cert", str(broker.tls.client("hq").cert_file),
+                           "--keyfile", str(broker.tls.client("hq").key_file),
                            "--credentials", str(creds), "--until-hits", "1", "--timeout", "10"], out=out)
         assert rc == 0 and "TLS9" in out.getvalue()
         bad = tmp_path / "bad.credentials"
@@ -557,9 +562,10 @@ def test_console_over_tls_with_client_certificate_and_credentials_file(tmp_path:
 
 def _child_main(argv: list[str]) -> int:
     """Run by the SIGKILL test: fill the outbox, start sending, wait to be killed."""
-    db, port, total = Path(argv[0]), int(argv[1]), int(argv[2])
+    db, port, total, password = Path(argv[0]), int(argv[1]), int(argv[2]), argv[3]
     ob = Outbox(db)
-    link = HqLink("car1", "127.0.0.1", port, ob, max_inflight=5, reconnect_min_s=0.1, reconnect_max_s=0.5)
+    link = HqLink("car1", "127.0.0.1", port, ob, max_inflight=5, reconnect_min_s=0.1, reconnect_max_s=0.5,
+                  username="car1", password=password)
     for i in range(total):
         link.publish_event("read", {"plate": f"P{i:04d}", "n": i}, event_id=f"ev-{i:04d}")
     link.start()

@@ -40,8 +40,8 @@ class Car:
                 self.changed.notify_all()
 
     def online(self) -> None:
-        self.link = HqLink(self.name, self.broker.host, self.broker.port, self.outbox, tls=False, ca_file=None,
-                           cert_file=None, key_file=None, username=None, password=None,
+        self.link = HqLink(self.name, self.broker.host, self.broker.port, self.outbox,
+                           **self.broker.link_kwargs(self.name),  # its own user (= vehicle id) under the ACL
                            client_id=f"picar-{self.name}", on_command=self.on_command,
                            status_provider=lambda: {"watchlist_version": self.store.version})
         self.link.start()
@@ -74,7 +74,8 @@ def test_list_reaches_online_and_offline_cars_and_bad_updates_are_rejected(tmp_p
     key_base = tmp_path / "hq"
     _, pub = generate_keypair(key_base)
     key = load_private_key(Path(f"{key_base}.key"))
-    with Mosquitto(tmp_path, persistence=True) as broker:
+    with Mosquitto(tmp_path, persistence=True, vehicles=["car-a", "car-b"]) as broker:
+        as_hq = broker.credentials("hq")  # only HQ may write the fleet watchlist
         a = Car("car-a", tmp_path, broker, pub)
         b = Car("car-b", tmp_path, broker, pub)
         a.online()
@@ -82,7 +83,7 @@ def test_list_reaches_online_and_offline_cars_and_bad_updates_are_rejected(tmp_p
         b.offline()
 
         v1 = sign(snapshot_payload(entries("ABC123", "MD777XY"), version=1), key)
-        publish_retained(v1, FLEET_TOPIC, broker.host, broker.port)
+        publish_retained(v1, FLEET_TOPIC, broker.host, broker.port, **as_hq)
         (r,) = a.wait_results(1)
         assert r.accepted and a.store.version == 1
         assert a.store.current.match([("ABC123", 0.9)])
@@ -96,9 +97,10 @@ def test_list_reaches_online_and_offline_cars_and_bad_updates_are_rejected(tmp_p
         raw = bytearray(base64.b64decode(env["payload"]))
         raw[raw.index(b"EVIL1")] = ord("F")
         env["payload"] = base64.b64encode(bytes(raw)).decode()
-        publish_retained(json.dumps(env).encode(), FLEET_TOPIC, broker.host, broker.port)
+        publish_retained(json.dumps(env).encode(), FLEET_TOPIC, broker.host, broker.port, **as_hq)
         # Unsigned: a bare snapshot with no envelope.
-        publish_retained(snapshot_payload(entries("UNSIGNED1"), version=3), FLEET_TOPIC, broker.host, broker.port)
+        unsigned = snapshot_payload(entries("UNSIGNED1"), version=3)
+        publish_retained(unsigned, FLEET_TOPIC, broker.host, broker.port, **as_hq)
         for car in (a, b):
             assert not car.wait_reason("bad signature").accepted
             assert not car.wait_reason("unsigned").accepted

@@ -134,8 +134,8 @@ def test_publish_retained_reaches_a_car_that_connects_later(tmp_path: Path) -> N
         assert broker.tls is not None
         rc = hq_main(["watchlist", "publish", str(snap), "--key", str(tmp_path / "hq.key"),
                       "--host", broker.host, "--port", str(broker.port), "--tls",
-                      "--ca", str(broker.tls.ca_file), "--cert", str(broker.tls.client_cert),
-                      "--keyfile", str(broker.tls.client_key), "--credentials", str(creds),
+                      "--ca", str(broker.tls.ca_file), "--cert", str(broker.tls.client("hq").cert_file),
+                      "--keyfile", str(broker.tls.client("hq").key_file), "--credentials", str(creds),
                       "--vehicle", "car1"])
         assert rc == 0
         # The car was offline while HQ published; it subscribes afterwards and gets the retained update.

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from picar.config import values
 from picar.config.errors import ConfigError
 from picar.config.load import load_config
 from picar.config.models import Config, config_schema
@@ -38,6 +39,12 @@ def config_warnings(config: Config) -> list[str]:
         if secret is not None and secret.is_file() and secret.stat().st_mode & 0o077:
             warnings.append(f"{key}: {secret} is readable by group/others (mode {secret.stat().st_mode & 0o777:o});"
                             " chmod 600 it")
+    creds = config.mqtt.credentials_file
+    if config.mqtt.enabled and creds is not None:
+        username = values.read_credentials(creds)[0]  # already checked when the config was loaded
+        if username != config.vehicle.id:
+            warnings.append(f"mqtt.credentials_file: username {username!r} is not vehicle.id "
+                            f"{config.vehicle.id!r}; the broker ACL lets a car write only under its own id")
     return warnings
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from picar.link import MAX_INFLIGHT
+from picar.link.topics import RESERVED_VEHICLE_IDS
 
 LEVEL = re.compile(r"^[A-Za-z0-9_.-]+$")  # one topic level: a vehicle id or an event kind
 STATUS_ROOM = 4  # in-flight room above the event window, so status is never queued behind events
@@ -34,6 +35,9 @@ def check_settings(vehicle_id: str, topic_prefix: str, port: int, keepalive_s: i
     """Raise ValueError naming the first bad setting; returns the topic prefix without outer slashes."""
     if not LEVEL.match(vehicle_id or ""):
         raise ValueError(f"hq vehicle_id {vehicle_id!r}: use letters, digits, '_', '-', '.' only")
+    if vehicle_id in RESERVED_VEHICLE_IDS:
+        reserved = ", ".join(sorted(RESERVED_VEHICLE_IDS))
+        raise ValueError(f"hq vehicle_id {vehicle_id!r}: reserved in the topic tree and broker ACL ({reserved})")
     prefix = topic_prefix.strip("/")
     if not prefix or any(c in prefix for c in "+#") or "//" in prefix:
         raise ValueError(f"hq topic_prefix {topic_prefix!r}: must be a plain topic path without wildcards")
