@@ -169,6 +169,39 @@ def test_a_full_disk_loses_nothing_the_page_showed_and_the_officer_still_decides
             again.close()
 
 
+def test_housekeeping_writes_what_waited_and_tells_the_page_when_storage_fills_and_frees(tmp_path: Path) -> None:
+    from picar.housekeeping import Housekeeping
+
+    class Page:
+        def __init__(self) -> None:
+            self.pushed: list[dict[str, Any]] = []
+
+        def push(self, kind: str, data: dict[str, Any]) -> None:
+            assert kind == "status"
+            self.pushed.append(data["storage"])
+
+    with tiny_tmpfs(tmp_path / "data", "1m") as data:
+        store = Store(data, min_free_mb=0)
+        outbox = Outbox(tmp_path / "outbox.db")
+        page = Page()
+        status = StatusReport("car1", lambda: 7, store=store)
+        chores = Housekeeping(lambda: None, store, EventPublisher(outbox, None, "picar/v1", "car1"),  # type: ignore
+                              status.summary, page=page)  # type: ignore
+        chores.retry_writes()
+        assert page.pushed == []  # nothing changed
+        filler = fill(data / "filler")
+        for i in range(20):
+            store.add_read(a_read(f"r{i}"))
+        chores.retry_writes()
+        chores.retry_writes()
+        assert [p["full"] for p in page.pushed] == [True] and page.pushed[0]["pending"] == 20
+        filler.unlink()
+        chores.retry_writes()
+        assert page.pushed[-1] == {"full": False, "pending": 0, "lost": 0} and store.counts()["reads"] == 20
+        store.close()
+        outbox.close()
+
+
 def test_a_signal_arriving_while_the_signal_queue_is_busy_does_not_deadlock(tmp_path: Path) -> None:
     """The handler runs between two bytecodes of whatever the main thread does, even inside the queue's own
     code; it must not take a lock that code may hold (queue.Queue's mutex) or the daemon hangs."""
