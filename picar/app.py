@@ -22,6 +22,7 @@ from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
 from picar.link.outbox import Outbox
 from picar.link.publisher import EventPublisher
+from picar.pipeline.audit_file import AuditFileHandler
 from picar.pipeline.loop import Pipeline
 from picar.pipeline.metrics import StageTimes
 from picar.pipeline.sink import ReadSink
@@ -120,7 +121,7 @@ class Daemon:
         )
         self._start_station(store, publisher)
         self.status = StatusReport(cfg.vehicle.id, self._watchlist_version, self.cameras, self.gps, self.hq,
-                                   self.outbox, self.pipeline, self.sink)
+                                   self.outbox, self.pipeline, self.sink, store)
         self._spawn("loop", self._loop)
         self._spawn("housekeeping", self._housekeeping().run, self.stop_event)
         self.ready_after_s = time.monotonic() - self.started_monotonic
@@ -413,8 +414,6 @@ def setup_logging(level: str, audit_file: Path | None) -> None:
     if audit_file is not None:
         try:
             audit_file.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.FileHandler(audit_file)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-            logging.getLogger("picar.store").addHandler(handler)
+            logging.getLogger("picar.store").addHandler(AuditFileHandler(audit_file))
         except OSError as exc:
             log.error("audit file %s cannot be opened: %s (audit stays in the database)", audit_file, exc)

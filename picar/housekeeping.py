@@ -1,5 +1,5 @@
-"""The daemon's slow duties, on their own thread: retry events the outbox refused, status and position to
-HQ, the retention purge, the K9 track and the page's status line."""
+"""The daemon's slow duties, on their own thread: retry the records the database and the events the outbox
+refused (disk full), status and position to HQ, the retention purge, the K9 track and the page's status line."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ class Housekeeping:
     gps: GpsSource | None = None
     k9: K9Log | None = None
     page: StationServer | None = None
+    _storage_full: bool = field(default=False, init=False)
 
     def run(self, stop: threading.Event) -> None:
         next_purge = 0.0
@@ -43,7 +44,7 @@ class Housekeeping:
         while not stop.wait(TICK_S):
             now = time.monotonic()
             cfg = self.config()
-            self.publisher.retry_waiting()
+            self.retry_writes()
             if now >= next_status and self.hq is not None:
                 next_status = now + STATUS_INTERVAL_S
                 self.hq.publish_status()
@@ -53,6 +54,18 @@ class Housekeeping:
             if now >= next_position:
                 next_position = now + cfg.mqtt.position_interval_s
                 self.report_position()
+
+    def retry_writes(self) -> None:
+        """Write what waits in memory for disk space; the page hears at once when storage fills or frees."""
+        was_full = self._storage_full
+        try:
+            self.store.retry_pending()
+        except Exception:
+            log.exception("store: retrying the records kept in memory failed")
+        self.publisher.retry_waiting()
+        self._storage_full = self.store.storage_full
+        if self._storage_full != was_full and self.page is not None:
+            self.page.push("status", self.status())
 
     def purge(self) -> None:
         r = self.config().retention

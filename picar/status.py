@@ -1,4 +1,4 @@
-"""The car's status as the in-car page and HQ see it: cameras, GPS, link, backlog, watchlist, counts."""
+"""The car's status as the in-car page and HQ see it: cameras, GPS, link, backlog, storage, watchlist, counts."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from picar.link.outbox import Outbox
     from picar.pipeline.loop import Pipeline
     from picar.pipeline.sink import ReadSink
+    from picar.pipeline.store import Store
     from picar.sources.camera import Camera
     from picar.sources.gps import GpsSource
 
@@ -33,6 +34,7 @@ class StatusReport:
     outbox: Outbox | None = None
     pipeline: Pipeline | None = None
     sink: ReadSink | None = None
+    store: Store | None = None
 
     def summary(self) -> dict[str, Any]:
         c = self.pipeline.counters if self.pipeline else None
@@ -47,6 +49,7 @@ class StatusReport:
                     "age_s": round(time.monotonic() - fix.received_monotonic, 1) if fix else None},
             "hq": {"connected": bool(self.hq and self.hq.connected),
                    "backlog": self.outbox.backlog() if self.outbox else 0},
+            "storage": self.storage(),
             "reads": c.reads if c else 0,
             "hits": c.hits if c else 0,
             "reads_per_min": self.sink.reads_per_min() if self.sink else 0,
@@ -54,3 +57,10 @@ class StatusReport:
             "recent_hits": self.sink.recent_hits[:PAGE_RECENT_HITS] if self.sink else [],
             "recent_reads": self.sink.recent_reads[:PAGE_RECENT_READS] if self.sink else [],
         }
+
+    def storage(self) -> dict[str, Any]:
+        """`full` while the database refuses writes; `pending` records wait in memory, `lost` went over the bound."""
+        if self.store is None:
+            return {"full": False, "pending": 0, "lost": 0}
+        counts = self.store.pending_counts()
+        return {"full": counts["total"] > 0, "pending": counts["total"], "lost": counts["lost"]}

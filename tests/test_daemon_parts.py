@@ -23,6 +23,7 @@ from picar.status import StatusReport
 from picar.types import REJECT_REASONS, Hit, Match, PlateRead, WatchEntry
 from picar.watchlist.sync import WatchlistStore
 from picar.watchlist.update import snapshot_payload
+from tests.tinyfs import fill, tiny_tmpfs
 from tests.waiting import wait_until
 
 
@@ -123,6 +124,83 @@ def test_status_reports_what_is_there_and_what_is_missing(parts: Any) -> None:
     full = StatusReport("car1", lambda: 7, outbox=outbox, sink=sink).summary()
     assert full["watchlist_version"] == 7 and full["hq"]["backlog"] == 1
     assert [r["plate"] for r in full["recent_reads"]] == ["MD123AB"] and full["reads_per_min"] == 1
+
+
+def test_a_full_disk_loses_nothing_the_page_showed_and_the_officer_still_decides(tmp_path: Path) -> None:
+    """Issue 20's full-disk scenario: the car's data directory on a small filesystem that fills up."""
+    with tiny_tmpfs(tmp_path / "data", "4m") as data:  # room for both databases once the filler goes
+        store = Store(data, min_free_mb=0)
+        outbox = Outbox(data / "outbox.db")
+        publisher = EventPublisher(outbox, None, "picar/v1", "car1")
+        shown: list[tuple[str, dict[str, Any]]] = []
+        sink = ReadSink(store, publisher.publish, store.audit, save_read_crops=False, save_hit_images=False,
+                        hit_cooldown_s=60, push=lambda kind, data: shown.append((kind, data)))
+        officer = OfficerActions(store, publisher.publish, store.audit, "car1")
+        status = StatusReport("car1", lambda: 7, outbox=outbox, sink=sink, store=store)
+        assert status.summary()["storage"] == {"full": False, "pending": 0, "lost": 0}
+        filler = fill(data / "filler")
+        for i in range(120):
+            read = a_read(f"r{i}", f"MD{i:03d}AB")
+            sink.on_read(read, a_vote(read))
+            if i % 10 == 0:
+                sink.on_hit(a_hit(read, f"h{i}"), a_vote(read))
+        shown_hits = [d["event_id"] for k, d in shown if k == "hit"]
+        assert len(shown_hits) == 12
+        storage = status.summary()["storage"]
+        assert storage["full"] and storage["pending"] > 120 and storage["lost"] == 0
+        # The officer decides a hit the page showed while nothing can be written: no "no hit" error.
+        decided = officer.dispose("h30", "accept", None, "driver detained")
+        assert decided["hit_event_id"] == "h30"
+        officer.dispose("h50", "reject", REJECT_REASONS[0], None)
+        filler.unlink()  # space returns; housekeeping retries
+        store.retry_pending()
+        publisher.retry_waiting()
+        assert status.summary()["storage"] == {"full": False, "pending": 0, "lost": 0}
+        assert publisher.waiting == 0
+        store.close()
+        outbox.close()
+        again = Store(data, min_free_mb=0)
+        try:
+            assert again.counts() == {"reads": 120, "hits": 12}
+            assert all(again.hit(h) is not None for h in shown_hits)
+            assert again.hit("h30")["disposition"] == "accept"  # type: ignore[index]
+            assert again.hit("h50")["disposition_reason"] == REJECT_REASONS[0]  # type: ignore[index]
+            assert [a[2] for a in again.audit_entries() if a[1] == "officer"] == ["hit reject", "hit accept"]
+        finally:
+            again.close()
+
+
+def test_housekeeping_writes_what_waited_and_tells_the_page_when_storage_fills_and_frees(tmp_path: Path) -> None:
+    from picar.housekeeping import Housekeeping
+
+    class Page:
+        def __init__(self) -> None:
+            self.pushed: list[dict[str, Any]] = []
+
+        def push(self, kind: str, data: dict[str, Any]) -> None:
+            assert kind == "status"
+            self.pushed.append(data["storage"])
+
+    with tiny_tmpfs(tmp_path / "data", "1m") as data:
+        store = Store(data, min_free_mb=0)
+        outbox = Outbox(tmp_path / "outbox.db")
+        page = Page()
+        status = StatusReport("car1", lambda: 7, store=store)
+        chores = Housekeeping(lambda: None, store, EventPublisher(outbox, None, "picar/v1", "car1"),  # type: ignore
+                              status.summary, page=page)  # type: ignore
+        chores.retry_writes()
+        assert page.pushed == []  # nothing changed
+        filler = fill(data / "filler")
+        for i in range(20):
+            store.add_read(a_read(f"r{i}"))
+        chores.retry_writes()
+        chores.retry_writes()
+        assert [p["full"] for p in page.pushed] == [True] and page.pushed[0]["pending"] == 20
+        filler.unlink()
+        chores.retry_writes()
+        assert page.pushed[-1] == {"full": False, "pending": 0, "lost": 0} and store.counts()["reads"] == 20
+        store.close()
+        outbox.close()
 
 
 def test_a_signal_arriving_while_the_signal_queue_is_busy_does_not_deadlock(tmp_path: Path) -> None:

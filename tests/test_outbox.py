@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from picar.link.outbox import Outbox, OutboxFullError
+from tests.tinyfs import tiny_tmpfs
 
 
 def test_put_then_pending_in_order_with_event_id_inside_json(tmp_path: Path) -> None:
@@ -105,16 +106,8 @@ def test_full_disk_raises_clear_error_and_keeps_what_was_stored(tmp_path: Path) 
 @pytest.fixture
 def tiny_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A real 256 KiB tmpfs, so the disk really fills up (needs root / CAP_SYS_ADMIN)."""
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
-    try:
+    with tiny_tmpfs(tmp_path / "tiny", "256k") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
 def test_a_really_full_disk_raises_outbox_full_and_keeps_what_was_stored(tiny_filesystem: Path) -> None:

@@ -18,11 +18,16 @@ import numpy as np
 import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim
+from picar.pipeline.store import Store
+from picar.station.actions import OfficerActions
 from picar.station.heat import HeatMonitor
 from picar.station.k9 import K9Log
 from picar.station.k9_cli import k9_main
 from picar.station.server import StationServer
+from picar.status import StatusReport
+from picar.types import Hit, Match, PlateRead, WatchEntry
 from tests.browser import Browser, Page, chromium_binary
+from tests.tinyfs import fill, tiny_tmpfs
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="needs Debian's chromium (apt-get install chromium)")
 
@@ -281,6 +286,58 @@ def test_page_reconnects_after_the_server_restarts(chromium: Browser, tmp_path: 
     finally:
         close(page)
         srv2.stop()
+
+
+def test_a_full_disk_shows_a_banner_and_a_hit_can_still_be_accepted(chromium: Browser, tmp_path: Path) -> None:
+    """Issue 20: the page says storage is full; the officer's decision on a hit kept in memory is taken
+    (not a 404) and stored once space returns."""
+    images = tmp_path / "images"
+    images.mkdir()
+    with tiny_tmpfs(tmp_path / "data", "1m") as data:
+        store = Store(data, min_free_mb=0)
+        officer = OfficerActions(store, lambda kind, payload: "msg-1", store.audit, "car1")
+        report = StatusReport("car1", lambda: 3, store=store)
+        srv = StationServer("127.0.0.1", 0, TOKEN, lambda: {**status(), **report.summary()}, officer.dispose,
+                            None, images)
+        url = srv.start()
+        page = open_page(chromium, url)
+        try:  # the first /api/state is in (else its older status could land after the pushes below)
+            page.wait_for("state.status.storage && state.status.storage.full === false")
+            assert page.evaluate("document.getElementById('storage-banner').hidden") is True
+            filler = fill(data / "filler")
+            t = time.time()
+            read = PlateRead("r-full", "car1", "front", "FUL123", 0.93, (("FUL123", 0.93),), t, t, t, 3,
+                             (1, 2, 3, 4), None)
+            store.add_read(read)
+            store.add_hit(Hit("hit-full", read, WatchEntry("FUL123", "stolen_vehicle", 1), Match("exact", "FUL123"),
+                              t), None, None)
+            srv.push("hit", hit_payload(images, "hit-full", "FUL123"))
+            srv.push("status", {**status(), **report.summary()})
+            page.wait_for("!document.getElementById('storage-banner').hidden"
+                          " && document.getElementById('hit-plate').textContent === 'FUL123'")
+            assert page.evaluate("document.getElementById('storage-detail').textContent") == (
+                "Storage full: 3 records kept in memory")  # the read, the hit, the read's hit flag
+            page.screenshot(tmp_path / "storage-full.png")
+            page.click("#btn-accept")
+            page.click("#confirm-plate")
+            page.click("#confirm-state")
+            page.click("#btn-confirm-accept")
+            page.wait_for("document.getElementById('hit-done').textContent === 'ACCEPTED'"
+                          " || !document.getElementById('accept-error').hidden")
+            assert page.evaluate("document.getElementById('accept-error').textContent") == ""
+            assert page.evaluate("document.getElementById('hit-done').textContent") == "ACCEPTED"
+            filler.unlink()
+            store.retry_pending()
+            srv.push("status", {**status(), **report.summary()})
+            page.wait_for("document.getElementById('storage-banner').hidden")
+        finally:
+            close(page)
+            srv.stop()
+            store.close()
+        again = Store(data, min_free_mb=0)
+        stored = again.hit("hit-full")
+        again.close()
+        assert stored is not None and stored["disposition"] == "accept"
 
 
 def request(url: str, method: str, path: str, headers: dict[str, str] | None = None,

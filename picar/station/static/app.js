@@ -363,6 +363,17 @@ function renderHeat() {
   $("heat-silence").hidden = state.heatSilenced;
 }
 
+// The car's disk is full: reads, hits and decisions wait in memory until it has room (never lost),
+// and the officer must know the car's own record is behind.
+function renderStorage() {
+  const st = (state.status || {}).storage || {};
+  const pending = Number(st.pending) || 0;
+  const lost = Number(st.lost) || 0;
+  $("storage-banner").hidden = !st.full && !lost;
+  $("storage-detail").textContent = "Storage full: " + pending + " record" + (pending === 1 ? "" : "s") +
+    " kept in memory" + (lost ? ", " + lost + " lost" : "");
+}
+
 // ---------- K9 ----------
 
 function renderK9() {
@@ -426,7 +437,7 @@ function showView(id) {
 // Each part on its own: a payload one panel cannot draw must never keep the kennel heat alarm or a
 // hit off the screen. The heat banner goes first.
 function render() {
-  for (const part of [renderHeat, renderHit, renderReads, renderStatus, renderK9, updateAlarm]) {
+  for (const part of [renderHeat, renderStorage, renderHit, renderReads, renderStatus, renderK9, updateAlarm]) {
     try { part(); } catch (err) { console.error("render", part.name, err); }
   }
 }
