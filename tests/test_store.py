@@ -186,3 +186,16 @@ def test_the_audit_file_reports_a_full_disk_once_not_once_per_line(
         audit.removeHandler(handler)
         audit.setLevel(level)
         handler.close()
+
+
+def test_a_damaged_database_is_kept_for_inspection_and_a_new_one_started(tmp_path: Path) -> None:
+    junk = bytes(range(256)) * 32
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "picar.db").write_bytes(junk)
+    store = Store(tmp_path, min_free_mb=0)
+    try:
+        assert store.counts()["reads"] == 0
+    finally:
+        store.close()
+    (kept,) = tmp_path.glob("picar.db.damaged-*")
+    assert kept.read_bytes() == junk
