@@ -86,7 +86,7 @@ class Daemon:
         self.k9: K9Log | None = None
         self.heat: HeatMonitor | None = None
         self.door: DoorInput | None = None
-        self.status = StatusReport(config.vehicle.id, self._watchlist_version)
+        self.status = StatusReport(config.vehicle.id, self._watchlist_version, self._watchlist_problem)
         self._threads: list[threading.Thread] = []
 
     # --- build and start, in dependency order ---------------------------------------------------
@@ -120,8 +120,9 @@ class Daemon:
             min_read_confidence=cfg.models.min_read_confidence, times=self.times,
         )
         self._start_station(store, publisher)
-        self.status = StatusReport(cfg.vehicle.id, self._watchlist_version, self.cameras, self.gps, self.hq,
-                                   self.outbox, self.pipeline, self.sink, store)
+        self.status = StatusReport(cfg.vehicle.id, self._watchlist_version, self._watchlist_problem,
+                                   cameras=self.cameras, gps=self.gps, hq=self.hq, outbox=self.outbox,
+                                   pipeline=self.pipeline, sink=self.sink, store=store)
         self._spawn("loop", self._loop)
         self._spawn("housekeeping", self._housekeeping().run, self.stop_event)
         self.ready_after_s = time.monotonic() - self.started_monotonic
@@ -313,6 +314,9 @@ class Daemon:
 
     def _watchlist_version(self) -> int | None:
         return self.watchlist.version if self.watchlist is not None else None
+
+    def _watchlist_problem(self) -> str | None:
+        return self.watchlist.problem if self.watchlist is not None else "watchlist not loaded yet"
 
     def status_summary(self) -> dict[str, Any]:
         return self.status.summary()

@@ -28,6 +28,7 @@ class StatusReport:
 
     vehicle_id: str
     watchlist_version: Callable[[], int | None]
+    watchlist_problem: Callable[[], str | None] = lambda: None
     cameras: Sequence[Camera] = ()
     gps: GpsSource | None = None
     hq: HqLink | None = None
@@ -43,6 +44,7 @@ class StatusReport:
             "vehicle": self.vehicle_id,
             "version": __version__,
             "watchlist_version": self.watchlist_version(),
+            "watchlist_problem": self.watchlist_problem(),
             "cameras": [cam.status() for cam in self.cameras],
             "gps": {"fix": fix.fix if fix else "none", "lat": fix.lat if fix else None,
                     "lon": fix.lon if fix else None,

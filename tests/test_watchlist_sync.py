@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from picar.watchlist.signing import SignatureError, generate_keypair, load_private_key, open_envelope, sign
+from picar.watchlist.signing import generate_keypair, load_private_key, open_envelope, sign
 from picar.watchlist.sync import STATE_FILE, UpdateResult, WatchlistStore
 from picar.watchlist.update import delta_payload, snapshot_payload
 
@@ -171,9 +171,8 @@ def test_corrupt_state_falls_back_to_previous(tmp_path: Path, keys: tuple[Path, 
     assert again.version == 1 and plates(again) == {"ABC1234", "XYZ987"}
 
 
-def test_require_signature_needs_a_key(tmp_path: Path) -> None:
-    with pytest.raises(SignatureError, match="no public key"):
-        WatchlistStore(tmp_path, None, require_signature=True)
+def test_without_required_signatures_an_unsigned_update_is_accepted(tmp_path: Path) -> None:
+    # (A missing key with require_signature: test_a_car_without_its_public_key_starts_and_refuses_every_update.)
     s = WatchlistStore(tmp_path / "car", None, require_signature=False)
     r = s.apply_update(snapshot_payload(V1, version=5), "usb")
     assert r.accepted and not r.signed and s.version == 5
@@ -292,3 +291,35 @@ def test_an_unexpected_error_inside_is_a_logged_and_audited_rejection(
     assert "RuntimeError: boom" in r.reason, r.reason
     monkeypatch.undo()
     assert_still_v1(tmp_path, keys, s)
+
+
+def test_an_unreadable_saved_list_is_reported_not_passed_off_as_an_empty_one(tmp_path: Path) -> None:
+    """Both saved copies damaged: the car starts, says it has no list, and an accepted update clears that."""
+    from picar.status import StatusReport
+    from picar.watchlist.sync import PREVIOUS_FILE, STATE_FILE
+
+    store = WatchlistStore(tmp_path / "wl", public_key=None, require_signature=False)
+    store.load()
+    assert store.problem is None  # a new car: empty, and nothing wrong
+    for name in (STATE_FILE, PREVIOUS_FILE):
+        (tmp_path / "wl" / name).write_bytes(b"PK\x03\x04 not a zip")
+    again = WatchlistStore(tmp_path / "wl", public_key=None, require_signature=False)
+    assert again.load() is False
+    assert again.problem is not None and "unreadable" in again.problem and STATE_FILE in again.problem
+    status = StatusReport("car1", lambda: again.version, lambda: again.problem).summary()
+    assert status["watchlist_problem"] == again.problem  # what HQ and the page see
+    from picar.watchlist.update import snapshot_payload
+
+    assert again.apply_update(snapshot_payload([{"plate": "AB123CD"}], version=2), origin="test").accepted
+    assert again.problem is None
+
+
+def test_a_car_without_its_public_key_starts_and_refuses_every_update(tmp_path: Path) -> None:
+    """check-config warns 'every watchlist will be rejected'; the daemon agrees instead of refusing to start."""
+    from picar.watchlist.update import snapshot_payload
+
+    store = WatchlistStore(tmp_path / "wl", public_key=None, require_signature=True)
+    store.load()
+    assert store.problem is not None and "no public key" in store.problem
+    result = store.apply_update(snapshot_payload([{"plate": "AB123CD"}], version=2), origin="test")
+    assert not result.accepted and store.version == 0

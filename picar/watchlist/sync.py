@@ -117,8 +117,14 @@ class WatchlistStore:
         self.options = options or _options(max_substitutions, max_edit_distance, confusables)
         self.audit = audit
         self._public_key = load_public_key(public_key) if public_key is not None else None
-        if require_signature and self._public_key is None:
-            raise SignatureError("require_signature is set but no public key file is configured")
+        # What is wrong with the list in force, for the status HQ and the page see; None when all is well.
+        # A car without a key still starts (it reads plates and reports them) and refuses every update,
+        # as check-config warns.
+        self.problem: str | None = None
+        self._no_key = require_signature and self._public_key is None
+        if self._no_key:
+            self.problem = "no public key configured: every watchlist update is refused"
+            log.error("watchlist: %s", self.problem)
         self._current = WatchlistBuilder(self.options).build()
         self._swap_lock = threading.Lock()
         self._apply_lock = threading.Lock()
@@ -142,6 +148,7 @@ class WatchlistStore:
 
     def _load(self) -> bool:
         self.dir.mkdir(parents=True, exist_ok=True)
+        unreadable: list[str] = []
         for name in (STATE_FILE, PREVIOUS_FILE):
             path = self.dir / name
             if not path.exists():
@@ -151,12 +158,25 @@ class WatchlistStore:
                     wl = Watchlist.from_arrays({k: npz[k] for k in npz.files}, self.options)
             except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
                 log.error("watchlist: cannot load %s (%s); trying the previous copy", path, exc)
+                unreadable.append(f"{name}: {exc}")
                 continue
             self._swap(wl)
+            self._set_problem(None)
             log.info("watchlist: loaded %s version %d, %d entries", path, wl.version, len(wl))
             return True
-        log.warning("watchlist: no saved list in %s; starting empty (version 0)", self.dir)
+        if unreadable:
+            # Empty is not the same as no list: say so until HQ's next update arrives (the retained list
+            # comes again with every connection).
+            self._set_problem("saved list unreadable, no list in force until HQ sends one (" +
+                              "; ".join(unreadable) + ")")
+            log.critical("watchlist: %s", self.problem)
+        else:
+            log.warning("watchlist: no saved list in %s; starting empty (version 0)", self.dir)
         return False
+
+    def _set_problem(self, text: str | None) -> None:
+        self.problem = text if text is not None or not self._no_key else (
+            "no public key configured: every watchlist update is refused")
 
     def apply_update(self, data: bytes, origin: str) -> UpdateResult:
         """Verify and apply one update (signed envelope bytes); never raises.
@@ -181,6 +201,7 @@ class WatchlistStore:
                                       old.version, entries=len(old), list_id=old.list_id)
             else:
                 self._swap(new)
+                self._set_problem(None)
                 self.applied_at = time.time()
         if result.accepted:
             log.info("watchlist: accepted %s v%s from %s: %s", result.kind, result.update_version,

@@ -345,7 +345,14 @@ function renderStatus() {
     chip("st-hq", (hq.connected ? "HQ OK" : "HQ DOWN") + (backlog ? " · " + backlog + " QUEUED" : ""),
       hq.connected ? (backlog > 20 ? "warn" : "ok") : "bad");
   }
-  chip("st-watchlist", "LIST " + (s.watchlist_version ?? "?"), s.watchlist_version ? "ok" : "warn");
+  if (s.watchlist_problem) {
+    // No list in force (unreadable, or no key to verify one): say it, the officer gets no hits.
+    chip("st-watchlist", "NO LIST", "bad");
+    $("st-watchlist").title = String(s.watchlist_problem);
+  } else {
+    chip("st-watchlist", "LIST " + (s.watchlist_version ?? "?"), s.watchlist_version ? "ok" : "warn");
+    $("st-watchlist").title = "";
+  }
   chip("st-rate", (typeof s.reads_per_min === "number" ? Math.round(s.reads_per_min) : "-") + " READS/MIN", "");
 }
 
