@@ -281,3 +281,15 @@ def test_retention_deletes_old_ended_deployments_with_their_tracks_but_never_uns
     finally:
         outbox.close()
         store.close()
+
+
+def test_a_damaged_k9_database_is_kept_for_inspection_and_a_new_one_started(
+    tmp_path: Path, gps: dict[str, Any]
+) -> None:
+    junk = bytes(range(256)) * 32
+    (tmp_path / "k9.sqlite").write_bytes(junk)
+    k9 = make_log(tmp_path, Hq(), gps, Clock())
+    dep = k9.start("Rex", "Sgt Jansen", "track")
+    assert k9.get(dep["deployment_id"])["dog"] == "Rex"
+    (kept,) = tmp_path.glob("k9.sqlite.damaged-*")
+    assert kept.read_bytes() == junk
