@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from picar.sqlite_files import is_damaged, set_aside
+from picar.sqlite_files import open_or_replace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -76,13 +76,8 @@ class Outbox:
         self._clock = clock
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._open(max_size_bytes)
-        except OutboxError as exc:
-            if not isinstance(exc.__cause__, sqlite3.Error) or not is_damaged(exc.__cause__):
-                raise
-            set_aside(self.path, str(exc.__cause__))  # events in it cannot be read back; the car goes on
-            self._open(max_size_bytes)
+        # A damaged file's events cannot be read back: it is set aside and the car goes on.
+        open_or_replace(self.path, lambda _p: self._open(max_size_bytes))
 
     def _open(self, max_size_bytes: int | None) -> None:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves so every write is one explicit transaction.

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from picar.pipeline.pending import MAX_PENDING, PendingWrites, Unwritten
-from picar.sqlite_files import is_damaged, set_aside
+from picar.sqlite_files import connect, open_or_replace
 from picar.types import Hit, PlateRead
 
 log = logging.getLogger("picar.store")  # name kept from before the package move: the audit file hangs on it
@@ -99,26 +99,9 @@ class Store:
         self.images_skipped = 0
         data_dir.mkdir(parents=True, exist_ok=True)
         self.image_dir.mkdir(exist_ok=True)
-        try:
-            self._db = self._open(data_dir / "picar.db")
-        except sqlite3.DatabaseError as exc:
-            if not is_damaged(exc):
-                raise
-            set_aside(data_dir / "picar.db", str(exc))  # kept for inspection; the car goes on reading plates
-            self._db = self._open(data_dir / "picar.db")
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA secure_delete=ON")  # a purged read's plate and position are overwritten
-            db.executescript(SCHEMA)
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
+        # secure_delete: a purged read's plate and position are overwritten, not left in free pages.
+        self._db = open_or_replace(data_dir / "picar.db", lambda p: connect(
+            p, ("journal_mode=WAL", "synchronous=NORMAL", "secure_delete=ON"), SCHEMA))
 
     def close(self) -> None:
         """Write what waits in memory if the disk lets us, then close; what cannot be written is logged."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from picar.isotime import utc_iso
 from picar.sources.serial_lines import LineError, SerialLines, checked_text
-from picar.sqlite_files import is_damaged, set_aside
+from picar.sqlite_files import connect, open_or_replace
 
 log = logging.getLogger("picar.k9")  # name kept from before the package move: log lines carry it
 
@@ -168,26 +168,8 @@ class K9Log:
         self._listeners: list[Callable[[dict[str, Any]], None]] = []
         db_path = Path(db_path)
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = self._open(db_path)
-        except sqlite3.DatabaseError as exc:
-            if not is_damaged(exc):
-                raise
-            set_aside(db_path, str(exc))  # kept for inspection; the handler can still log deployments
-            self._db = self._open(db_path)
-
-    @staticmethod
-    def _open(db_path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(str(db_path), check_same_thread=False, timeout=10.0, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            db.executescript(_SCHEMA)
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
+        self._db = open_or_replace(db_path, lambda p: connect(
+            p, ("journal_mode=WAL", "busy_timeout=10000"), _SCHEMA, timeout=10.0, rows=sqlite3.Row))
 
     def close(self) -> None:
         """Close the database."""
