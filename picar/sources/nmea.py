@@ -253,6 +253,9 @@ class NmeaAssembler:
             return []
 
     def _accept(self, kind: str, msg: pynmea2.TalkerSentence) -> list[Epoch]:
+        # Every field is decoded before the epoch is touched: a sentence with a bad field (FieldError) neither
+        # ends the epoch in progress nor starts one.
+        merge = _DECODE[kind](msg)
         out: list[Epoch] = []
         if kind in TIMED_TYPES:
             t = field_time(msg)
@@ -268,7 +271,7 @@ class NmeaAssembler:
             # A timeless sentence before the first timed one belongs to an epoch we missed.
             self.counters.ignored += 1
             return out
-        _MERGE[kind](cur, msg)
+        merge(cur)
         self.counters.sentences += 1
         cur.kinds.add(kind)
         if not cur.emitted and self._expected and self._expected <= cur.kinds:
@@ -387,61 +390,85 @@ def _shorten(s: str, limit: int = 80) -> str:
     return s if len(s) <= limit else s[:limit] + "..."
 
 
-def _merge_rmc(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
-    # Decode every field before touching the state, so a bad field leaves the epoch as it was.
+# Each decoder reads every field of its sentence (FieldError on a bad one) and returns how to merge them into
+# an epoch, so a bad field leaves the epochs as they were.
+Merge = Callable[[_EpochState], None]
+
+
+def _decode_rmc(msg: pynmea2.TalkerSentence) -> Merge:
     mode = field_raw(msg, "mode_indicator").upper()
     valid = field_status(msg, "status") and mode != "N"
     pos = field_position(msg)
     day = rmc_date(msg)
     knots = field_float(msg, "spd_over_grnd", 0, 2000)
     course = field_float(msg, "true_course", 0, 360)
-    st.rmc_valid, st.rmc_pos, st.rmc_course = valid, pos, course
-    st.unmeasured |= mode in UNMEASURED_MODES
-    st.rmc_date = day or st.rmc_date
-    st.rmc_speed_kmh = None if knots is None else knots * KNOTS_TO_KMH
+
+    def merge(st: _EpochState) -> None:
+        st.rmc_valid, st.rmc_pos, st.rmc_course = valid, pos, course
+        st.unmeasured |= mode in UNMEASURED_MODES
+        st.rmc_date = day or st.rmc_date
+        st.rmc_speed_kmh = None if knots is None else knots * KNOTS_TO_KMH
+
+    return merge
 
 
-def _merge_gga(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
+def _decode_gga(msg: pynmea2.TalkerSentence) -> Merge:
     quality = field_int(msg, "gps_qual", 0, 9)
     pos = field_position(msg)
     sats = field_int(msg, "num_sats", 0, 99)
     hdop = field_float(msg, "horizontal_dil", 0, 99.99)
     alt = field_float(msg, "altitude", -1000, 100000)
-    st.gga_quality, st.gga_pos, st.sats, st.gga_hdop, st.alt_m = quality, pos, sats, hdop, alt
-    st.unmeasured |= quality in UNMEASURED_GGA_QUALITY
+
+    def merge(st: _EpochState) -> None:
+        st.gga_quality, st.gga_pos, st.sats, st.gga_hdop, st.alt_m = quality, pos, sats, hdop, alt
+        st.unmeasured |= quality in UNMEASURED_GGA_QUALITY
+
+    return merge
 
 
-def _merge_gsa(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
+def _decode_gsa(msg: pynmea2.TalkerSentence) -> Merge:
     mode = field_int(msg, "mode_fix_type", 1, 3)
     hdop = field_float(msg, "hdop", 0, 99.99)
-    if mode is not None:
-        # Multi-constellation receivers send one GSA per system: keep the best mode.
-        st.gsa_mode = max(mode, st.gsa_mode or 0)
-    if hdop is not None:
-        st.gsa_hdop = hdop
+
+    def merge(st: _EpochState) -> None:
+        if mode is not None:
+            # Multi-constellation receivers send one GSA per system: keep the best mode.
+            st.gsa_mode = max(mode, st.gsa_mode or 0)
+        if hdop is not None:
+            st.gsa_hdop = hdop
+
+    return merge
 
 
-def _merge_vtg(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
+def _decode_vtg(msg: pynmea2.TalkerSentence) -> Merge:
     course = field_float(msg, "true_track", 0, 360)
     kmh = field_float(msg, "spd_over_grnd_kmph", 0, 4000)
     if kmh is None:
         knots = field_float(msg, "spd_over_grnd_kts", 0, 2000)
         kmh = None if knots is None else knots * KNOTS_TO_KMH
-    st.vtg_course, st.vtg_speed_kmh = course, kmh
+
+    def merge(st: _EpochState) -> None:
+        st.vtg_course, st.vtg_speed_kmh = course, kmh
+
+    return merge
 
 
-def _merge_gll(st: _EpochState, msg: pynmea2.TalkerSentence) -> None:
+def _decode_gll(msg: pynmea2.TalkerSentence) -> Merge:
     mode = field_raw(msg, "faa_mode").upper()
     valid = field_status(msg, "status") and mode != "N"
     pos = field_position(msg)
-    st.gll_valid, st.gll_pos = valid, pos
-    st.unmeasured |= mode in UNMEASURED_MODES
+
+    def merge(st: _EpochState) -> None:
+        st.gll_valid, st.gll_pos = valid, pos
+        st.unmeasured |= mode in UNMEASURED_MODES
+
+    return merge
 
 
-_MERGE: dict[str, Callable[[_EpochState, pynmea2.TalkerSentence], None]] = {
-    "RMC": _merge_rmc,
-    "GGA": _merge_gga,
-    "GSA": _merge_gsa,
-    "VTG": _merge_vtg,
-    "GLL": _merge_gll,
+_DECODE: dict[str, Callable[[pynmea2.TalkerSentence], Merge]] = {
+    "RMC": _decode_rmc,
+    "GGA": _decode_gga,
+    "GSA": _decode_gsa,
+    "VTG": _decode_vtg,
+    "GLL": _decode_gll,
 }
