@@ -216,3 +216,46 @@ def test_a_version_beyond_the_limit_is_refused(hq: Path, capsys: pytest.CaptureF
     assert car_applies(hq, snapshot_payload([{"plate": "ABC123"}], version=update.MAX_VERSION))[0]
     with pytest.raises(UpdateError, match="version"):
         snapshot_payload([{"plate": "ABC123"}], version=update.MAX_VERSION + 1)
+
+
+_HEAD = '"format": "picar-watchlist/1", "version": 3, "created_at": "2026-01-01T00:00:00Z"'
+
+
+@pytest.mark.parametrize("text", [
+    "{" + _HEAD + ', "entries": [{"plate": "ABC123"}, {"plate": "XY12", "list": "wanted"}]}',
+    ' \n{ ' + _HEAD.replace(", ", " ,\n ") + ' , "entries" : [ {"plate":"A1B"} ,\t{"plate":"C2D"} ] } \r\n',
+    "{" + _HEAD + ', "entries": []}',
+    "{" + _HEAD + ', "type": "delta", "base_version": 2, "add": [{"plate": "A1B"}], "remove": [{"plate": "Q"}]}',
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"}], "entries": [{"plate": "C2D"}, 1]}',  # json keeps the last
+    "{" + _HEAD + ', "entries": [1, "x", null, [], {"plate": {"a": [1]}}]}',
+    "{" + _HEAD + ', "entries": {"plate": "A1B"}}',
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"},]}',
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"}] ]',
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"}]} x',
+    "{" + _HEAD + ', "entries": [' + "[" * 100_000 + "]" * 100_000 + "]}",
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"}, {"plate": "C2D"', "{}", "[]", "", "  ", '"x"',
+    "{" + _HEAD + ', "entries": [{"plate": "A1B"}], "format": "other"}',
+    '{"format": "picar-watchlist/1", "version": 0, "entries": [{"plate": "A1B"}, {]}',
+])
+def test_read_update_streams_what_parse_update_parses(text: str) -> None:
+    """The streaming reader the car applies updates with agrees with parse_update: result and error."""
+    for raw in (text.encode(), update.gzip.compress(text.encode())):
+        try:
+            want = parse_update(raw)
+        except UpdateError as exc:
+            with pytest.raises(UpdateError) as got:
+                update.read_update(update.payload_text(raw))
+            assert str(got.value) == str(exc)
+            continue
+        got_upd = update.read_update(update.payload_text(raw))
+        assert (got_upd.kind, got_upd.list_id, got_upd.version, got_upd.base_version, got_upd.created_at) == (
+            want.kind, want.list_id, want.version, want.base_version, want.created_at)
+        assert list(got_upd.entries) == list(want.entries) and list(got_upd.remove) == list(want.remove)
+        assert len(got_upd.entries) == len(want.entries)
+
+
+def test_read_update_keeps_offsets_not_records() -> None:
+    raw = snapshot_payload([{"plate": f"P{i:05d}"} for i in range(3)], version=4, compress=True)
+    upd = update.read_update(update.payload_text(raw))
+    assert isinstance(upd.entries, update.Records) and len(upd.entries) == 3
+    assert [r["plate"] for r in upd.entries] == ["P00000", "P00001", "P00002"]

@@ -176,30 +176,56 @@ def run(entries: int, reads: int, n_cand: int, seed: int, store: bool = False) -
 
 
 def _bench_store(payload: bytes) -> dict[str, Any]:
-    """Sign the snapshot, apply it through WatchlistStore (verify, parse, index, save), then time a
-    cold start that loads the saved list in a fresh process (the car's restart path)."""
+    """Sign the snapshot and apply it through WatchlistStore (verify, parse, index, save) in a fresh
+    process, measuring its memory; apply a newer one over it in another (the list in force is replaced,
+    as on a car); then time a cold start that loads the saved list in a fresh process (the restart path).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         key = Ed25519PrivateKey.generate()
         pub = Path(tmp) / "hq.pub"
         pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
         body = json.loads(payload)
-        update = snapshot_payload(body["entries"], version=1)
+        for version in (1, 2):
+            (Path(tmp) / f"v{version}.signed").write_bytes(sign(snapshot_payload(body["entries"], version), key))
         del body
-        envelope = sign(update, key)
-        store = WatchlistStore(Path(tmp) / "car", pub)
-        t0 = time.perf_counter()
-        res = store.apply_update(envelope, "bench")
-        apply_s = time.perf_counter() - t0
-        if not res.accepted:
-            raise RuntimeError(res.reason)
-        saved = (Path(tmp) / "car" / STATE_FILE).stat().st_size
-        out = subprocess.run([sys.executable, "-m", "picar.tools.bench_watchlist",
-                              "--load-dir", str(Path(tmp) / "car")],
-                             capture_output=True, text=True, check=True)
-        cold = json.loads(out.stdout)
-    return {"signed_update_mb": round(len(envelope) / 2**20, 1), "apply_signed_snapshot_s": round(apply_s, 3),
-            "saved_mb": round(saved / 2**20, 1), "cold_start": cold}
+        gc.collect()
+        car = Path(tmp) / "car"
+        first = _child("--apply-child", str(Path(tmp) / "v1.signed"), str(pub), str(car))
+        replace = _child("--apply-child", str(Path(tmp) / "v2.signed"), str(pub), str(car))
+        saved = (car / STATE_FILE).stat().st_size
+        cold = _child("--load-dir", str(car))
+    return {"signed_update_mb": first["update_mb"], "apply_signed_snapshot_s": first["apply_s"],
+            "apply": first, "replace": replace, "saved_mb": round(saved / 2**20, 1), "cold_start": cold}
+
+
+def _child(*args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "picar.tools.bench_watchlist", *args],
+                         capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def _apply_child(update: Path, pub: Path, car: Path) -> dict[str, Any]:
+    """In a fresh process: load what `car` holds, then apply the signed `update` as the daemon does
+    (the envelope's bytes held by the caller, as an MQTT message is). The peak is VmHWM, this process
+    image's own high-water mark: ru_maxrss would carry over the parent's peak through vfork and exec."""
+    store = WatchlistStore(car, pub)
+    store.load()
+    data = update.read_bytes()
+    gc.collect()
+    before = rss_mb()
+    t0 = time.perf_counter()
+    res = store.apply_update(data, "bench")
+    apply_s = time.perf_counter() - t0
+    if not res.accepted:
+        raise RuntimeError(res.reason)
+    del data
+    gc.collect()
+    peak = peak_mb()
+    return {"update_mb": round(update.stat().st_size / 2**20, 1), "entries_before": res.removed,
+            "entries": res.entries, "apply_s": round(apply_s, 3), "rss_mb_before": round(before, 1),
+            "peak_mb": round(peak, 1), "rss_mb_after": round(rss_mb(), 1)}
 
 
 def _cold_load(path: Path) -> dict[str, Any]:
@@ -224,7 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--no-store", action="store_true", help="skip the signed apply / cold start part")
     ap.add_argument("--load-dir", help=argparse.SUPPRESS)  # internal: the cold-start child process
+    ap.add_argument("--apply-child", nargs=3, help=argparse.SUPPRESS)  # internal: UPDATE PUB CARDIR
     args = ap.parse_args(argv)
+    if args.apply_child:
+        print(json.dumps(_apply_child(*(Path(a) for a in args.apply_child))))
+        return 0
     if args.load_dir:
         print(json.dumps(_cold_load(Path(args.load_dir))))
         return 0
@@ -247,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         cold = st["cold_start"]
         print(f"store: signed update {st['signed_update_mb']} MiB applied in {st['apply_signed_snapshot_s']} s "
               f"(verify+parse+index+save), saved {st['saved_mb']} MiB")
+        for name, a in (("apply to an empty store", st["apply"]),
+                        (f"replace a list of {st['replace']['entries_before']:,}", st["replace"])):
+            print(f"{name}: fresh process RSS {a['rss_mb_before']} MiB before (envelope held), peak "
+                  f"{a['peak_mb']} MiB (VmHWM), {a['rss_mb_after']} MiB after; {a['apply_s']} s")
         print(f"cold start: load saved list {cold['load_s']} s, process RSS {cold['rss_mb_before']} -> "
               f"{cold['rss_mb_after']} MiB (peak {cold['peak_mb']} MiB)")
     return 0

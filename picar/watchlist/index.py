@@ -103,18 +103,23 @@ class Watchlist:
         codes = self._abc.lut[raw[rows]]
         lengths = np.count_nonzero(codes, axis=1)
         full, dels = column_hashes(codes)
-        del codes
-        self._full_keys = _KeyIndex(np.sort((full & HASH_BITS) | rows))
-        del full
+        full &= HASH_BITS  # in place: a million-entry list is built within the daemon's memory limit
+        full |= rows
+        full.sort()
+        self._full_keys = _KeyIndex(full)
         fuzzy_ok = lengths >= self.options.min_fuzzy_length
-        keeps = [(lengths > k) & fuzzy_ok for k in range(len(dels))]
-        dk = np.empty(int(sum(int(k.sum()) for k in keeps)), dtype=np.uint64)
+        counts = [int(np.count_nonzero((lengths > k) & fuzzy_ok)) for k in range(codes.shape[1])]
+        dk = np.empty(sum(counts), dtype=np.uint64)
         at = 0
-        for h, keep in zip(dels, keeps, strict=True):
-            part = (h[keep] & HASH_BITS) | rows[keep]
-            dk[at:at + len(part)] = part
-            at += len(part)
-        del dels, keeps
+        for k, (h, count) in enumerate(zip(dels, counts, strict=True)):
+            keep = (lengths > k) & fuzzy_ok
+            part = dk[at:at + count]
+            np.compress(keep, h, out=part)
+            del h
+            part &= HASH_BITS
+            part |= rows[keep]
+            at += count
+        del codes, dels
         dk.sort()
         self._del_keys = _KeyIndex(dk)
 

@@ -3,7 +3,7 @@ says which characters differ (for the officer to check)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,18 +35,28 @@ def mix_array(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(29))
 
 
-def column_hashes(codes: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Vectorised `Alphabet.full_hash` / `deletion_hashes` for an (n, MAX_PLATE_LEN) array of codes."""
-    pre = [np.zeros(codes.shape[0], dtype=np.uint64)]
+def column_hashes(codes: np.ndarray) -> tuple[np.ndarray, Iterator[np.ndarray]]:
+    """Vectorised `Alphabet.full_hash` / `deletion_hashes` for an (n, MAX_PLATE_LEN) array of codes.
+
+    The deletion hashes come one position at a time, so building the index holds one of them, not ten.
+    """
+    full = np.zeros(codes.shape[0], dtype=np.uint64)
     power = 1
     for i in range(codes.shape[1]):
-        pre.append(pre[-1] + codes[:, i].astype(np.uint64) * np.uint64(power))
+        full += codes[:, i].astype(np.uint64) * np.uint64(power)
         power = (power * P) & MASK
-    full = pre[-1]
-    inv = np.uint64(P_INV)
-    dels = [mix_array(pre[k] + (full - pre[k + 1]) * inv) for k in range(codes.shape[1])]
-    return mix_array(full), dels
 
+    def deletions() -> Iterator[np.ndarray]:
+        inv = np.uint64(P_INV)
+        pre = np.zeros(codes.shape[0], dtype=np.uint64)  # hash of the first k characters
+        power = 1
+        for k in range(codes.shape[1]):
+            nxt = pre + codes[:, k].astype(np.uint64) * np.uint64(power)
+            yield mix_array(pre + (full - nxt) * inv)
+            pre = nxt
+            power = (power * P) & MASK
+
+    return mix_array(full), deletions()
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from picar.watchlist.entries import WatchlistError
 from picar.watchlist.index import Watchlist
 from picar.watchlist.matching import MatchOptions
 from picar.watchlist.signing import SignatureError, load_public_key, open_envelope
-from picar.watchlist.update import UpdateError, parse_update
+from picar.watchlist.update import UpdateError, payload_text, read_update
 
 log = logging.getLogger("picar.watchlist")
 
@@ -218,7 +218,11 @@ class WatchlistStore:
 
     def _prepare(self, data: bytes, origin: str, old: Watchlist) -> tuple[UpdateResult, Watchlist]:
         opened = open_envelope(data, self._public_key, self.require_signature)
-        upd = parse_update(opened.payload)
+        signed, key_id = opened.signed, opened.key_id
+        text = payload_text(opened.payload)
+        del opened  # the payload's bytes: from here on only its text is held, and its entries stream from it
+        upd = read_update(text)
+        del text
         if upd.version <= old.version:
             raise UpdateError(f"out of order: update version {upd.version} is not newer than the "
                               f"version in force {old.version}")
@@ -234,10 +238,10 @@ class WatchlistStore:
         else:
             new = Watchlist.from_records(upd.entries, self.options, upd.version, upd.list_id)
             added, removed, replaced = len(new), len(old), 0
-        reason = (f"{upd.kind} v{upd.version} ({'signed' if opened.signed else 'unsigned'}): "
+        reason = (f"{upd.kind} v{upd.version} ({'signed' if signed else 'unsigned'}): "
                   f"{len(new)} entries, +{added} -{removed} ~{replaced}")
         result = UpdateResult(True, reason, origin, upd.version, upd.version, upd.kind, new.list_id,
-                              len(new), added, removed, replaced, opened.signed, opened.key_id)
+                              len(new), added, removed, replaced, signed, key_id)
         return result, new
 
     def _save(self, wl: Watchlist) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 import zlib
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -56,6 +58,27 @@ def load_json(data: bytes | str, what: str = "payload") -> Any:
         raise UpdateError(f"{what} is not valid JSON ({exc})") from None
 
 
+class Records(Sized, Iterable[Mapping[str, Any]]):
+    """A payload's entry array, decoded one record at a time from the payload text.
+
+    A national snapshot is a million records: as one decoded list of dicts it took several hundred MiB
+    and left the heap fragmented, so only each record's offset is kept and the builder decodes, checks
+    and drops them one by one.
+    """
+
+    def __init__(self, text: str, starts: array[int]) -> None:
+        self._text = text
+        self._starts = starts
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        decode, text = _DECODER.raw_decode, self._text
+        for start in self._starts:
+            yield decode(text, start)[0]
+
+
 @dataclass(frozen=True)
 class Update:
     """A parsed (not yet applied) update payload."""
@@ -65,8 +88,8 @@ class Update:
     version: int
     base_version: int | None
     created_at: str
-    entries: Sequence[Mapping[str, Any]]  # snapshot entries, or delta additions
-    remove: Sequence[Mapping[str, Any]]
+    entries: Sequence[Mapping[str, Any]] | Records  # snapshot entries, or delta additions
+    remove: Sequence[Mapping[str, Any]] | Records
 
 
 # --- parsing (the car) -----------------------------------------------------------------------------
@@ -74,6 +97,11 @@ class Update:
 
 def decode_payload(payload: bytes) -> Any:
     """gunzip if gzip-compressed (bounded size), then parse JSON."""
+    return load_json(_inflate(payload))
+
+
+def _inflate(payload: bytes) -> bytes:
+    """The payload's JSON bytes: gunzipped if gzip-compressed; UpdateError beyond MAX_UPDATE_BYTES."""
     if len(payload) > MAX_UPDATE_BYTES:
         raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes")
     if payload[:2] == b"\x1f\x8b":
@@ -84,12 +112,112 @@ def decode_payload(payload: bytes) -> Any:
             raise UpdateError(f"payload is not valid gzip ({exc})") from None
     if len(payload) > MAX_UPDATE_BYTES:
         raise UpdateError(f"payload larger than {MAX_UPDATE_BYTES} bytes once decompressed")
-    return load_json(payload)
+    return payload
 
 
 def parse_update(payload: bytes) -> Update:
     """Check the update's header fields; entries are validated when the list is built."""
-    obj = decode_payload(payload)
+    return _check(decode_payload(payload))
+
+
+def payload_text(payload: bytes) -> str:
+    """The payload as JSON text (gunzipped, decoded as `json.loads` decodes bytes), for `read_update`.
+
+    The caller can then drop the payload's bytes before the update is read.
+    """
+    data = _inflate(payload)
+    try:
+        return data.decode(json.detect_encoding(data), "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise UpdateError(f"payload is not valid JSON ({exc})") from None
+
+
+def read_update(text: str) -> Update:
+    """`parse_update` for `payload_text(payload)`, with the same result and errors, but its entry arrays
+    are `Records`: checked as JSON here and decoded one record at a time when the list is built.
+
+    Anything the scan does not expect (invalid JSON, a repeated field) is parsed by `json` as a whole
+    instead, so its errors and meaning are exactly those of `parse_update`.
+    """
+    try:
+        obj = _scan(text)
+    except (ValueError, RecursionError):
+        try:
+            obj = _DECODER.decode(text)
+        except RecursionError:
+            raise UpdateError("payload is nested too deeply to be a watchlist update") from None
+        except ValueError as exc:
+            raise UpdateError(f"payload is not valid JSON ({exc})") from None
+    return _check(obj)
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace, as json.decoder skips it
+_STREAMED = frozenset({"entries", "add", "remove"})
+
+
+def _skip(text: str, i: int) -> int:
+    """The index of the first character at or after `i` that is not whitespace."""
+    m = _WS.match(text, i)
+    return m.end() if m else i
+
+
+def _scan(text: str) -> dict[str, Any]:
+    """The top-level object with its entry arrays as `Records`; ValueError for anything unexpected."""
+    decode = _DECODER.raw_decode
+    i = _skip(text, 0)
+    if text[i:i + 1] != "{":
+        raise ValueError("not an object")
+    i = _skip(text, i + 1)
+    obj: dict[str, Any] = {}
+    if text[i:i + 1] == "}":
+        i += 1
+    else:
+        while True:
+            if text[i:i + 1] != '"':
+                raise ValueError("expected a field name")
+            key, i = decode(text, i)
+            i = _skip(text, i)
+            if text[i:i + 1] != ":" or key in obj:
+                raise ValueError("expected ':' or a new field name")
+            i = _skip(text, i + 1)
+            if key in _STREAMED and text[i:i + 1] == "[":
+                obj[key], i = _scan_array(text, i)
+            else:
+                obj[key], i = decode(text, i)
+            i = _skip(text, i)
+            if text[i:i + 1] == ",":
+                i = _skip(text, i + 1)
+            elif text[i:i + 1] == "}":
+                i += 1
+                break
+            else:
+                raise ValueError("expected ',' or '}'")
+    if _skip(text, i) != len(text):
+        raise ValueError("extra data")
+    return obj
+
+
+def _scan_array(text: str, i: int) -> tuple[Records, int]:
+    """The array starting at text[i] ('['): each element is decoded to check it, then dropped."""
+    decode = _DECODER.raw_decode
+    starts = array("q")
+    i = _skip(text, i + 1)
+    if text[i:i + 1] == "]":
+        return Records(text, starts), i + 1
+    while True:
+        starts.append(i)
+        _, i = decode(text, i)
+        i = _skip(text, i)
+        if text[i:i + 1] == "]":
+            return Records(text, starts), i + 1
+        if text[i:i + 1] != ",":
+            raise ValueError("expected ',' or ']'")
+        i = _skip(text, i + 1)
+
+
+def _check(obj: Any) -> Update:
+    """The header checks of `parse_update` on a decoded payload."""
     if not isinstance(obj, dict):
         raise UpdateError(f"payload must be a JSON object, got {type(obj).__name__}")
     if obj.get("format") != UPDATE_FORMAT:
@@ -130,7 +258,7 @@ def parse_update(payload: bytes) -> Update:
             raise UpdateError("snapshot has no 'entries'")
         entries, remove = obj["entries"], []
     for name, value in (("entries" if kind == "snapshot" else "add", entries), ("remove", remove)):
-        if not isinstance(value, list):
+        if not isinstance(value, list | Records):
             raise UpdateError(f"{name} must be a list, got {type(value).__name__}")
     return Update(kind, list_id, version, base, str(created), entries, remove)
 
