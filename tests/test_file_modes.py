@@ -27,20 +27,28 @@ def test_a_token_file_others_can_read_is_warned_about(tmp_path: Path) -> None:
 
 def test_the_daemon_writes_its_data_for_owner_and_group_only(tmp_path: Path) -> None:
     """`picar run` sets its own umask, so a start by hand (no systemd UMask) keeps data private too."""
+    import signal
     import subprocess
     import sys
+
+    from tests.waiting import wait_until
 
     cfg = tmp_path / "picar.toml"
     cfg.write_text(f'[vehicle]\nid = "car1"\n[[cameras]]\nname = "f"\nsource = "{tmp_path / "none.mp4"}"\n'
                    f'[mqtt]\nenabled = false\ntls = false\n[storage]\ndata_dir = "{tmp_path / "d"}"\n'
                    '[ui]\nenabled = false\n[gps]\nsource = "none"\n')
-    (tmp_path / "none.mp4").write_bytes(b"")  # not a video: the daemon stops at start, after opening its data
+    (tmp_path / "none.mp4").write_bytes(b"")  # no frames: the daemon runs on, its data already open
     old = os.umask(0o022)
     try:
-        subprocess.run([sys.executable, "-m", "picar.cli", "run", "--config", str(cfg)], capture_output=True,
-                       text=True, timeout=120)
+        proc = subprocess.Popen([sys.executable, "-m", "picar.cli", "run", "--config", str(cfg)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         os.umask(old)
+    try:
+        assert wait_until(lambda: (tmp_path / "d" / "outbox.db").exists(), 60), "the daemon opened no data"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0  # a clean stop on SIGTERM
     files = [p for p in (tmp_path / "d").rglob("*") if p.is_file()]
     assert files, "the daemon wrote nothing to its data directory"
     loose = {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files if p.stat().st_mode & 0o007}
