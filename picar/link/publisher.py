@@ -40,19 +40,32 @@ class EventPublisher:
             return len(self._waiting)
 
     def publish(self, kind: str, payload: dict[str, Any]) -> str:
-        """Queue one event for HQ; returns its event id (given in the payload or made here)."""
+        """Queue one event for HQ; returns its event id (given in the payload or made here).
+
+        While events wait in memory a new one waits behind them, so HQ gets them in the order they
+        happened. An outage is logged once when it starts and once when it ends, not per event.
+        """
         event_id = str(payload.setdefault("event_id", str(uuid.uuid4())))
+        with self._lock:
+            behind = bool(self._waiting)
+        if behind:
+            self._wait(kind, payload)
+            return event_id
         try:
             self._queue(kind, payload)
         except OutboxError as exc:
-            with self._lock:
-                if len(self._waiting) < MAX_WAITING:
-                    self._waiting.append((kind, payload))
-                else:
-                    log.critical("event %s (%s) lost: outbox unavailable and %d events already waiting",
-                                 event_id, kind, MAX_WAITING)
-            log.error("outbox: cannot store %s event %s (%s); kept in memory and retried", kind, event_id, exc)
+            self._wait(kind, payload)
+            log.error("outbox: cannot store %s event %s (%s); it and the events after it wait in memory "
+                      "and are stored when the outbox takes them again", kind, event_id, exc)
         return event_id
+
+    def _wait(self, kind: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._waiting) < MAX_WAITING:
+                self._waiting.append((kind, payload))
+                return
+        log.critical("event %s (%s) lost: outbox unavailable and %d events already waiting",
+                     payload["event_id"], kind, MAX_WAITING)
 
     def retry_waiting(self) -> None:
         """Store the events that waited in memory, oldest first, until the outbox refuses again."""
