@@ -165,7 +165,7 @@ class Daemon:
             vehicle_id=self.cfg.vehicle.id, host=m.host, port=m.port, outbox=outbox, tls=m.tls,
             ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, username=user, password=password,
             keepalive_s=m.keepalive_s, topic_prefix=m.topic_prefix, client_id=m.client_id,
-            max_inflight=m.max_inflight, status_provider=lambda: self.status.summary(),
+            max_inflight=m.max_inflight, status_provider=self.status_summary,
             on_command=commands.on_command,
         )
         hq.start()
@@ -227,7 +227,7 @@ class Daemon:
 
         officer = OfficerActions(store, publisher.publish, self._audit, self.cfg.vehicle.id)
         token = u.token_file.read_text().strip() if u.token_file else None
-        self.ui = StationServer(u.bind, u.port, token, status=lambda: self.status.summary(),
+        self.ui = StationServer(u.bind, u.port, token, status=self.status_summary,
                                 on_disposition=officer.dispose, k9=self.k9, image_dir=store.image_dir)
         url = self.ui.start()
         assert self.sink is not None
@@ -319,6 +319,7 @@ class Daemon:
         return self.watchlist.problem if self.watchlist is not None else "watchlist not loaded yet"
 
     def status_summary(self) -> dict[str, Any]:
+        """The status as it is now; the parts built before the loop hold this, not the report (replaced at start)."""
         return self.status.summary()
 
     def healthy(self) -> bool:
