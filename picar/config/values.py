@@ -71,6 +71,15 @@ def string_list(value: Any) -> Any:
     return tuple(value)
 
 
+def region_list(value: Any) -> Any:
+    """A plate region: one name ("md") or a list of names (["md", "ro"]), kept as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise Invalid('allowed: a region name or a non-empty list of them, e.g. "md" or ["md", "ro"]')
+
+
 def whole_number(value: Any) -> Any:
     """For a choice of integers: 9600.0 is not 9600 (a Literal alone would take it); reported as not a choice."""
     if isinstance(value, float):

@@ -1,8 +1,10 @@
 """Follow each plate across frames and vote one best read per vehicle pass.
 
-A track collects the OCR reads of one physical plate. It is emitted once: as soon as enough frames
-agree (so a hit reaches the officer within a frame or two), or when the plate leaves the view. A
-per-plate cooldown stops a parked car being reported again and again.
+A track collects the OCR reads of one physical plate. Its read is the text with the most evidence over
+all its frames (`picar.vision.votes.vote`: each candidate's path scores summed over the frames, one
+decision), so it is always a text some frame read whole. It is emitted once: as soon as that read is
+confident enough (so a hit reaches the officer within a frame or two), or when the plate leaves the view.
+A per-plate cooldown stops a parked car being reported again and again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from picar.types import CharRead, Detection, PlateObservation
-from picar.vision.votes import vote_reads
+from picar.types import CharRead, Detection, OcrResult, PlateObservation
+from picar.vision.votes import vote as vote_texts
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class VotedRead:
     box: tuple[int, int, int, int]
     crop: np.ndarray | None = None
     frame: np.ndarray | None = None
+    series: str | None = None  # the grammar series the text fits; None: free text
 
 
 @dataclass(eq=False)
@@ -57,6 +60,7 @@ class _Track:
     best_frame: np.ndarray | None = None
     best_conf: float = -1.0
     emitted: bool = False
+    scored: dict[int, dict[str, float]] = field(default_factory=dict)  # texts scored on each frame's read
 
     @property
     def last(self) -> PlateObservation:
@@ -90,12 +94,10 @@ def _similar_text(a: str, b: str) -> bool:
     return same >= max(len(a), len(b)) - 2
 
 
-def vote(observations: list[PlateObservation], max_candidates: int = 8) -> tuple[
-    str, float, tuple[CharRead, ...], tuple[tuple[str, float], ...]
-]:
-    """Vote a text across the frames of one track (see `picar.vision.votes.vote_reads`)."""
-    r = vote_reads([o.ocr for o in observations], max_candidates)
-    return r.text, r.confidence, r.chars, r.candidates
+def vote(observations: list[PlateObservation], max_candidates: int = 8,
+         scored: dict[int, dict[str, float]] | None = None) -> OcrResult:
+    """The read of one track: the text with the most evidence over its frames (`picar.vision.votes.vote`)."""
+    return vote_texts([o.ocr for o in observations], max_candidates, scored)
 
 
 class PlateTracker:
@@ -218,17 +220,17 @@ class PlateTracker:
             self._last_emitted = {k: v for k, v in self._last_emitted.items() if v >= horizon}
 
     def _voted(self, track: _Track) -> VotedRead | None:
-        text, conf, chars, candidates = vote(track.observations, self.settings.max_candidates)
-        if not text:
+        voted = vote(track.observations, self.settings.max_candidates, track.scored)
+        if not voted.text:
             return None
         best = max(track.observations, key=lambda o: o.ocr.confidence)
         trigger = track.last
         return VotedRead(
             camera=track.camera,
-            text=text,
-            confidence=conf,
-            candidates=candidates,
-            chars=chars,
+            text=voted.text,
+            confidence=voted.confidence,
+            candidates=voted.candidates,
+            chars=voted.chars,
             captured_at=trigger.captured_at,
             capture_monotonic=trigger.monotonic,
             first_seen=track.observations[0].captured_at,
@@ -237,4 +239,5 @@ class PlateTracker:
             box=best.detection.box,
             crop=track.best_crop,
             frame=track.best_frame,
+            series=voted.series,
         )

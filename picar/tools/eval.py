@@ -34,7 +34,7 @@ from picar.tools.eval_data import (
     read_bgr,
 )
 from picar.types import Detection, OcrResult
-from picar.vision.formats import REGIONS
+from picar.vision.grammar import REGIONS
 from picar.vision.session import ModelError
 
 IOU = 0.5
@@ -281,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--vote", action="store_true",
                     help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
     ap.add_argument("--region", choices=REGIONS,
-                    help="fit each read to this region's plate formats, as the daemon and `picar read` do "
+                    help="decode each read with this region's plate grammars, as the daemon and `picar read` do "
                          "(default: the model's raw reads)")
     return ap
 
