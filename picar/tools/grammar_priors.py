@@ -5,8 +5,9 @@
 Counts come from the train splits of the labelled OCR sets (each read as its region): character
 frequencies, the letter/digit steps of free text, each series' share of its grammar (the data's `share`
 as a prior of weight `SHARE_WEIGHT` texts), and each region's share of texts that fit none of its series.
-The prior's `scale` is the one of `SCALES` that reads those train crops best (mean exact accuracy over the
-sets, each read with its region and with none), unless `--scale` gives it. Val splits are never used.
+The prior's `scale` and the bonus per character read are the pair of `SCALES` x `BONUSES` that reads those
+train crops best (mean exact accuracy over the sets, each read with its region and with none), unless
+`--scale` and `--char-bonus` give them. Val splits are never used.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ FIT_SETS = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
             "eu_openalpr_train_detector_eu1": "eu", "eu_openalpr_train_detector_eu2": "eu",
             "ro_dashcam_crops": "ro"}
 SHARE_WEIGHT = 5.0  # how many texts the data's `share` guesses count as, against the labels
-SCALES = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+SCALES = (0.3, 0.5, 0.7, 1.0)
+BONUSES = (0.5, 1.0, 1.5, 2.0, 3.0)
 ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -65,7 +67,7 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
     total = sum(chars[c] + 1 for c in ALNUM)
     base = GrammarPriors.uninformed()
     return GrammarPriors(
-        scale=1.0, chars={c: (chars[c] + 1) / total for c in ALNUM},
+        scale=1.0, char_bonus=0.0, chars={c: (chars[c] + 1) / total for c in ALNUM},
         free_start={k: (start[k] + 1) / (sum(start.values()) + len(CLASSES)) for k in CLASSES},
         free_next={a: {b: (step[a][b] + 1) / (sum(step[a].values()) + 3) for b in (*CLASSES, "end")}
                    for a in CLASSES},
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, required=True, help="the shared data root (with ocr/)")
     ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR, help="the OCR model the priors go beside")
     ap.add_argument("--scale", type=float, help="use this scale instead of choosing one on the train crops")
+    ap.add_argument("--char-bonus", type=float, help="use this bonus instead of choosing one (needs --scale)")
     ap.add_argument("--out", type=Path, help="default: <model>.grammar.json beside --ocr")
     args = ap.parse_args(argv)
     try:
@@ -104,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         texts.setdefault(FIT_SETS[name], []).extend(t for _, t in rows if t.isalnum())
     priors = fit_counts(texts)
     grid: dict[str, float] = {}
-    scale = args.scale
-    if scale is None:
+    scale, bonus = args.scale, args.char_bonus
+    if scale is None or bonus is None:
         from picar.vision.ocr import PlateOcr
 
         ocr = PlateOcr(args.ocr, threads=1)
@@ -113,23 +116,25 @@ def main(argv: list[str] | None = None) -> int:
         for name, rows in items.items():
             images = [read_bgr(p) for p, _ in rows]
             crops[name] = (ocr.probabilities_of(images), [t for _, t in rows], FIT_SETS[name])
-        for s in SCALES:
-            grid[str(s)] = round(_accuracy(ocr, crops, _scaled(priors, s)), 4)
-            print(f"scale {s}: mean train exact {grid[str(s)]}", flush=True)
-        scale = float(max(SCALES, key=lambda s: grid[str(s)]))
-    fitted = _scaled(priors, scale)
+        for s in (SCALES if scale is None else (scale,)):
+            for b in (BONUSES if bonus is None else (bonus,)):
+                grid[f"{s} {b}"] = round(_accuracy(ocr, crops, _scaled(priors, s, b)), 4)
+                print(f"scale {s} char bonus {b}: mean train exact {grid[f'{s} {b}']}", flush=True)
+        best = max(grid, key=lambda k: grid[k])
+        scale, bonus = (float(v) for v in best.split())
+    fitted = _scaled(priors, scale, bonus)
     out = args.out or priors_path(args.ocr)
     data = fitted.to_json()
     data["fitted_on"] = [f"{name} (train, {len(rows)} texts, read as {FIT_SETS[name]})" for name, rows in items.items()]
     data["command"] = "python -m picar.tools.grammar_priors " + " ".join(argv if argv is not None else sys.argv[1:])
     data["notes"] = {**fitted.notes, "scale_grid": grid, "regions_checked": list(grammars_for("auto"))}
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"priors written to {out} (scale {scale})")
+    print(f"priors written to {out} (scale {scale}, char bonus {bonus})")
     return 0
 
 
-def _scaled(p: GrammarPriors, scale: float) -> GrammarPriors:
-    return GrammarPriors(scale, p.chars, p.free_start, p.free_next, p.free_share, p.series, p.fitted_on,
+def _scaled(p: GrammarPriors, scale: float, bonus: float) -> GrammarPriors:
+    return GrammarPriors(scale, bonus, p.chars, p.free_start, p.free_next, p.free_share, p.series, p.fitted_on,
                          p.command, p.notes)
 
 

@@ -149,7 +149,7 @@ def compile_region(grammars: tuple[str, ...], regions: tuple[str, ...], alphabet
     automaton = Automaton(
         alphabet=alphabet, n_states=b.n, start=0, final=fin,
         arc_src=np.array([a[0] for a in b.arcs], np.int64), arc_dst=np.array([a[1] for a in b.arcs], np.int64),
-        arc_weight=np.where(weights > NEG / 2, weights * scale, NEG),
+        arc_weight=np.where(weights > NEG / 2, weights * scale + priors.char_bonus, NEG),
         arc_new_row=np.array([a[3] for a in b.arcs], bool), state_series=series, series=tuple(names))
     _CACHE[key] = (priors, automaton)
     return automaton

@@ -118,12 +118,14 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
     differ = emit_cls[pair_in] != emit_cls[pair_out]
     pair_in, pair_out = pair_in[differ], pair_out[differ]
     posts = np.arange(len(post_of)) + n
+    rows = np.flatnonzero(new_row)  # a later row's first character may also open as the frames change row
     src = np.concatenate((np.arange(n), post_of, posts, emit_ids, np.where(new_row, post_index[e_src], e_src),
-                          emit_ids, emit_ids[pair_in]))
-    dst = np.concatenate((np.arange(n), posts, posts, emit_ids, emit_ids, e_dst, emit_ids[pair_out]))
-    weight = np.concatenate((np.zeros(n + 2 * len(post_of) + m), emit_w, np.zeros(m), emit_w[pair_out]))
+                          emit_ids, emit_ids[pair_in], e_src[rows]))
+    dst = np.concatenate((np.arange(n), posts, posts, emit_ids, emit_ids, e_dst, emit_ids[pair_out], emit_ids[rows]))
+    weight = np.concatenate((np.zeros(n + 2 * len(post_of) + m), emit_w, np.zeros(m), emit_w[pair_out],
+                             emit_w[rows]))
     crossing = np.concatenate((np.zeros(n + len(post_of), bool), np.ones(len(post_of), bool),
-                               np.zeros(3 * m, bool), new_row[pair_out]))
+                               np.zeros(3 * m, bool), new_row[pair_out], np.ones(len(rows), bool)))
     order = np.argsort(dst, kind="stable")
     size = base + m
     counts = np.bincount(dst, minlength=size)

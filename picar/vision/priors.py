@@ -18,7 +18,8 @@ from picar.vision.grammar_data import GRAMMARS
 
 CLASSES = ("L", "D")  # the free-text branch follows letters and digits, one step back
 DEFAULT_FREE_SHARE = 0.05  # P(a plate fits none of the region's series) where no labels say otherwise
-DEFAULT_SCALE = 1.0
+DEFAULT_SCALE = 0.5
+DEFAULT_CHAR_BONUS = 1.5
 
 
 class PriorsError(ValueError):
@@ -34,6 +35,7 @@ class GrammarPriors:
     """Everything the automaton weighs paths by, besides the model's own frame probabilities."""
 
     scale: float  # how much the prior counts against the model's log probabilities (fitted)
+    char_bonus: float  # added for every character read: the model's own scores already weigh length (fitted)
     chars: dict[str, float]  # P(character) over A-Z0-9 in plate texts
     free_start: dict[str, float]  # free text: P(first class), classes L and D
     free_next: dict[str, dict[str, float]]  # free text: P(next class or "end" | class)
@@ -57,11 +59,11 @@ class GrammarPriors:
             total = sum(s.share for s in g.series)
             series.update({s.name: s.share / total for s in g.series})
         step = {"L": 0.45, "D": 0.45, "end": 0.1}
-        return cls(DEFAULT_SCALE, chars, {"L": 0.5, "D": 0.5}, {"L": dict(step), "D": dict(step)},
+        return cls(DEFAULT_SCALE, DEFAULT_CHAR_BONUS, chars, {"L": 0.5, "D": 0.5}, {"L": dict(step), "D": dict(step)},
                    {"default": DEFAULT_FREE_SHARE}, series)
 
     def to_json(self) -> dict[str, Any]:
-        return {"scale": self.scale, "chars": self.chars, "free_start": self.free_start,
+        return {"scale": self.scale, "char_bonus": self.char_bonus, "chars": self.chars, "free_start": self.free_start,
                 "free_next": self.free_next, "free_share": self.free_share, "series": self.series,
                 "fitted_on": list(self.fitted_on), "command": self.command, "notes": self.notes}
 
@@ -89,10 +91,14 @@ class GrammarPriors:
         scale = data["scale"]
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 <= scale <= 10:
             raise PriorsError(f"{where}: field 'scale' must be a number from 0 to 10, got {scale!r}")
+        bonus = data.get("char_bonus", 0.0)
+        if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not -10 <= bonus <= 10:
+            raise PriorsError(f"{where}: field 'char_bonus' must be a number from -10 to 10, got {bonus!r}")
         nxt = data["free_next"]
         if not isinstance(nxt, dict) or set(nxt) != set(CLASSES):
             raise PriorsError(f"{where}: field 'free_next' must have exactly the keys {list(CLASSES)}")
-        return cls(float(scale), probs(data["chars"], "chars"), probs(data["free_start"], "free_start", CLASSES),
+        return cls(float(scale), float(bonus), probs(data["chars"], "chars"),
+                   probs(data["free_start"], "free_start", CLASSES),
                    {k: probs(nxt[k], f"free_next.{k}", (*CLASSES, "end")) for k in CLASSES},
                    probs(data["free_share"], "free_share"), probs(data["series"], "series"),
                    tuple(str(s) for s in data.get("fitted_on", [])), str(data.get("command", "")),

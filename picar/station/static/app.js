@@ -207,7 +207,9 @@ function renderHit() {
   $("hit-plate").textContent = hit.plate || "";
   $("hit-region").textContent = hit.region ? "STATE " + hit.region : "";
   const conf = typeof hit.confidence === "number" ? " (" + Math.round(hit.confidence * 100) + "%)" : "";
-  $("hit-read").textContent = "camera read " + (hit.read_text || "?") + conf;
+  // read_series: the plate grammar series the read fits (e.g. md.police), absent for free text
+  $("hit-read").textContent = "camera read " + (hit.read_text || "?") + conf +
+    (hit.read_series ? " · " + hit.read_series : "");
   $("hit-reason").textContent = hit.reason || "-";
   $("hit-description").textContent = hit.description || "-";
   // The daemon sends match as {kind, distance, differences, text}; a plain string is accepted too.
