@@ -4,7 +4,8 @@
 
 Counts come from the train splits of the labelled OCR sets (each read as its region): character
 frequencies, the letter/digit steps of free text, each series' share of its grammar (the data's `share`
-as a prior of weight `SHARE_WEIGHT` texts), and each region's share of texts that fit none of its series.
+as a prior of weight `SHARE_WEIGHT` texts), and each region's share of texts that fit none of its series
+(`auto` over all the sets together).
 The prior's `scale` and the bonus per character read are the pair of `SCALES` x `BONUSES` that reads those
 train crops best (mean exact accuracy over the sets, each read with its region and with none), unless
 `--scale` and `--char-bonus` give them. Val splits are never used.
@@ -58,6 +59,9 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
             tally[1] += 1
             if name is not None:
                 per_series[name] += 1
+            every = free.setdefault("auto", [0, 0])  # all labelled plates read as one worldwide region
+            every[0] += fits(text, "auto") is None
+            every[1] += 1
     series: dict[str, float] = {}
     for g in GRAMMARS.values():
         share = sum(s.share for s in g.series)

@@ -28,6 +28,7 @@ RARE = 1e-4  # a class never above this in any frame of a crop is left out of it
 # The smallest probability a frame is taken to give a class: an int8 model's softmax steps by 1/255, so
 # its 0 means "below about 0.004", not "impossible"; one such frame must not outweigh all others.
 FLOOR = 1e-3
+HOPELESS = -7.0  # a one-character change that costs the path more than this (about 1e-3) is no candidate
 
 
 Frames = CtcFrames
@@ -88,15 +89,20 @@ def _alive(a: Automaton, arc_ok: np.ndarray) -> np.ndarray:
 
 def _graph(a: Automaton, active: np.ndarray) -> _Graph:
     blank_cls = len(a.alphabet)
-    ok = (a.arc_weight > NEG / 2) & active[None, :]
-    alive = _alive(a, ok.any(axis=1))
+    by_class = _arcs_by_class(a)
+    classes = np.flatnonzero(active)
+    arc_of = np.concatenate([by_class[c] for c in classes])
+    cls_of = np.repeat(classes, [len(by_class[c]) for c in classes])
+    arc_ok = np.zeros(len(a.arc_src), bool)
+    arc_ok[arc_of] = True
+    alive = _alive(a, arc_ok)
     alive[a.start] = True
-    ok &= (alive[a.arc_src] & alive[a.arc_dst])[:, None]
+    keep = alive[a.arc_src[arc_of]] & alive[a.arc_dst[arc_of]]
+    emit_arc, emit_cls = arc_of[keep], cls_of[keep]
     states = np.flatnonzero(alive)
     index = np.full(a.n_states, -1)
     index[states] = np.arange(len(states))
     n = len(states)
-    emit_arc, emit_cls = np.nonzero(ok)
     emit_w = a.arc_weight[emit_arc, emit_cls]
     new_row = a.arc_new_row[emit_arc]
     e_src, e_dst = index[a.arc_src[emit_arc]], index[a.arc_dst[emit_arc]]
@@ -139,6 +145,18 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
                   np.concatenate((a.final[states], a.final[states[post_of]], a.final[states[e_dst]])),
                   np.concatenate((state_series, state_series[post_of], state_series[e_dst])),
                   int(index[a.start]))
+
+
+_BY_CLASS: dict[int, tuple[Automaton, list[np.ndarray]]] = {}
+
+
+def _arcs_by_class(a: Automaton) -> list[np.ndarray]:
+    """For each class, the arcs that may read it."""
+    hit = _BY_CLASS.get(id(a))
+    if hit is None or hit[0] is not a:
+        allowed = a.arc_weight > NEG / 2
+        hit = _BY_CLASS[id(a)] = (a, [np.flatnonzero(allowed[:, c]) for c in range(allowed.shape[1])])
+    return hit[1]
 
 
 _GRAPHS: dict[tuple[int, bytes], tuple[Automaton, _Graph]] = {}
@@ -209,7 +227,7 @@ def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emi
     ids = np.flatnonzero((g.series >= FREE) & (end > NEG / 2))
     if len(ids) == 0:
         return []
-    ranked = ids[np.argsort(-end[ids], kind="stable")[: 3 * top]]  # several end states may spell one text
+    ranked = ids[np.argsort(-end[ids], kind="stable")[: 2 * top]]  # several end states may spell one text
     state = ranked + s_off
     rank = list(range(len(ranked)))
     trail = np.empty((length, len(rank)), np.int64)
@@ -275,7 +293,10 @@ def substitutions(top: Reading, frames: Frames, a: Automaton, limit: int) -> lis
         total = rows.sum(axis=0)
         total[cls] = NEG
         alt = int(np.argmax(total))
-        model = top.model + float(total[alt] - rows[:, cls].sum())
+        drop = float(total[alt] - rows[:, cls].sum())
+        if drop < HOPELESS:
+            continue
+        model = top.model + drop
         text = top.text[:i] + a.alphabet[alt] + top.text[i + 1:]
         prior, series = text_prior(a, text)
         if prior > NEG / 2 and model > NEG / 2:
