@@ -24,7 +24,8 @@ from picar.vision.automaton import FREE, NEG, Automaton
 
 SURE = 0.99  # frames this sure of one class merge with the frame before when that was sure of it too
 # (an int8 model's softmax tops out at 254/255: 0.999 would never be reached)
-RARE = 1e-4  # a class never above this in any frame of a crop is left out of its search
+RARE = 0.02  # a class never above this in any frame of a crop is left out of its search
+MAX_CLASSES = 10  # and no more than this many classes, the likeliest (a plate has rarely more distinct ones)
 # The smallest probability a frame is taken to give a class: an int8 model's softmax steps by 1/255, so
 # its 0 means "below about 0.004", not "impossible"; one such frame must not outweigh all others.
 FLOOR = 1e-3
@@ -147,6 +148,17 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
                   int(index[a.start]))
 
 
+def _active(f: Frames, n: int) -> np.ndarray:
+    """The classes a crop's search may read: above RARE in some frame, at most MAX_CLASSES of them (those
+    the frames give most), so that a noisy crop cannot blow the automaton up."""
+    peak = f.peak[:, :n].max(axis=0)
+    active = peak >= RARE
+    if active.sum() > MAX_CLASSES:
+        active[:] = False
+        active[np.argsort(-peak, kind="stable")[:MAX_CLASSES]] = True
+    return active
+
+
 _BY_CLASS: dict[int, tuple[Automaton, list[np.ndarray]]] = {}
 
 
@@ -168,20 +180,34 @@ def _graph_for(a: Automaton, active: np.ndarray) -> _Graph:
     hit = _GRAPHS.get(key)
     if hit is not None and hit[0] is a:
         return hit[1]
-    if len(_GRAPHS) >= 512:
+    if len(_GRAPHS) >= 64:
         _GRAPHS.clear()
     g = _graph(a, active)
     _GRAPHS[key] = (a, g)
     return g
 
 
+GROUP_EDGES = 20000  # crops whose unrolled automata together stay under this run side by side in one Viterbi
+
+
 def search(batch: list[Frames], a: Automaton, top: int = 8) -> list[list[Reading]]:
     """The best path of each series (and of the free text) through each crop's frames, best first, at
     most `top` distinct texts per crop; an empty list where no path reads a character. Each crop gets
-    the automaton unrolled for its own classes; the crops of a batch run side by side in one Viterbi."""
-    if not batch:
-        return []
-    graphs = [_graph_for(a, f.peak[:, : len(a.alphabet)].max(axis=0) >= RARE) for f in batch]
+    the automaton unrolled for its own classes; small ones run side by side in one Viterbi."""
+    graphs = [_graph_for(a, _active(f, len(a.alphabet))) for f in batch]
+    out: list[list[Reading]] = []
+    group: list[int] = []
+    for k, g in enumerate(graphs):
+        if group and sum(len(graphs[i].src) for i in group) + len(g.src) > GROUP_EDGES:
+            out += _search([batch[i] for i in group], [graphs[i] for i in group], a, top)
+            group = []
+        group.append(k)
+    if group:
+        out += _search([batch[i] for i in group], [graphs[i] for i in group], a, top)
+    return out
+
+
+def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -> list[list[Reading]]:
     length = max(len(f.logp) for f in batch)
     sizes = np.array([len(g.state_cls) for g in graphs])
     n_edges = np.array([len(g.src) for g in graphs])
