@@ -97,21 +97,28 @@ def _when(ts: float | None, tr: Translator) -> str:
     return "" if ts is None else tr.datetime(ts)
 
 
-def _facts(d: dict[str, Any], tr: Translator) -> list[tuple[str, str]]:
-    """One deployment's facts for people: the fleet's words for its codes, with the codes the CSV and HQ use."""
+def _coded(text: str, code: str | None) -> str:
+    """A table cell with the fleet's word, the stored code kept in `data-code` (as the CSV and HQ have it)."""
+    attr = f' data-code="{html.escape(code)}"' if code else ""
+    return f"<td{attr}>{html.escape(text)}</td>"
+
+
+def _facts(d: dict[str, Any], tr: Translator) -> list[tuple[str, str, str | None]]:
+    """One deployment's facts for people: (label, the fleet's words, the stored code where there is one)."""
     _ = tr._
     track = tr.ngettext("{n} point", "{n} points", d["track_points"]) + ", " + _(
         "{metres} m", metres=tr.integer(round(d["track_length_m"])))
+    outcome = _(term("k9_outcome", d["outcome"])) if d["outcome"] else ""
     return [
-        (_("Deployment"), d["deployment_id"]), (_("Dog"), d["dog"]), (_("Handler"), d["handler"]),
-        (_("Type"), f"{_(term('k9_type', d['type']))} ({d['type']})"), (_("Case number"), d["case_number"] or ""),
-        (_("Trigger"), _(term("k9_trigger", d["trigger"]))),
-        (_("Started (UTC)"), _when(d["started_ts"], tr)),
-        (_("Ended (UTC)"), _when(d["ended_ts"], tr) if d["ended_ts"] is not None else _("still active")),
-        (_("Duration"), _duration(d["duration_s"], tr)),
-        (_("Outcome"), f"{_(term('k9_outcome', d['outcome']))} ({d['outcome']})" if d["outcome"] else ""),
-        (_("Notes at start"), d["notes"]), (_("Notes at end"), d["end_notes"]),
-        (_("Track"), track), (_("Sent to HQ"), _("yes") if d["published"] else _("pending")),
+        (_("Deployment"), d["deployment_id"], None), (_("Dog"), d["dog"], None), (_("Handler"), d["handler"], None),
+        (_("Type"), _(term("k9_type", d["type"])), d["type"]), (_("Case number"), d["case_number"] or "", None),
+        (_("Trigger"), _(term("k9_trigger", d["trigger"])), d["trigger"]),
+        (_("Started (UTC)"), _when(d["started_ts"], tr), None),
+        (_("Ended (UTC)"), _when(d["ended_ts"], tr) if d["ended_ts"] is not None else _("still active"), None),
+        (_("Duration"), _duration(d["duration_s"], tr), None),
+        (_("Outcome"), outcome, d["outcome"]),
+        (_("Notes at start"), d["notes"], None), (_("Notes at end"), d["end_notes"], None),
+        (_("Track"), track, None), (_("Sent to HQ"), _("yes") if d["published"] else _("pending"), None),
     ]
 
 
@@ -133,15 +140,16 @@ def report_html(deployments: list[dict[str, Any]], since: float, until: float,
         out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in heads) + "</tr>")
         for d in deployments:
             outcome = _(term("k9_outcome", d["outcome"])) if d["outcome"] else _("active")
-            cells = [_when(d["started_ts"], tr), d["dog"], d["handler"], _(term("k9_type", d["type"])),
-                     d["case_number"] or "", _duration(d["duration_s"], tr), outcome]
-            out.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in cells) + "</tr>")
+            cells = [(_when(d["started_ts"], tr), None), (d["dog"], None), (d["handler"], None),
+                     (_(term("k9_type", d["type"])), d["type"]), (d["case_number"] or "", None),
+                     (_duration(d["duration_s"], tr), None), (outcome, d["outcome"])]
+            out.append("<tr>" + "".join(_coded(text, code) for text, code in cells) + "</tr>")
         out.append("</table>")
     for d in deployments:
         title = f"{d['dog']}: {_(term('k9_type', d['type']))} · {_when(d['started_ts'], tr)}"
         out.append(f"<section class='dep'><h2>{e(title)}</h2>")
-        out.append("<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in _facts(d, tr))
-                   + "</table>")
+        rows = (f"<tr><th>{e(k)}</th>{_coded(str(v), code)}</tr>" for k, v, code in _facts(d, tr))
+        out.append("<table>" + "".join(rows) + "</table>")
         out.append(track_svg(d["track"], tr))
         if d["track"]:
             # Coordinates keep the decimal point in every language: they are typed into maps as they are.
