@@ -300,3 +300,26 @@ def test_the_k9_report_in_romanian_and_russian(tmp_path: Path, capsys: pytest.Ca
         assert not english_left(texts, lang), english_left(texts, lang)
     assert k9_main(["end", "--db", db, "nope", "--outcome", "found", "--lang", "ru"]) == 2
     assert "нет записи о применении служебной собаки 'nope'" in capsys.readouterr().err
+
+
+def test_server_rendered_pages_share_the_catalogue_and_escape_what_they_insert(tmp_path: Path) -> None:
+    """The HQ console's way (picar/i18n/jinja.py): Jinja2 templates, extracted by babel.cfg's jinja2 section."""
+    from jinja2 import FileSystemLoader
+
+    from picar.i18n.jinja import environment
+
+    folder = tmp_path / "picar" / "hq" / "templates"
+    folder.mkdir(parents=True)
+    (folder / "fleet.html").write_text(
+        '<h1>{{ _("NO LIST") }}</h1><p>{{ _("camera {name}", name=camera) }} · '
+        '{{ ngettext("{n} deployment", "{n} deployments", n) }} · {{ term("k9_outcome", "found") }} · '
+        '{{ x|number(1) }}</p>')
+    loader = FileSystemLoader(folder)
+    page = environment(loader, "ru").get_template("fleet.html").render(camera="<script>", n=3, x=1234.5)
+    assert page == ("<h1>НЕТ СПИСКА</h1><p>камера &lt;script&gt; · 3 применения · обнаружено · 1\xa0234,5</p>")
+    assert "LISTA" not in environment(loader, "en").get_template("fleet.html").render(camera="c", n=1, x=0)
+    with (ROOT / "babel.cfg").open() as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    found = {m[2] if isinstance(m[2], str) else m[2][0] for m in extract_from_dir(str(tmp_path), method_map,
+                                                                                  options_map)}
+    assert found == {"NO LIST", "camera {name}", "{n} deployment"}

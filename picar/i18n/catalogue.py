@@ -54,7 +54,11 @@ class Translator:
 
     def ngettext(self, singular: str, plural: str, n: int, **params: Any) -> str:
         """The form for `n` (also available to the text as {n}, written for the locale)."""
-        return self._t.ngettext(singular, plural, n).format(**{"n": self.integer(n), **params})
+        return self.plural_form(singular, plural, n).format(**{"n": self.integer(n), **params})
+
+    def plural_form(self, singular: str, plural: str, n: int) -> str:
+        """The translated form for `n`, placeholders not yet filled."""
+        return self._t.ngettext(singular, plural, n)
 
     def message(self, message: Message | str) -> str:
         """A Message in this language; plain text (already final) as it is."""
