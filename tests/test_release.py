@@ -43,15 +43,23 @@ def test_locks_pin_every_dependency_with_hashes_and_the_car_gets_what_ci_tests()
     for dep in ("numpy", "opencv-python-headless", "onnxruntime", "pyserial", "pynmea2", "paho-mqtt",
                 "cryptography", "pytest", "ruff", "mypy", "build", "setuptools"):
         assert dep in names, f"{dep} is not pinned in requirements/dev.lock"
-    # A runtime pin under an environment marker (only some Pythons need it) is what CI tested when the
-    # dev lock pins the same version with no marker (CI needs it on every Python).
-    def tested(key: str) -> str | None:
-        return dev.get(key, dev.get(key.split(" ")[0]))
+    # A runtime (or HQ) pin under an environment marker (only some Pythons need it) is what CI tested when
+    # the dev lock pins the same version, with no marker or another one (the dev lock's markers are the union
+    # of why its packages need it, e.g. pycparser for argon2-cffi's cffi as well as cryptography's).
+    def untested(pins: dict[str, str]) -> dict[str, tuple[str, set[str]]]:
+        out = {}
+        for key, version in pins.items():
+            tested = {v for k, v in dev.items() if k.split(" ")[0] == key.split(" ")[0]}
+            if version not in tested:
+                out[key] = (version, tested)
+        return out
 
-    assert runtime and all(tested(k) == v for k, v in runtime.items()), \
-        {k: (v, tested(k)) for k, v in runtime.items() if tested(k) != v}
+    hq = _pins(REPO / "requirements" / "hq.lock")
+    assert runtime and not untested(runtime), untested(runtime)
+    assert hq and not untested(hq), untested(hq)
+    assert "psycopg" in {k.split(" ")[0] for k in hq} and "psycopg" not in {k.split(" ")[0] for k in runtime}
     assert not {"pytest", "ruff", "mypy"} & {k.split(" ")[0] for k in runtime}, "dev tools in the vehicle's lock"
-    for lock in ("dev.lock", "runtime.lock"):
+    for lock in ("dev.lock", "runtime.lock", "hq.lock"):
         blocks = re.split(r"\n(?=[A-Za-z0-9])", (REPO / "requirements" / lock).read_text())
         unhashed = [b.split()[0] for b in blocks if "==" in b.split("\n")[0] and "--hash=sha256:" not in b]
         assert not unhashed, f"{lock}: no hash for {unhashed}"
