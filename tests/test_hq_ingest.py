@@ -214,3 +214,12 @@ def test_ack_payload_round_trip_and_refusals() -> None:
     for bad in (b"nope", b'{"events": "a"}', b'{"events": [1]}', b"[]"):
         with pytest.raises(ValueError, match="acknowledgement"):
             parse_ack(bad)
+
+
+def test_the_configs_hq_ack_modes_are_the_links() -> None:
+    from typing import get_args
+
+    from picar.config.models import MqttConfig
+    from picar.link.hq_ack import HQ_ACK_MODES
+
+    assert get_args(MqttConfig.__pydantic_fields__["hq_ack"].annotation) == HQ_ACK_MODES
