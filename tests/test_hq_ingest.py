@@ -223,3 +223,11 @@ def test_the_configs_hq_ack_modes_are_the_links() -> None:
     from picar.link.hq_ack import HQ_ACK_MODES
 
     assert get_args(MqttConfig.__pydantic_fields__["hq_ack"].annotation) == HQ_ACK_MODES
+
+
+@pytest.mark.slow
+def test_the_ingest_benchmark_drains_every_read(tmp_path: Path) -> None:
+    from hw_sim.ingest_bench import bench
+
+    res = bench(events=400, workers=2, workdir=tmp_path)
+    assert res["stored"] == 400 and res["events_per_s"] > 0 and res["commit_span_s"] >= 0
