@@ -6,6 +6,7 @@
                                [--cert C] [--keyfile K] [--credentials F] [--prefix picar/v1]
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
     picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
+    picar hq ingest --config hq.toml | --dsn DSN --host H ...  (the fleet into the database, picar.hq.ingest)
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|ingest`; returns the process exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
@@ -134,6 +135,10 @@ def hq_main(argv: list[str]) -> int:
         from picar.hq.store.cli import db_main
 
         return db_main(argv[1:])
+    if argv and argv[0] == "ingest":
+        from picar.hq.ingest.cli import ingest_main
+
+        return ingest_main(argv[1:])
     ap = argparse.ArgumentParser(prog="picar hq", description="HQ tools: signing keys and watchlist updates.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("keygen", help="new Ed25519 key pair: KEYBASE.key (0600) and KEYBASE.pub")
