@@ -6,6 +6,7 @@
                                [--cert C] [--keyfile K] [--credentials F] [--prefix picar/v1]
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
     picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
+    picar hq ingest --config hq.toml | --dsn DSN --host H ...  (the fleet into the database, picar.hq.ingest)
     picar hq fill-reads --dsn DSN [--reads 10000000]  (made-up reads for the search benchmark)
     picar hq bench-search --dsn DSN [--queries 200]   (the console's search, timed: docs/scale.md)
 """
@@ -127,7 +128,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|ingest`; returns the process exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
@@ -136,6 +137,10 @@ def hq_main(argv: list[str]) -> int:
         from picar.hq.store.cli import db_main
 
         return db_main(argv[1:])
+    if argv and argv[0] == "ingest":
+        from picar.hq.ingest.cli import ingest_main
+
+        return ingest_main(argv[1:])
     if argv and argv[0] == "fill-reads":
         from picar.hq.fill_reads import fill_main
 
