@@ -62,7 +62,9 @@ class IngestConfig:
     batch_max: Int = Field(default=500, ge=1, le=10000)  # messages committed in one transaction, at most
     batch_wait_s: Annotated[Seconds, Field(le=5)] = 0.05  # wait for more after the first of a batch
     receive_maximum: Int = Field(default=1000, ge=1, le=65535)  # unacknowledged messages the broker may send
-    session_expiry_s: Int = Field(default=7 * 86400, ge=60, le=366 * 86400)  # the broker keeps a gone worker's queue
+    # How long the broker keeps a worker's session after it went: it keeps receiving its share meanwhile (a
+    # restart finds it there); past that its share goes to the others and the cars resend what it held.
+    session_expiry_s: Int = Field(default=60, ge=0, le=86400)
 
 
 @dataclass(frozen=True, config=TABLE)

@@ -174,15 +174,16 @@ class HqLink:
             self._commands.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Drain what can be sent within ``timeout``, publish retained offline status, disconnect.
-
-        Whatever is not acknowledged stays in the outbox for the next start.
-        """
+        """Drain what can be sent within ``timeout`` (and wait for HQ's acknowledgements when they are awaited),
+        publish the retained offline status, disconnect. What is not delivered stays in the outbox."""
         with self._cond:
             if not self._started or self._stopping:
                 return
             # Offline there is nothing to drain into; do not hold up shutdown waiting for a reconnect.
+            end = time.monotonic() + timeout
             self._cond.wait_for(lambda: self._drained() or not self._connected, timeout)
+            while self._connected and self.outbox.awaiting_hq() and time.monotonic() < end:  # HQ's last acks
+                self._cond.wait(min(0.1, end - time.monotonic()))
             self._stopping = True
             connected = self._connected
             self._cond.notify_all()

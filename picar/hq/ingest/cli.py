@@ -54,6 +54,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 def ingest_main(argv: list[str]) -> int:
     args = _args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))  # we log the migration
     from picar.config import ConfigError, read_credentials
     from picar.hq.config import parse_hq_config
 

@@ -173,6 +173,8 @@ class IngestWorker:
         refused = [c for c in codes if c.is_failure]
         if refused:
             log.error("ingest %s: the broker refused %d subscription(s): %s", self.client_id, len(refused), refused)
+        else:
+            log.info("ingest %s: subscribed (group %s)", self.client_id, self.cfg.mqtt.share_group)
         self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
