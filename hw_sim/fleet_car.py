@@ -264,6 +264,9 @@ class SimCar:
         if self.next_position <= now:
             self.drive.step(self.b.position_every_s)
             self.next_position += self.b.position_every_s
+            if self.next_position <= now:  # the loop ran late: the missed positions are skipped, as in the car
+                self.counts["positions_skipped"] += 1
+                self.next_position = now + self.b.position_every_s
             if self.connected:
                 fix = self.drive.fix(now).to_json()
                 info = self.client.publish(vehicle_topic(self.prefix, self.vehicle, POSITION),
