@@ -104,6 +104,9 @@ class FleetLoop:
         car = self.cars[i]
         if i not in self.fds:
             return
+        if car.client.socket() is None:  # paho closed it (keep-alive timeout): forget the fd before it is reused
+            self._lost(i)
+            return
         if car.client.want_write() and car.client.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
             self._lost(i)
             return
@@ -187,6 +190,7 @@ class FleetLoop:
                     else:
                         self._connect(i, now)
                 car.tick(now)
+                self._after_io(i)  # at once: a socket paho closed in tick must be forgotten before any connect
                 touched.add(i)
                 self._schedule(i)
             for i in touched:

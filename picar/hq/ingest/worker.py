@@ -87,6 +87,7 @@ class IngestWorker:
         self._counts: Counter[str] = Counter()
         self._threads: list[threading.Thread] = []
         self._db: psycopg.Connection | None = None
+        self._partitions = partitions.KnownPartitions()
         self._client = self._make_client(username, password)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class IngestWorker:
 
     def _write(self, events: list[Event], rejected: list[Rejected]) -> BatchResult:
         db = self._conn()
-        partitions_for(db, events)
+        partitions_for(db, events, self._partitions)
         with db.transaction():
             return write_batch(db, events, rejected, oldest_kept(self.cfg.retention.policy()))
 

@@ -30,7 +30,7 @@ from picar.hq.store.events import (
     ReadEvent,
     StatusEvent,
 )
-from picar.hq.store.partitions import ensure
+from picar.hq.store.partitions import KnownPartitions, ensure
 
 _Timed = TypeVar("_Timed", ReadEvent, PositionEvent)
 CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"disposition"|"heat"|"status", "vehicle", "event_id"}
@@ -58,11 +58,14 @@ class Rejected:
     payload: bytes
 
 
-def partitions_for(conn: psycopg.Connection, events: Sequence[Event]) -> list[str]:
-    """Create the day partitions the batch's reads and positions need (outside the batch's transaction)."""
-    created = ensure(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
-    created += ensure(conn, "positions",
-                      {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
+def partitions_for(conn: psycopg.Connection, events: Sequence[Event],
+                   known: KnownPartitions | None = None) -> list[str]:
+    """Create the day partitions the batch's reads and positions need (outside the batch's transaction);
+    with ``known``, days a recent batch already ensured are not checked again (a writer's hot path)."""
+    make = ensure if known is None else known.ensure
+    created = make(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
+    created += make(conn, "positions",
+                    {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
     return created
 
 
@@ -233,10 +236,15 @@ def _positions(conn: psycopg.Connection, res: BatchResult, items: list[PositionE
     for p in items:
         if p.vehicle not in latest or p.time > latest[p.vehicle].time:
             latest[p.vehicle] = p
-    for v in sorted(latest):
-        p = latest[v]
-        conn.execute("UPDATE vehicles SET last_lat = %s, last_lon = %s, last_position_time = %s WHERE id = %s "
-                     "AND (last_position_time IS NULL OR last_position_time < %s)", (p.lat, p.lon, p.time, v, p.time))
+    if not latest:
+        return
+    # One statement for every car of the batch (a round trip each was most of a batch's time at a thousand
+    # cars). The rows are already locked, in id order, by _vehicles_seen: no deadlock with another worker.
+    last = [latest[v] for v in sorted(latest)]
+    conn.execute("UPDATE vehicles AS v SET last_lat = u.lat, last_lon = u.lon, last_position_time = u.t "
+                 "FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::timestamptz[]) AS u(id, lat, lon, t) "
+                 "WHERE v.id = u.id AND (v.last_position_time IS NULL OR v.last_position_time < u.t)",
+                 ([p.vehicle for p in last], [p.lat for p in last], [p.lon for p in last], [p.time for p in last]))
 
 
 def _statuses(conn: psycopg.Connection, res: BatchResult, items: list[StatusEvent]) -> None:
