@@ -59,6 +59,7 @@ class Plan:
     connect_spread_s: float = 20.0
     seed: int = 1
     population: int = 50_000  # plates each generator process draws its reads from
+    engine: str = "mosquitto"  # the broker started when none is given: "mosquitto" or "nats" (MQTT 3.1.1 ingest)
 
 
 def vehicles(count: int) -> list[str]:
@@ -175,9 +176,10 @@ def cpu_between(samples: list[dict[str, Any]], since: float, until: float) -> di
 
 # ---- the parts -----------------------------------------------------------------------------------------------
 
-def start_ingest(k: int, dsn: str, host: str, port: int, credentials: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_ingest(k: int, dsn: str, host: str, port: int, credentials: Path, log: Path,
+                 protocol: str = "5") -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "picar.cli", "hq", "ingest", "--dsn", dsn, "--host", host, "--port", str(port),
-           "--no-tls", "--credentials", str(credentials), "--worker", str(k)]
+           "--no-tls", "--credentials", str(credentials), "--worker", str(k), "--protocol", protocol]
     with log.open("ab") as fh:
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
 
@@ -264,15 +266,22 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
                 prioritise(postmaster, nice)
             parts["postgres"] = lambda: postgres_cpu(postmaster)
         migrate.upgrade(dsn)
-        if broker is None:
+        protocol = "5"
+        if broker is None and plan.engine == "nats":
+            from hw_sim.nats import NatsServer
+
+            nats = stack.enter_context(NatsServer(plan.out, vehicles=ids))
+            broker, broker_pid, protocol = (nats.host, nats.port), nats.pid, "3.1.1"
+        elif broker is None:
             from hw_sim.broker import Mosquitto
 
             mosq = stack.enter_context(Mosquitto(
                 plan.out, persistence=True, vehicles=ids,
                 extra_config=["autosave_interval 60", "max_queued_messages 200000"]))
-            broker = (mosq.host, mosq.port)
-            broker_pid = mosq.pid
-            assert broker_pid is not None
+            broker, broker_pid = (mosq.host, mosq.port), mosq.pid
+        else:
+            broker_pid = None
+        if broker_pid is not None:
             parts["broker"] = lambda: _proc_cpu(broker_pid)
         host, port = broker
         creds = plan.out / "hq.credentials"
@@ -281,7 +290,7 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
         workers = []
         for k in range(1, plan.workers + 1):
             log = plan.out / f"ingest-{k}.log"
-            worker = start_ingest(k, dsn, host, port, creds, log)
+            worker = start_ingest(k, dsn, host, port, creds, log, protocol)
             stack.callback(_stop, worker)
             workers.append(worker)
             if not wait_for_text(log, "connected (session present", 60):
@@ -408,7 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hit-share", type=float, default=b.hit_share, help=f"share of reads that hit ({b.hit_share})")
     ap.add_argument("--position-s", type=float, default=b.position_every_s, help="seconds between positions (1)")
     ap.add_argument("--drain-s", type=float, default=180.0, help="after the load, wait this long at most for HQ")
-    ap.add_argument("--broker", help="H:P of a running broker (default: start Mosquitto)")
+    ap.add_argument("--broker", help="H:P of a running broker (default: start one, see --engine)")
+    ap.add_argument("--engine", choices=["mosquitto", "nats"], default="mosquitto",
+                    help="the broker to start: Mosquitto (MQTT 5, shared subscription) or NATS (MQTT 3.1.1: one "
+                         "ingest worker)")
     ap.add_argument("--password-format", default="{vehicle}-password", help="each car's password")
     ap.add_argument("--hq-password", default="hq-password")
     ap.add_argument("--dsn", help="a running HQ database (default: start PostgreSQL)")
@@ -421,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cars < 1 or args.minutes <= 0 or args.workers < 1:
         ap.error("--cars, --minutes and --workers must be positive")
+    if args.engine == "nats" and args.workers != 1:
+        ap.error("--engine nats: one ingest worker (MQTT 3.1.1 has no shared subscription; every worker would get "
+                 "every message)")
     out = args.out or Path("runs") / f"fleet-{args.cars}-{time.strftime('%Y%m%d-%H%M%S')}"
     outbox_dir = args.outbox_dir or Path(tempfile.mkdtemp(prefix="picar-fleet-", dir="/dev/shm"))
     plan = Plan(cars=args.cars, minutes=args.minutes, workers=args.workers,
@@ -428,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                 outbox_dir=outbox_dir.resolve(),
                 behaviour=Behaviour(read_rate=args.read_rate, hit_share=args.hit_share,
                                     position_every_s=args.position_s),
-                drain_s=args.drain_s, seed=args.seed)
+                drain_s=args.drain_s, seed=args.seed, engine=args.engine)
     broker = None
     if args.broker:
         host, _, port = args.broker.rpartition(":")

@@ -90,6 +90,11 @@ class NatsServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (to measure its CPU)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def __enter__(self) -> NatsServer:
         return self.start()
 
