@@ -125,9 +125,11 @@ def load_average() -> list[float]:
 
 
 class Sampler:
-    """Every ``every_s``: CPU seconds so far of each part, the machine's load, the fleet's last progress."""
+    """Every ``every_s``: CPU seconds so far of each part, the machine's load, the fleet's last progress
+    (and ``each`` is called, e.g. to give new PostgreSQL backends the run's priority)."""
 
-    def __init__(self, parts: dict[str, Any], path: Path, every_s: float) -> None:
+    def __init__(self, parts: dict[str, Any], path: Path, every_s: float, each: Any = None) -> None:
+        self.each = each
         self.parts = parts  # name -> callable returning cumulative CPU seconds
         self.path = path
         self.every_s = every_s
@@ -159,6 +161,8 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
+            if self.each is not None:
+                self.each()
             self.sample()
 
 
@@ -244,6 +248,17 @@ def prioritise(pid: int, nice: int) -> None:
             pass
 
 
+def prioritise_backends(postmaster: int, nice: int, done: set[int]) -> None:
+    """PostgreSQL starts each backend in a session (autogroup) of its own: give each the run's priority."""
+    for pid in _children(postmaster):
+        if pid not in done:
+            try:
+                prioritise(pid, nice)
+            except OSError:  # gone meanwhile
+                continue
+            done.add(pid)
+
+
 def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = None,
         password_format: str = "{vehicle}-password", hq_password: str = "hq-password",
         sample_s: float = 5.0, nice: int = 0) -> dict[str, Any]:
@@ -255,6 +270,7 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
     machine_start = {"load": load_average(), "uptime": subprocess.run(["uptime"], capture_output=True,
                                                                        text=True).stdout.strip()}
     parts: dict[str, Any] = {}
+    tune: Any = None
     with ExitStack() as stack:
         if dsn is None:
             from hw_sim.postgres import Postgres
@@ -262,8 +278,10 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
             pg = stack.enter_context(Postgres(settings=PG_SETTINGS))
             dsn = pg.create_database("picar_hq")
             postmaster = int((pg.datadir / "postmaster.pid").read_text().split()[0])
-            if nice:  # the postmaster runs in a session of its own
+            if nice:  # the postmaster and each of its backends run in sessions of their own
                 prioritise(postmaster, nice)
+                backends: set[int] = set()
+                tune = lambda: prioritise_backends(postmaster, nice, backends)  # noqa: E731
             parts["postgres"] = lambda: postgres_cpu(postmaster)
         migrate.upgrade(dsn)
         protocol = "5"
@@ -301,7 +319,9 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
         for fleet_proc, _ in fleet:
             stack.callback(_stop, fleet_proc)
         parts["generator"] = lambda: generator_cpu([p.pid for p, _ in fleet])
-        sampler = Sampler(parts, plan.out / "timeline.jsonl", sample_s)
+        if tune is not None:
+            tune()
+        sampler = Sampler(parts, plan.out / "timeline.jsonl", sample_s, tune)
         finals: dict[int, dict[str, Any]] = {}
         ready = threading.Semaphore(0)
         followers = [threading.Thread(target=_follow, args=(k, p.stdout, sampler, finals, ready), daemon=True)
