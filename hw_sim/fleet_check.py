@@ -113,3 +113,17 @@ def summarise(checks: list[KindCheck]) -> dict[str, int]:
     for c in checks:
         total.update(produced=c.produced, stored=c.stored, lost=c.lost, duplicated=c.duplicated, foreign=c.foreign)
     return dict(total)
+
+
+def table_sizes(conn: psycopg.Connection) -> dict[str, dict[str, int]]:
+    """Rows and bytes on disk (with indexes) of the partitioned tables and the images: what a day costs."""
+    out = {}
+    for table in ("reads", "positions"):
+        row = conn.execute("SELECT coalesce(sum(c.reltuples), 0)::bigint, "
+                           "coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i "
+                           "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
+                           (table,)).fetchone()
+        out[table] = {"rows": int(row[0]) if row else 0, "bytes": int(row[1]) if row else 0}
+    row = conn.execute("SELECT count(*), pg_total_relation_size('images') FROM images").fetchone()
+    out["images"] = {"rows": int(row[0]) if row else 0, "bytes": int(row[1]) if row else 0}
+    return out

@@ -39,7 +39,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from hw_sim.fleet_car import Behaviour
-from hw_sim.fleet_check import check_database, lag_in_database, positions_stored, read_outboxes, summarise
+from hw_sim.fleet_check import (
+    check_database,
+    lag_in_database,
+    positions_stored,
+    read_outboxes,
+    summarise,
+    table_sizes,
+)
 from picar.tools.stats import percentiles
 
 PG_SETTINGS = {"shared_buffers": "512MB", "max_wal_size": "2GB", "checkpoint_timeout": "15min"}
@@ -353,6 +360,9 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
             lag = lag_in_database(conn, ids, dt.datetime.fromtimestamp(start_at, dt.UTC),
                                   dt.datetime.fromtimestamp(load_end, dt.UTC))
             positions = positions_stored(conn, ids, since)
+            conn.execute("ANALYZE reads")
+            conn.execute("ANALYZE positions")
+            sizes = table_sizes(conn)
     total = summarise(checks)
     counts: dict[str, int] = {}
     for f in finals.values():
@@ -379,6 +389,7 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
                       "counts": counts,
                       "drained_after_s": [f["drained_after_s"] for f in finals.values()]},
         "backlog": backlog_trend(sampler.samples, start_at, load_end),
+        "tables": sizes,
     }
     (plan.out / "report.json").write_text(json.dumps(report, indent=2))
     return report
