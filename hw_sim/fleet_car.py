@@ -18,6 +18,8 @@ work in `service()`.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 import time
 import uuid
@@ -30,6 +32,8 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from picar.hq.fill_reads import KM_PER_DEG_LAT
+from picar.isotime import event_iso
 from picar.link.connection import STATUS_ROOM, offline_status, online_status
 from picar.link.hq_ack import HqAcks
 from picar.link.outbox import Outbox
@@ -85,27 +89,25 @@ class Drive:
     def __init__(self, lat: float, lon: float, radius_km: float, rng: np.random.Generator) -> None:
         self.home = (lat, lon)
         self.radius_km = radius_km
-        self.lat = lat + rng.normal(0, radius_km / 2) / 111.2
-        self.lon = lon + rng.normal(0, radius_km / 2) / (111.2 * math.cos(math.radians(lat)))
+        self.lat = lat + rng.normal(0, radius_km / 2) / KM_PER_DEG_LAT
+        self.lon = lon + rng.normal(0, radius_km / 2) / (KM_PER_DEG_LAT * math.cos(math.radians(lat)))
         self.heading = float(rng.uniform(0, 360))
         self.speed = float(rng.uniform(20, 50))
         self.rng = rng
 
     def step(self, seconds: float) -> None:
-        dy = (self.home[0] - self.lat) * 111.2
-        dx = (self.home[1] - self.lon) * 111.2 * math.cos(math.radians(self.lat))
+        dy = (self.home[0] - self.lat) * KM_PER_DEG_LAT
+        dx = (self.home[1] - self.lon) * KM_PER_DEG_LAT * math.cos(math.radians(self.lat))
         if math.hypot(dx, dy) > 2 * self.radius_km:  # too far out: head home
             self.heading = math.degrees(math.atan2(dx, dy)) % 360
         else:
             self.heading = (self.heading + float(self.rng.normal(0, 15))) % 360
         self.speed = float(np.clip(self.speed + self.rng.normal(0, 3), 0, 70))
         km = self.speed * seconds / 3600
-        self.lat += km * math.cos(math.radians(self.heading)) / 111.2
-        self.lon += km * math.sin(math.radians(self.heading)) / (111.2 * math.cos(math.radians(self.lat)))
+        self.lat += km * math.cos(math.radians(self.heading)) / KM_PER_DEG_LAT
+        self.lon += km * math.sin(math.radians(self.heading)) / (KM_PER_DEG_LAT * math.cos(math.radians(self.lat)))
 
     def fix(self, now: float) -> Fix:
-        import datetime as dt
-
         return Fix(time=dt.datetime.fromtimestamp(now, dt.UTC), lat=self.lat, lon=self.lon, fix="3d",
                    speed_kmh=self.speed, heading_deg=self.heading, sats=9, hdop=0.9)
 
@@ -231,7 +233,7 @@ class SimCar:
             client.ack(msg.mid, msg.qos)
 
     def _publish_status(self) -> None:
-        body = online_status(self.vehicle, VERSION, _iso(time.time()), self.outbox.backlog(), {})
+        body = online_status(self.vehicle, VERSION, event_iso(time.time()), self.outbox.backlog(), {})
         self.client.publish(self.status_topic, body, qos=1, retain=True)
 
     # ---- what the car does ---------------------------------------------------------------------------
@@ -260,7 +262,7 @@ class SimCar:
         while self.dispositions and self.dispositions[0][0] <= now:
             _, hit_id = self.dispositions.pop(0)
             self._put("disposition", {"hit_event_id": hit_id, "decision": "accept", "reason": None, "note": None,
-                                      "vehicle": self.vehicle, "time": _iso(now)})
+                                      "vehicle": self.vehicle, "time": event_iso(now)})
         if self.next_position <= now:
             self.drive.step(self.b.position_every_s)
             self.next_position += self.b.position_every_s
@@ -359,15 +361,7 @@ class SimCar:
         self.outbox.close()
 
 
-def _iso(t: float) -> str:
-    from picar.isotime import event_iso
-
-    return event_iso(t)
-
-
 def _json(body: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(body, separators=(",", ":"))
 
 

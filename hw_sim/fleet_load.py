@@ -379,7 +379,8 @@ def run(plan: Plan, broker: tuple[str, int] | None = None, dsn: str | None = Non
                    "outbox_duplicates": produced.duplicates_in_outbox,
                    "never_acknowledged": produced.unacknowledged},
         "events_per_s": round(total["produced"] / (plan.minutes * 60), 1),
-        "messages_per_s": round((total["produced"] + counts.get("positions_sent", 0)) / (plan.minutes * 60), 1),
+        "messages_per_s": round((total["produced"] + sum(f.get("positions_in_load", 0) for f in finals.values()))
+                                / (plan.minutes * 60), 1),
         "positions": {"sent": counts.get("positions_sent", 0), "dropped_offline": counts.get("positions_dropped", 0),
                       "stored": positions},
         "lag_db_s": lag, "lag_e2e_s": percentiles(produced.e2e_lag_s, 3),

@@ -29,6 +29,7 @@ from paho.mqtt.enums import MQTTErrorCode
 
 from hw_sim.fleet_car import Behaviour, Drive, Evidence, PlateSource, SimCar, evidence_from_clip
 from picar.hq.fill_reads import TOWNS, plate_population
+from picar.isotime import event_iso
 from picar.link.connection import offline_status
 from picar.link.topics import DEFAULT_PREFIX
 from picar.paths import DEMO_DIR
@@ -144,6 +145,7 @@ class FleetLoop:
         load_end = self.start_at + spec.load_s
         cpu_start: float | None = None
         cpu_load = 0.0
+        positions_in_load = 0
         next_report = self.start_at
         stopped = False
         drained_at: float | None = None
@@ -171,6 +173,7 @@ class FleetLoop:
             if not stopped and now >= load_end:
                 stopped = True
                 cpu_load = cpu_seconds() - (cpu_start or cpu_seconds())
+                positions_in_load = sum(car.counts["positions_sent"] for car in self.cars)
                 for car in self.cars:
                     car.producing = False
             while self.heap and self.heap[0][0] <= now:
@@ -206,6 +209,7 @@ class FleetLoop:
             if stopped and now >= load_end + spec.drain_s:
                 break
         final = self._summary(cpu_load, drained_at)
+        final["positions_in_load"] = positions_in_load
         self._close()
         return final
 
@@ -242,17 +246,11 @@ class FleetLoop:
         for i, car in enumerate(self.cars):
             if i in self.fds and car.connected:
                 car.client.publish(car.status_topic, offline_status(car.vehicle, "fleet-load", "shutdown",
-                                                                    _now_iso()), qos=1, retain=True)
+                                                                    event_iso(time.time())), qos=1, retain=True)
                 car.client.loop_write()
                 car.client.disconnect()
                 car.client.loop_write()
             car.close()
-
-
-def _now_iso() -> str:
-    from picar.isotime import event_iso
-
-    return event_iso(time.time())
 
 
 def main(argv: list[str] | None = None) -> int:
