@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,21 @@ def _worker(config: Path, log: Path, level: str = "warning") -> subprocess.Popen
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "picar.cli", "hq", "ingest", "--config", str(config),
                                  "--log-level", level], stdout=out, stderr=subprocess.STDOUT)
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> float:
+    """Stop the workers; the CPU seconds they used."""
+    cpu = sum(_cpu_s(p.pid) for p in procs if p.poll() is None)
+    for p in procs:
+        p.terminate()
+        p.wait(30)
+    return cpu
 
 
 def _rows(dsn: str) -> int:
@@ -102,9 +118,7 @@ def bench(events: int, workers: int, workdir: Path) -> dict[str, Any]:
         procs = [_worker(c, workdir / f"worker-{n}.log", "info") for n, c in enumerate(configs, 1)]
         logs = [workdir / f"worker-{n}.log" for n in range(1, workers + 1)]
         _wait(lambda: all("subscribed" in log.read_text() for log in logs), 120, "the workers did not subscribe")
-        for p in procs:
-            p.terminate()
-            p.wait(30)
+        startup_cpu = _stop(procs)  # what starting costs, to take off the measured run's CPU
         _publish(broker, events)
         started = time.monotonic()
         procs = [_worker(c, workdir / f"worker-{n}.log") for n, c in enumerate(configs, 1)]
@@ -112,15 +126,14 @@ def bench(events: int, workers: int, workdir: Path) -> dict[str, Any]:
             _wait(lambda: _rows(dsn) >= events, 1800, "ingest did not store every read")
             seconds = time.monotonic() - started
         finally:
-            for p in procs:
-                p.terminate()
-                p.wait(30)
+            run_cpu = _stop(procs)
         stored = _rows(dsn)
         span = _span(dsn)
     # With the workers' start (process, imports, migration check, connect) and without it: first to last commit.
     return {"workers": workers, "events": events, "stored": stored, "seconds": round(seconds, 2),
             "events_per_s": round(events / seconds), "commit_span_s": round(span, 2),
-            "events_per_s_draining": round(events / span) if span > 0 else None}
+            "events_per_s_draining": round(events / span) if span > 0 else None,
+            "worker_cpu_ms_per_1000": round(max(0.0, run_cpu - startup_cpu) / events * 1e6)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(res) if args.json else
           f"{res['workers']} worker(s): {res['stored']} of {res['events']} reads stored in {res['seconds']} s from "
           f"the workers' start ({res['events_per_s']}/s); first to last commit {res['commit_span_s']} s "
-          f"({res['events_per_s_draining']} reads/s)")
+          f"({res['events_per_s_draining']} reads/s); the workers' CPU: {res['worker_cpu_ms_per_1000']} ms "
+          "per 1000 reads")
     return 0 if res["stored"] == res["events"] else 1
 
 

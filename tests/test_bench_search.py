@@ -46,9 +46,8 @@ def test_fill_reads_loads_day_partitions_that_the_console_search_finds(hq_dsn: s
         bad_keys = conn.execute("SELECT plate, plate_key FROM reads").fetchall()
         assert all(plate_key(p) == k for p, k in bad_keys)
         # Positions around Moldova.
-        lat, lon = conn.execute("SELECT min(lat), max(lat) FROM reads").fetchone(), \
-            conn.execute("SELECT min(lon), max(lon) FROM reads").fetchone()
-        assert 45.4 < lat[0] and lat[1] < 48.6 and 26.5 < lon[0] and lon[1] < 30.3
+        south, north, west, east = conn.execute("SELECT min(lat), max(lat), min(lon), max(lon) FROM reads").fetchone()
+        assert 45.4 < south < north < 48.6 and 26.5 < west < east < 30.3
         # A plate read both right and with a slip: the exact search finds one spelling, the confusable both.
         key, plate = conn.execute(
             "SELECT plate_key, min(plate) FROM reads GROUP BY plate_key HAVING count(DISTINCT plate) > 1 "

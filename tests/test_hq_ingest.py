@@ -87,9 +87,12 @@ def test_a_cars_events_are_stored_once_and_it_lets_go_only_after_hqs_commit(
     for kind, payload in events:
         link.publish_event(kind, payload)
     assert link.publish_position(Fix(time=time.time(), lat=47.01, lon=28.81, fix="3d").to_json())
-    assert wait_until(lambda: outbox.backlog() == 0, 30), link.stats()
-    items = [outbox.get(str(p["event_id"])) for _, p in events]
-    assert all(i is not None and i.hq_acked_at is not None for i in items)  # HQ's database has every one
+    def confirmed() -> bool:  # by HQ, whose database has every one (the broker's PUBACK comes first)
+        items = [outbox.get(str(p["event_id"])) for _, p in events]
+        return all(i is not None and i.hq_acked_at is not None for i in items)
+
+    assert wait_until(confirmed, 30), link.stats()
+    assert outbox.backlog() == 0
     assert outbox.hq_acks_from() == 1  # auto: the first acknowledgement switched the car to wait for HQ
     for table, n in (("reads", 1), ("hits", 1), ("images", 2), ("dispositions", 1), ("k9_deployments", 1),
                      ("heat_alarms", 1)):

@@ -322,7 +322,7 @@ class HqLink:
             try:
                 self._flush_acks()
                 if ready and self._acks.resend_due():  # HQ has not acknowledged some: they are pending again
-                    cursor, seen_gen, new_connection = 0, -1, True
+                    cursor, seen_gen = 0, -1
                 if new_connection:
                     self.publish_status()
                 if can_send and (seen_gen != gen or new_connection):

@@ -36,7 +36,7 @@ from picar.hq.config import HqConfig
 from picar.hq.store import connect, migrate, partitions
 from picar.hq.store.events import BadEvent, Event, parse
 from picar.hq.store.retention import oldest_kept, purge
-from picar.hq.store.writes import BatchResult, Rejected, partitions_for, write_batch
+from picar.hq.store.writes import BatchResult, Rejected, store_batch
 from picar.link.hq_ack import MAX_ACK_IDS, ack_payload
 from picar.link.topics import ACK, EVENT_KINDS, POSITION, STATUS, levels, vehicle_topic
 
@@ -289,10 +289,8 @@ class IngestWorker:
         return events, rejected, acks
 
     def _write(self, events: list[Event], rejected: list[Rejected]) -> BatchResult:
-        db = self._conn()
-        partitions_for(db, events, self._partitions)
-        with db.transaction():
-            return write_batch(db, events, rejected, oldest_kept(self.cfg.retention.policy()))
+        return store_batch(self._conn(), events, rejected, oldest_kept(self.cfg.retention.policy()),
+                           self._partitions)
 
     def _one_by_one(self, events: list[tuple[Message, Event]], rejected: list[Rejected]) -> BatchResult:
         total = BatchResult()

@@ -71,15 +71,24 @@ def ensure(conn: psycopg.Connection, table: str, days: Iterable[dt.date]) -> lis
     created = []
     for day in sorted(set(days)):
         name = partition_name(table, day)
+        if _exists(conn, name):
+            continue  # the usual case, answered without the lock
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-            if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() != (None,):
+            if _exists(conn, name):  # another worker made it while this one waited
                 continue
             conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(name), sql.Identifier(table),
                 sql.Literal(_midnight(day)), sql.Literal(_midnight(day + dt.timedelta(days=1)))))
             created.append(name)
     return created
+
+
+def _exists(conn: psycopg.Connection, name: str) -> bool:
+    # pg_class read with the statement's snapshot: to_regclass() would answer from this session's cache, which
+    # still says "no such table" after another session created it while we waited for the lock.
+    return conn.execute("SELECT 1 FROM pg_class WHERE relname = %s AND relnamespace = current_schema()::regnamespace",
+                        (name,)).fetchone() is not None
 
 
 class KnownPartitions:
