@@ -6,12 +6,13 @@ check that every event is in the database exactly once (docs/scale.md).
 Unless `--broker H:P` and `--dsn DSN` name running ones, it starts its own: PostgreSQL (hw_sim/postgres.py,
 durable commits) and Mosquitto (hw_sim/broker.py: a password per car, the per-vehicle ACL, persistence), and
 `--workers` ingest workers (`picar hq ingest`, each its own process, sharing the cars' messages through a
-shared subscription). The cars run in `--processes` processes (hw_sim/fleet_process.py), each driving its
-share of them on one select loop; their outboxes are real SQLite files, by default in /dev/shm: a real car
-has a storage card of its own, and a thousand outboxes fsyncing on this machine's one disk would measure the
-disk of the simulator, not HQ.
+shared subscription); `--engine nats` starts a NATS node instead (one ingest worker, MQTT 3.1.1). `--nice
+-10` gives every part of the run priority over the other work of a shared machine. The cars run in
+`--processes` processes (hw_sim/fleet_process.py), each driving its share of them on one select loop; their
+outboxes are real SQLite files, by default in /dev/shm: a real car has a storage card of its own, and a
+thousand outboxes fsyncing on this machine's one disk would measure the disk of the simulator, not HQ.
 
-Every `--sample-s` seconds it records the CPU time of each part (the generator's processes, the ingest
+Every 5 seconds it records the CPU time of each part (the generator's processes, the ingest
 workers, the broker, all of PostgreSQL's processes), the machine's load and the fleet's backlog
 (`timeline.jsonl`); at the end it writes `report.json` (and prints a summary): events produced and stored
 by kind, lost and duplicated, ingest lag p50/p95/p99 (database and end to end), events/s, CPU cores used by
