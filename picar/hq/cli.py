@@ -7,6 +7,8 @@
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
     picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
     picar hq ingest --config hq.toml | --dsn DSN --host H ...  (the fleet into the database, picar.hq.ingest)
+    picar hq fill-reads --dsn DSN [--reads 10000000]  (made-up reads for the search benchmark)
+    picar hq bench-search --dsn DSN [--queries 200]   (the console's search, timed: docs/scale.md)
 """
 
 from __future__ import annotations
@@ -139,6 +141,14 @@ def hq_main(argv: list[str]) -> int:
         from picar.hq.ingest.cli import ingest_main
 
         return ingest_main(argv[1:])
+    if argv and argv[0] == "fill-reads":
+        from picar.hq.fill_reads import fill_main
+
+        return fill_main(argv[1:])
+    if argv and argv[0] == "bench-search":
+        from picar.hq.bench_search import bench_main
+
+        return bench_main(argv[1:])
     ap = argparse.ArgumentParser(prog="picar hq", description="HQ tools: signing keys and watchlist updates.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("keygen", help="new Ed25519 key pair: KEYBASE.key (0600) and KEYBASE.pub")

@@ -44,6 +44,10 @@ class HqMqttConfig:
     # The shared subscription's group: every ingest worker of one HQ uses the same, so they share the load.
     share_group: Annotated[Str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$"),
                            Allowed("1-64 letters, digits, '_' or '-'")] = "picar-ingest"
+    # "5": MQTT 5 with the shared subscription above. "3.1.1": for a broker without MQTT 5 or shared
+    # subscriptions (NATS, RabbitMQ before 3.13: docs/scale.md); every worker then gets every message, so run
+    # one worker per broker (or per topic prefix).
+    protocol: Annotated[Str, Field(pattern=r"^(5|3\.1\.1)$"), Allowed('"5" or "3.1.1"')] = "5"
 
     @model_validator(mode="after")
     def _port(self) -> HqMqttConfig:

@@ -28,6 +28,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--keyfile", dest="key_file", help="mqtt.key_file")
     ap.add_argument("--credentials", dest="credentials_file", help="mqtt.credentials_file (username=, password=)")
     ap.add_argument("--prefix", dest="topic_prefix", help="mqtt.topic_prefix")
+    ap.add_argument("--protocol", choices=["5", "3.1.1"], help="mqtt.protocol")
     ap.add_argument("--worker", type=int, help="ingest.worker: this worker's number (its MQTT client id)")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return ap.parse_args(argv)
@@ -43,7 +44,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     data.update(sections)
     for section, keys in (("database", ("dsn",)), ("ingest", ("worker",)),
                           ("mqtt", ("host", "port", "tls", "ca_file", "cert_file", "key_file", "credentials_file",
-                                    "topic_prefix"))):
+                                    "topic_prefix", "protocol"))):
         for key in keys:
             value = getattr(args, key)
             if value is not None:

@@ -62,9 +62,11 @@ def client_id(worker: int) -> str:
     return f"picar-ingest-{worker}"
 
 
-def subscriptions(prefix: str, group: str) -> list[str]:
-    """The topics a worker takes: the cars' events and positions shared, their status each for itself."""
-    shared = [f"$share/{group}/{prefix}/+/{kind}" for kind in (*EVENT_KINDS, POSITION)]
+def subscriptions(prefix: str, group: str | None) -> list[str]:
+    """The topics a worker takes: the cars' events and positions shared (unless ``group`` is None: MQTT 3.1.1,
+    no shared subscription), their status each for itself."""
+    mine = [f"{prefix}/+/{kind}" for kind in (*EVENT_KINDS, POSITION)]
+    shared = mine if group is None else [f"$share/{group}/{topic}" for topic in mine]
     return [*shared, f"{prefix}/+/{STATUS}"]
 
 
@@ -75,6 +77,7 @@ class IngestWorker:
         self.cfg = cfg
         self.prefix = cfg.mqtt.topic_prefix
         self.client_id = client_id(cfg.ingest.worker)
+        self._v5 = cfg.mqtt.protocol == "5"
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=cfg.ingest.receive_maximum + 10_000)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # epoch and connection state, taken around every acknowledgement
@@ -84,6 +87,7 @@ class IngestWorker:
         self._counts: Counter[str] = Counter()
         self._threads: list[threading.Thread] = []
         self._db: psycopg.Connection | None = None
+        self._partitions = partitions.KnownPartitions()
         self._client = self._make_client(username, password)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -99,8 +103,11 @@ class IngestWorker:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.cfg.ingest.session_expiry_s
         props.ReceiveMaximum = self.cfg.ingest.receive_maximum
-        self._client.connect_async(self.cfg.mqtt.host, int(self.cfg.mqtt.port or 0), self.cfg.mqtt.keepalive_s,
-                                   clean_start=False, properties=props)
+        if self._v5:
+            self._client.connect_async(self.cfg.mqtt.host, int(self.cfg.mqtt.port or 0), self.cfg.mqtt.keepalive_s,
+                                       clean_start=False, properties=props)
+        else:  # MQTT 3.1.1: a persistent session (clean_session false), the broker's own in-flight limit
+            self._client.connect_async(self.cfg.mqtt.host, int(self.cfg.mqtt.port or 0), self.cfg.mqtt.keepalive_s)
         self._client.loop_start()
         for name, target in (("writer", self._run_writer), ("housekeeping", self._run_housekeeping)):
             t = threading.Thread(target=target, name=f"{self.client_id}-{name}", daemon=True)
@@ -132,8 +139,12 @@ class IngestWorker:
 
     def _make_client(self, username: str | None, password: str | None) -> mqtt.Client:
         m = self.cfg.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                             manual_ack=True)
+        if self._v5:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                                 manual_ack=True)
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False,
+                                 protocol=mqtt.MQTTv311, manual_ack=True)
         client.max_inflight_messages_set(1000)  # our acknowledgements to the cars
         client.max_queued_messages_set(0)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -159,8 +170,11 @@ class IngestWorker:
             self._connected = True
             self._counts["connects"] += 1
         log.info("ingest %s: connected (session present: %s)", self.client_id, flags.session_present)
-        client.subscribe([(t, SubscribeOptions(qos=1)) for t in subscriptions(self.prefix,
-                                                                             self.cfg.mqtt.share_group)])
+        topics = subscriptions(self.prefix, self.cfg.mqtt.share_group if self._v5 else None)
+        if self._v5:
+            client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        else:
+            client.subscribe([(t, 1) for t in topics])
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         with self._lock:
@@ -275,7 +289,8 @@ class IngestWorker:
         return events, rejected, acks
 
     def _write(self, events: list[Event], rejected: list[Rejected]) -> BatchResult:
-        return store_batch(self._conn(), events, rejected, oldest_kept(self.cfg.retention.policy()))
+        return store_batch(self._conn(), events, rejected, oldest_kept(self.cfg.retention.policy()),
+                           self._partitions)
 
     def _one_by_one(self, events: list[tuple[Message, Event]], rejected: list[Rejected]) -> BatchResult:
         total = BatchResult()

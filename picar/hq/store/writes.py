@@ -33,7 +33,7 @@ from picar.hq.store.events import (
     ReadEvent,
     StatusEvent,
 )
-from picar.hq.store.partitions import ensure
+from picar.hq.store.partitions import KnownPartitions, ensure
 
 _Timed = TypeVar("_Timed", ReadEvent, PositionEvent)
 CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"disposition"|"heat"|"status", "vehicle", "event_id"}
@@ -61,11 +61,14 @@ class Rejected:
     payload: bytes
 
 
-def partitions_for(conn: psycopg.Connection, events: Sequence[Event]) -> list[str]:
-    """Create the day partitions the batch's reads and positions need (outside the batch's transaction)."""
-    created = ensure(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
-    created += ensure(conn, "positions",
-                      {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
+def partitions_for(conn: psycopg.Connection, events: Sequence[Event],
+                   known: KnownPartitions | None = None) -> list[str]:
+    """Create the day partitions the batch's reads and positions need (outside the batch's transaction);
+    with ``known``, days a recent batch already ensured are not checked again (a writer's hot path)."""
+    make = ensure if known is None else known.ensure
+    created = make(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
+    created += make(conn, "positions",
+                    {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
     return created
 
 
@@ -133,9 +136,9 @@ def _new_vehicles(conn: psycopg.Connection, events: Sequence[Event], rejected: S
 
 
 def store_batch(conn: psycopg.Connection, events: Sequence[Event], rejected: Sequence[Rejected] = (),
-                oldest: dict[str, dt.datetime] | None = None) -> BatchResult:
+                oldest: dict[str, dt.datetime] | None = None, known: KnownPartitions | None = None) -> BatchResult:
     """The batch stored: partitions, one transaction, then the cars' rows. ``conn`` in autocommit mode."""
-    partitions_for(conn, events)
+    partitions_for(conn, events, known)
     with conn.transaction():
         res = write_batch(conn, events, rejected, oldest)
     update_vehicles(conn, res, events, rejected)
@@ -154,10 +157,18 @@ def update_vehicles(conn: psycopg.Connection, res: BatchResult, events: Sequence
     for p in events:
         if isinstance(p, PositionEvent) and (p.vehicle not in latest or p.time > latest[p.vehicle].time):
             latest[p.vehicle] = p
-    for v in sorted(latest):
-        p = latest[v]
-        conn.execute("UPDATE vehicles SET last_lat = %s, last_lon = %s, last_position_time = %s WHERE id = %s "
-                     "AND (last_position_time IS NULL OR last_position_time < %s)", (p.lat, p.lon, p.time, v, p.time))
+    if latest:
+        # One statement for every car of the batch: a statement a car, each its own commit, was most of a
+        # batch's time at a thousand cars. The rows are locked in id order, as every worker does: no deadlock.
+        last = [latest[v] for v in sorted(latest)]
+        conn.execute(
+            "WITH u AS (SELECT * FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::timestamptz[]) "
+            "AS u(id, lat, lon, t)), "
+            "locked AS (SELECT v.id FROM vehicles v JOIN u ON u.id = v.id WHERE v.last_position_time IS NULL "
+            "OR v.last_position_time < u.t ORDER BY v.id FOR UPDATE OF v) "
+            "UPDATE vehicles AS v SET last_lat = u.lat, last_lon = u.lon, last_position_time = u.t FROM u, locked "
+            "WHERE v.id = u.id AND v.id = locked.id AND (v.last_position_time IS NULL OR v.last_position_time < u.t)",
+            ([p.vehicle for p in last], [p.lat for p in last], [p.lon for p in last], [p.time for p in last]))
     _statuses(conn, res, [e for e in events if isinstance(e, StatusEvent)])
 
 
