@@ -51,7 +51,11 @@ class WatchlistImportError(WatchlistError):
 def read_text(path: Path, encoding: str) -> str:
     """The file as text ('utf-8' or 'ascii'), a UTF-8 byte order mark dropped; a byte that is not
     text in that encoding is an error naming its line and column."""
-    data = Path(path).read_bytes()
+    return decode_text(Path(path).read_bytes(), Path(path).name, encoding)
+
+
+def decode_text(data: bytes, name: str, encoding: str) -> str:
+    """`read_text` for bytes already read (an upload): `name` names the file in the error."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -61,7 +65,7 @@ def read_text(path: Path, encoding: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         what = "not ASCII (the extract is fixed-width ASCII text)" if encoding == "ascii" else (
             "not UTF-8; save the file as UTF-8")
-        raise WatchlistImportError(f"{Path(path).name} line {line}, column {exc.start - line_start + 1}: "
+        raise WatchlistImportError(f"{name} line {line}, column {exc.start - line_start + 1}: "
                                    f"byte 0x{data[exc.start]:02X} is {what}") from None
 
 
