@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 
 from picar.hq.cli import check_update, publish_retained
+from picar.hq.store.drafts import close_draft, draft_records
 from picar.hq.store.queries import record_watchlist, watchlist_document, watchlist_versions
 from picar.hq.store.records import WatchlistVersion
 from picar.link.topics import FLEET, WATCHLIST, fleet_topic, vehicle_topic
@@ -235,3 +236,25 @@ def publish_snapshot(conn: psycopg.Connection, records: list[Record], *, key: Pa
         except (OSError, TimeoutError, ConnectionError) as exc:
             raise PublishError(f"broker {broker.host}:{broker.port}: {exc}") from None
     return recorded
+
+
+def publish_draft(conn: psycopg.Connection, draft_id: int, *, key: Path, broker: Broker, published_by: str,
+                  target: str = FLEET, note: str | None = None) -> WatchlistVersion:
+    """Publish a reviewed import (picar.hq.store.drafts) once: the draft is locked, published, then closed
+    in one transaction, so a second click finds it closed."""
+    with conn.transaction():
+        row = conn.execute("SELECT published_id, discarded_at, gave_up, invalid FROM watchlist_drafts WHERE id = %s "
+                           "FOR UPDATE", (draft_id,)).fetchone()
+        if row is None:
+            raise PublishError(f"no import {draft_id}")
+        if row[0] is not None or row[1] is not None:
+            raise PublishError(f"import {draft_id} was already published or discarded")
+        if row[2] or any(item.get("line") is None for item in row[3]):
+            raise PublishError(f"import {draft_id} was refused as a whole; import a corrected file")
+        records = draft_records(conn, draft_id)
+        if not records:
+            raise PublishError(f"import {draft_id} has no entries")
+        version = publish_snapshot(conn, records, key=key, broker=broker, published_by=published_by,
+                                   target=target, note=note)
+        close_draft(conn, draft_id, published_id=version.id)
+    return version

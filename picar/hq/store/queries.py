@@ -125,9 +125,11 @@ def acknowledge_heat(conn: psycopg.Connection, event_id: str, username: str) -> 
     return cur.rowcount == 1
 
 
-def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher) -> SearchResult:
+def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher, *,
+                 export: str | None = None) -> SearchResult:
     """Search the reads and write the audit entry (who, case, reason, query, how many) in one transaction:
-    there is no search without its entry."""
+    there is no search without its entry. ``export`` names the file the results leave HQ in ("csv"): the
+    entry records it with the query."""
     where, args = _read_filter(query)
     with conn.transaction():
         with conn.cursor(row_factory=class_row(Read)) as cur:
@@ -141,7 +143,7 @@ def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher)
             "INSERT INTO search_audit (account_id, username, case_number, reason, query, result_count) "
             "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
             (searcher.account_id, searcher.username, searcher.case_number.strip(), searcher.reason.strip(),
-             Jsonb(query.as_json()), len(reads))).fetchone()
+             Jsonb({**query.as_json(), **({"export": export} if export else {})}), len(reads))).fetchone()
     assert row is not None
     return SearchResult(reads, int(row[0]), truncated)
 
