@@ -90,6 +90,8 @@ def _shipped_sources() -> set[str]:
     """Every file the package must carry, as its path inside the wheel."""
     want = {str(p.relative_to(REPO)) for top in ("picar", "hw_sim") for p in (REPO / top).rglob("*.py")}
     want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "station" / "static").iterdir()}
+    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "i18n" / "static").iterdir()}
+    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "i18n" / "locale").rglob("*") if p.is_file()}
     want |= {str(p.relative_to(REPO)) for p in (REPO / "hw_sim" / "demo").iterdir()}
     for src, dst in INSTALLED_AS.items():
         for p in (REPO / src).rglob("*"):
@@ -109,7 +111,8 @@ def test_wheel_and_sdist_carry_the_models_the_page_and_the_demo(dist: Path) -> N
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     for f in ("models/plate_ocr.onnx", "models/plate_ocr.json", "models/plate_detector.onnx", "models/README.md",
-              "picar/station/static/index.html", "hw_sim/demo/drive.mp4", "config/picar.example.toml",
+              "picar/station/static/index.html", "picar/i18n/locale/ro/LC_MESSAGES/picar.mo", "babel.cfg",
+              "hw_sim/demo/drive.mp4", "config/picar.example.toml",
               "requirements/runtime.lock", "systemd/picar.service", "LICENSE"):
         assert f in members, f"{f} is not in the sdist"
 
@@ -155,8 +158,10 @@ def _plate_scene(text: str) -> np.ndarray:
 def test_the_wheel_reads_checks_configs_and_runs_with_no_checkout(clean_venv: Path, tmp_path: Path) -> None:
     # The installed package holds its own models and page: nothing resolves into the checkout.
     where = subprocess.run([str(clean_venv / "bin" / "python"), "-c",
-                            "import picar.paths as p, picar.station.server as s; "
-                            "print(p.DEFAULT_OCR, p.DEFAULT_DETECTOR, p.DEMO_DIR, s.STATIC_DIR, sep='\\n')"],
+                            "import picar.paths as p, picar.station.server as s, picar.i18n.catalogue as c; "
+                            "print(p.DEFAULT_OCR, p.DEFAULT_DETECTOR, p.DEMO_DIR, s.STATIC_DIR, "
+                            "c.po_path('ro').with_suffix('.mo'), sep='\\n'); "
+                            "import picar.i18n as i; assert i.translator('ro')._('NO LIST') == 'FĂRĂ LISTĂ'"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0, where.stderr
     for line in where.stdout.split():

@@ -6,6 +6,8 @@
                                [--cert C] [--keyfile K] [--credentials F] [--prefix picar/v1]
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
     picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
+    picar hq serve --config hq.toml  (the web console, picar.hq.console)
+    picar hq account add|list|disable|enable|passwd ...  (the console's accounts)
 """
 
 from __future__ import annotations
@@ -125,11 +127,19 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|serve|account`; returns the exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
         return monitor_main(argv[1:])
+    if argv and argv[0] == "serve":
+        from picar.hq.console.cli import serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] == "account":
+        from picar.hq.console.cli import account_main
+
+        return account_main(argv[1:])
     if argv and argv[0] == "db":
         from picar.hq.store.cli import db_main
 

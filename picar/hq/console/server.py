@@ -1,0 +1,62 @@
+"""Serving the console with uvicorn: TLS from the config's certificate and key; off loopback only with TLS
+(or `allow_plain_http` for a TLS proxy on the same machine, which ConsoleSettings checks)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+from picar.hq.config import HqConfig
+
+log = logging.getLogger("picar.hq.console")
+
+
+class ConsoleServer(uvicorn.Server):
+    """uvicorn that ends the console's event streams when asked to stop, rather than waiting them out."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self.end_streams()
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self.end_streams()
+
+    def end_streams(self) -> None:
+        app = self.config.app
+        console = getattr(getattr(app, "state", None), "console", None)
+        if console is not None:
+            console.live.close_streams_threadsafe()
+
+
+def uvicorn_config(app: Starlette, config: HqConfig, sock: socket.socket | None = None) -> uvicorn.Config:
+    """uvicorn's settings for the console: TLS when configured, no proxy headers (the peer's own address
+    is what the login throttle counts), no Server header."""
+    s = config.console
+    return uvicorn.Config(
+        app, host=s.bind, port=s.port, lifespan="on", http="h11", ws="none", loop="asyncio",
+        log_config=None, log_level="info", access_log=False, proxy_headers=False, server_header=False,
+        ssl_certfile=None if s.tls_cert_file is None else str(s.tls_cert_file),
+        ssl_keyfile=None if s.tls_key_file is None else str(s.tls_key_file),
+        timeout_graceful_shutdown=3,
+    )
+
+
+def url_of(config: HqConfig, port: int | None = None) -> str:
+    """The address an operator opens."""
+    s = config.console
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(s.bind, s.bind)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{'https' if s.tls else 'http'}://{host}:{port or s.port}"
+
+
+def serve(app: Starlette, config: HqConfig) -> None:
+    """Serve until SIGINT or SIGTERM (uvicorn handles both)."""
+    server = ConsoleServer(uvicorn_config(app, config))
+    log.info("console at %s", url_of(config))
+    server.run()
