@@ -3,6 +3,7 @@
     [database]  the PostgreSQL DSN that ingest writes to and the console reads
     [mqtt]      HQ's connection to the broker (the console publishes watchlists with it)
     [console]   `picar hq serve`: where it listens, TLS, sessions, the map, the default language
+    [watchlist] the key the console signs watchlists with, and their list id
 
 Relative paths are taken from the file's folder. `load_hq_config` reports every problem at once, each line
 naming its key (`console.port = 99999: ...`).
@@ -123,11 +124,21 @@ class ConsoleSettings(BaseModel):
         return ZoneInfo(self.time_zone)
 
 
+class WatchlistSettings(BaseModel):
+    """Publishing watchlists from the console: HQ's private signing key (`picar hq keygen`; the cars hold its
+    public half) and the list id the snapshots carry."""
+
+    model_config = TABLE
+    signing_key_file: Path | None = None  # without it the console imports and reviews, and cannot publish
+    list_id: Annotated[str, Field(max_length=64)] = ""
+
+
 class HqConfig(BaseModel):
     model_config = TABLE
     database: DatabaseSettings
     mqtt: MqttSettings | None = None
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    watchlist: WatchlistSettings = Field(default_factory=WatchlistSettings)
 
 
 def is_loopback_bind(host: str) -> bool:
@@ -141,7 +152,8 @@ def is_loopback_bind(host: str) -> bool:
 
 
 _PATH_KEYS = {("mqtt", k) for k in ("ca_file", "cert_file", "key_file", "credentials_file")} | {
-    ("console", k) for k in ("tls_cert_file", "tls_key_file", "session_secret_file")}
+    ("console", k) for k in ("tls_cert_file", "tls_key_file", "session_secret_file")} | {
+    ("watchlist", "signing_key_file")}
 
 
 def parse_hq_config(data: dict[str, Any], base_dir: Path) -> HqConfig:

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from picar.hq.config import ConsoleSettings, HqConfig
-from picar.hq.console import alarms, auth, fleet, hits, stream
+from picar.hq.console import alarms, audit, auth, fleet, hits, k9, search, stream, watchlists
 from picar.hq.console.db import Database
 from picar.hq.console.live import Live
 from picar.hq.console.page import STATIC, HttpError, NavEntry, Page, console_of, language_of, render_fragment
@@ -47,7 +47,8 @@ from picar.i18n import N_, translator
 log = logging.getLogger("picar.hq.console")
 
 # The console's screens, in nav order within each page's own `order`. console-tools adds its modules here.
-PAGES: tuple[Page, ...] = (auth.PAGE, fleet.PAGE, hits.PAGE, alarms.PAGE, stream.PAGE)
+PAGES: tuple[Page, ...] = (auth.PAGE, fleet.PAGE, hits.PAGE, alarms.PAGE, stream.PAGE, search.PAGE,
+                          watchlists.PAGE, k9.PAGE, audit.PAGE)
 SECRET_BYTES = 32
 _UNSET = object()
 

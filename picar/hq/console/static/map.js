@@ -2,6 +2,9 @@
 // Natural Earth GeoJSON that ships with HQ; an operator's tile server (data-tiles, a {z}/{x}/{y} template) is
 // drawn under it when configured. Web Mercator; drag to pan, wheel or buttons to zoom. Cars come from the
 // fleet table's rows (data-car, data-lat, data-lon, data-online): the table and the map show one truth.
+// Other pages mark their points the same way (data-point = the label, data-lat, data-lon; a search's reads),
+// and a page with a search area (data-area-form = the form's id, with inputs south, west, north, east) can
+// draw it: the draw button turns the next drag into a box whose corners fill the inputs.
 "use strict";
 
 (() => {
@@ -25,8 +28,9 @@
   const view = {z: Number(box.dataset.zoom), c: project(lon0, lat0)};  // centre in zoom-0 pixels
   const svg = el("svg", {class: "map-svg", width: "100%", height: "100%"});
   const tiles = el("g", {class: "tiles"}), land = el("g", {class: "land"}), places = el("g", {class: "places"});
-  const cars = el("g", {class: "cars"});
-  svg.append(tiles, land, places, cars);
+  const cars = el("g", {class: "cars"}), area = el("g", {class: "area"});
+  svg.append(tiles, land, places, area, cars);
+  const POINTS = "tr[data-car][data-lat], [data-point][data-lat]";
   box.prepend(svg);
   let capitals = [];
 
@@ -92,15 +96,22 @@
 
   function drawCars() {
     cars.replaceChildren();
-    for (const row of document.querySelectorAll("tr[data-car][data-lat]")) {
+    for (const row of document.querySelectorAll(POINTS)) {
       const p = project(Number(row.dataset.lon), Number(row.dataset.lat));
       const [x, y] = toScreen(p);
-      const online = row.dataset.online === "1";
+      const car = row.dataset.car !== undefined, online = row.dataset.online === "1";
       const g = el("g", {transform: `translate(${x.toFixed(1)},${y.toFixed(1)})`,
-        class: "car-marker " + (online ? "online" : "offline"), "data-car": row.dataset.car});
-      const label = el("text", {x: 9, y: 4, class: "car-name"});
-      label.textContent = row.dataset.car;
-      g.append(el("circle", {r: 6}), label);
+        class: car ? "car-marker " + (online ? "online" : "offline") : "point-marker"});
+      if (car) {
+        g.setAttribute("data-car", row.dataset.car);
+        const label = el("text", {x: 9, y: 4, class: "car-name"});
+        label.textContent = row.dataset.car;
+        g.append(el("circle", {r: 6}), label);
+      } else {  // many points may share a place: their label is a tooltip, the row has the rest
+        const title = el("title");
+        title.textContent = row.dataset.point + (row.dataset.title ? " · " + row.dataset.title : "");
+        g.append(el("circle", {r: 5}), title);
+      }
       g.addEventListener("click", () => row.scrollIntoView({block: "center"}));
       cars.append(g);
     }
@@ -113,6 +124,7 @@
       `translate(${(w / 2 - view.c[0] * k).toFixed(2)},${(h / 2 - view.c[1] * k).toFixed(2)}) scale(${k})`);
     drawTiles();
     drawPlaces();
+    drawArea();
     drawCars();
   }
 
@@ -127,7 +139,7 @@
   }
 
   function fit() {
-    const pts = [...document.querySelectorAll("tr[data-car][data-lat]")]
+    const pts = [...document.querySelectorAll(POINTS)]
       .map((r) => project(Number(r.dataset.lon), Number(r.dataset.lat)));
     if (!pts.length) return;
     const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]), [w, h] = size();
@@ -137,17 +149,73 @@
     draw();
   }
 
-  // pan and zoom
+  // the search area: a box drawn from the form's inputs, or by dragging once the draw button is pressed
+  const areaForm = box.dataset.areaForm ? document.getElementById(box.dataset.areaForm) : null;
+  const input = (name) => areaForm && areaForm.elements.namedItem(name);
+  const unproject = ([x, y]) => {
+    const n = Math.PI - 2 * Math.PI * y / TILE;
+    return [x / TILE * 360 - 180, 180 / Math.PI * Math.atan(Math.sinh(n))];
+  };
+  const fromScreen = (sx, sy) => {
+    const [w, h] = size(), k = scale();
+    return unproject([(sx - w / 2) / k + view.c[0], (sy - h / 2) / k + view.c[1]]);
+  };
+  function drawArea() {
+    area.replaceChildren();
+    if (!areaForm) return;
+    const v = ["south", "west", "north", "east"].map((n) => input(n).value.trim());
+    if (v.some((x) => x === "" || !Number.isFinite(Number(x)))) return;
+    const [s, w, n, e] = v.map(Number);
+    const [x0, y0] = toScreen(project(w, n)), [x1, y1] = toScreen(project(e, s));
+    area.append(el("rect", {x: Math.min(x0, x1), y: Math.min(y0, y1), width: Math.abs(x1 - x0),
+      height: Math.abs(y1 - y0), class: "area-box"}));
+  }
+  const drawButton = box.querySelector("button[data-draw]");
+  let drawing = false, corner = null;
+  drawButton?.addEventListener("click", () => {
+    drawing = !drawing;
+    drawButton.setAttribute("aria-pressed", String(drawing));
+  });
+  for (const n of ["south", "west", "north", "east"]) input(n)?.addEventListener("input", drawArea);
+  const setArea = (a, b) => {
+    const fixed = (x) => x.toFixed(5);
+    input("south").value = fixed(Math.min(a[1], b[1]));
+    input("north").value = fixed(Math.max(a[1], b[1]));
+    input("west").value = fixed(Math.min(a[0], b[0]));
+    input("east").value = fixed(Math.max(a[0], b[0]));
+    drawArea();
+  };
+
+  // pan and zoom (or, in draw mode, the area's box)
   let drag = null;
-  svg.addEventListener("pointerdown", (e) => { drag = [e.clientX, e.clientY]; svg.setPointerCapture(e.pointerId); });
+  svg.addEventListener("pointerdown", (e) => {
+    svg.setPointerCapture(e.pointerId);
+    const r = svg.getBoundingClientRect();
+    if (drawing) corner = fromScreen(e.clientX - r.left, e.clientY - r.top);
+    else drag = [e.clientX, e.clientY];
+  });
   svg.addEventListener("pointermove", (e) => {
+    if (corner) {
+      const r = svg.getBoundingClientRect();
+      setArea(corner, fromScreen(e.clientX - r.left, e.clientY - r.top));
+      return;
+    }
     if (!drag) return;
     const k = scale();
     view.c = [view.c[0] - (e.clientX - drag[0]) / k, view.c[1] - (e.clientY - drag[1]) / k];
     drag = [e.clientX, e.clientY];
     draw();
   });
-  svg.addEventListener("pointerup", () => { drag = null; });
+  svg.addEventListener("pointerup", (e) => {
+    if (corner) {
+      const r = svg.getBoundingClientRect();
+      setArea(corner, fromScreen(e.clientX - r.left, e.clientY - r.top));
+      corner = null;
+      drawing = false;
+      drawButton?.setAttribute("aria-pressed", "false");
+    }
+    drag = null;
+  });
   svg.addEventListener("wheel", (e) => {
     e.preventDefault();
     const r = svg.getBoundingClientRect();
@@ -171,5 +239,5 @@
     drawPlaces();
   });
   draw();
-  if (document.querySelector("tr[data-car][data-lat]")) fit();
+  if (document.querySelector(POINTS)) fit();
 })();
