@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from picar.hq.config import ConsoleSettings, DatabaseSettings, HqConfig
+from picar.hq.config import ConsoleSettings, DatabaseSettings, HqConfig, MqttSettings, WatchlistSettings
 from picar.hq.console.app import create_app
 from picar.hq.console.server import ConsoleServer, uvicorn_config
 from picar.hq.store import accounts, connect
@@ -47,13 +47,16 @@ class RunningConsole:
         self.thread.join(15)
 
 
-def start_console(dsn: str, tmp: Path, **settings: Any) -> RunningConsole:
-    """The console on 127.0.0.1 and a free port; `settings` override ConsoleSettings (tls files, tile_url ...)."""
+def start_console(dsn: str, tmp: Path, *, mqtt: MqttSettings | None = None,
+                  watchlist: WatchlistSettings | None = None, **settings: Any) -> RunningConsole:
+    """The console on 127.0.0.1 and a free port; `settings` override ConsoleSettings (tls files, tile_url ...);
+    `mqtt` and `watchlist` are those tables of HQ's config (publishing watchlists)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = HqConfig(database=DatabaseSettings(dsn=dsn), console=ConsoleSettings(
+    config = HqConfig(database=DatabaseSettings(dsn=dsn), mqtt=mqtt, watchlist=watchlist or WatchlistSettings(),
+                      console=ConsoleSettings(
         bind="127.0.0.1", port=port, session_secret_file=tmp / "session.key", **settings))
     app = create_app(config, secret=secrets.token_hex(32).encode(), position_every_s=0.3)
     server = ConsoleServer(uvicorn_config(app, config))

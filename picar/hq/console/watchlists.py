@@ -16,13 +16,13 @@ from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from picar.config import ConfigError, read_credentials
 from picar.hq import watchlists as wl
 from picar.hq.config import MqttSettings
-from picar.hq.console.page import HttpError, NavEntry, Page, console_of, read_body, render
+from picar.hq.console.page import HttpError, NavEntry, Page, console_of, read_body, render, render_fragment
 from picar.hq.console.security import PUBLISH, WATCH, require_role
 from picar.hq.store import drafts, queries
 from picar.hq.store.records import Vehicle, WatchlistVersion
@@ -90,6 +90,16 @@ async def watchlists_page(request: Request) -> Response:
     return render(request, "watchlists.html", versions=versions[:20], cars=car_lists(cars, versions),
                   drafts=open_drafts, published=published, formats=wl.FORMATS,
                   can_publish=request.state.account.role in PUBLISH)
+
+
+@require_role(WATCH)
+async def car_list_rows(request: Request) -> Response:
+    """The rows of "which car holds which list" (re-read by the page when a car's status changes)."""
+    db = console_of(request).db
+    versions = await db.run(queries.watchlist_versions, 50)
+    cars = await db.run(queries.fleet)
+    return HTMLResponse(render_fragment(request, "_car_lists.html", cars=car_lists(cars, versions)),
+                        headers={"Cache-Control": "no-store"})
 
 
 @require_role(WATCH)
@@ -180,6 +190,7 @@ async def discard(request: Request) -> Response:
 PAGE = Page(
     routes=(
         Route("/watchlists", watchlists_page, methods=["GET"]),
+        Route("/watchlists/cars", car_list_rows, methods=["GET"]),
         Route("/watchlists/import", import_file, methods=["POST"]),
         Route("/watchlists/drafts/{draft_id}", draft_page, methods=["GET"]),
         Route("/watchlists/drafts/{draft_id}/publish", publish, methods=["POST"]),

@@ -28,6 +28,7 @@
   // --- handlers of the live events ------------------------------------------------------------------------
   const handlers = {
     car(d) {
+      document.dispatchEvent(new CustomEvent("picar:car", {detail: d}));  // for other pages that show cars
       const rows = document.getElementById("fleet-rows");
       if (!rows) return;
       const old = byData("car", d.id), row = fragment(d.html);

@@ -3,6 +3,15 @@
 "use strict";
 
 (() => {
+  // Which car holds which list: read again whenever a car's status changes (its version comes with it).
+  const cars = document.getElementById("car-list-rows");
+  if (cars) {
+    document.addEventListener("picar:car", async () => {
+      const r = await fetch(cars.dataset.src, {credentials: "same-origin", headers: {"X-Requested-With": "picar"}});
+      if (r.ok) { cars.innerHTML = await r.text(); cars.dataset.updated = String(Date.now()); }
+    });
+  }
+
   const form = document.getElementById("import-form");
   if (!form) return;
   const state = document.getElementById("import-state");
