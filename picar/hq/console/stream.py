@@ -36,8 +36,6 @@ async def events(request: Request) -> Response:
             if change is None:
                 yield b": keepalive\n\n"
                 continue
-            if await request.is_disconnected():
-                return
             for message in _rendered(request, change, renderers):
                 yield message
 

@@ -12,7 +12,7 @@
     t.innerHTML = html.trim();
     return t.content;
   };
-  const byData = (name, value) => document.querySelector(`[data-${name}="${CSS.escape(value)}"]`);
+  const byData = (within, name, value) => within.querySelector(`[data-${name}="${CSS.escape(value)}"]`);
 
   // A region with data-src is re-read whole after the stream (re)opens: nothing missed while it was closed.
   async function refresh(region) {
@@ -31,7 +31,7 @@
       document.dispatchEvent(new CustomEvent("picar:car", {detail: d}));  // for other pages that show cars
       const rows = document.getElementById("fleet-rows");
       if (!rows) return;
-      const old = byData("car", d.id), row = fragment(d.html);
+      const old = byData(rows, "car", d.id), row = fragment(d.html);
       if (old) old.replaceWith(row);
       else { rows.querySelector(".empty")?.remove(); rows.append(row); }
       document.dispatchEvent(new CustomEvent("picar:cars"));
@@ -39,18 +39,19 @@
     hit(d) {
       const list = document.getElementById("hit-list");
       if (!list) return;
-      const old = byData("hit", d.id), card = fragment(d.html);
+      const old = byData(list, "hit", d.id), card = fragment(d.html);
       if (old) old.replaceWith(card);
       else { list.querySelector(".empty")?.remove(); list.prepend(card); }
     },
     alarm(d) {
       const list = document.getElementById("alarm-list");
-      if (!list || byData("key", d.key)) return;
+      if (!list || byData(list, "key", d.key)) return;
       list.prepend(fragment(d.html));
       alarmsChanged();
     },
     "alarm-gone"(d) {
-      byData("key", d.key)?.remove();
+      const list = document.getElementById("alarm-list");
+      if (list) byData(list, "key", d.key)?.remove();
       alarmsChanged();
     },
   };
@@ -119,6 +120,7 @@
     body.dataset.sound = running ? "on" : "off";
     if (n && !beeper) { beep(); beeper = setInterval(beep, 1500); }
     if (!n && beeper) { clearInterval(beeper); beeper = null; }
+    body.dataset.beeping = beeper ? "1" : "0";
   }
 
   document.addEventListener("submit", async (e) => {
