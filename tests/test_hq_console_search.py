@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,13 @@ from picar.hq.store.queries import search_audit
 from picar.hq.store.writes import partitions_for, write_batch
 from picar.pipeline.events import read_payload
 from picar.types import Fix, PlateRead
-from tests.browser import Browser, BrowserError, Page, chromium_binary
+from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, console, login
+from tests.hq_pages import settle, shoot
 
 __all__ = ["console"]
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed")
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CHISINAU = (47.0245, 28.8322)
 
@@ -67,29 +66,6 @@ def some_reads(dsn: str) -> None:
     store(dsn, events)
 
 
-def settle(page: Page, condition: str, timeout: float = 30) -> Any:
-    """`page.wait_for` across a navigation (a form's submit), which ends the script that was waiting."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return page.wait_for(condition, max(1.0, deadline - time.monotonic()))
-        except BrowserError as exc:
-            if "navigated" not in str(exc) and "context" not in str(exc) or time.monotonic() > deadline:
-                raise
-
-
-def shoot(page: Page, name: str, height: int | None = None) -> None:
-    """docs/screenshots/NAME: the window, or the page laid out `height` pixels tall (the console scrolls its main
-    part, so a taller window is what shows more of it)."""
-    if height:
-        page.send("Emulation.setDeviceMetricsOverride", {"width": page.browser.width, "height": height,
-                                                         "deviceScaleFactor": 1, "mobile": False})
-    page.screenshot(SHOTS / name)
-    if height:
-        page.send("Emulation.setDeviceMetricsOverride", {"width": page.browser.width, "height": page.browser.height,
-                                                         "deviceScaleFactor": 1, "mobile": False})
-
-
 def post_json(page: Page, path: str, form: dict[str, str]) -> dict[str, Any]:
     """A form POST from inside the page (its session, its CSRF token): status and text of the answer."""
     return page.evaluate(f"""(async () => {{
@@ -106,7 +82,8 @@ def audit_count(dsn: str) -> int:
         return len(search_audit(conn))
 
 
-def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: RunningConsole, chromium: Browser) -> None:
+def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: RunningConsole, chromium: Browser,
+                                                               tmp_path: Path) -> None:
     some_reads(console.dsn)
     page = login(chromium, console, "olga", path="/search")  # an operator, in Romanian
     settle(page, "location.pathname === '/search' && document.getElementById('map').dataset.basemap_loaded")
@@ -129,7 +106,7 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     # 30 in the area (the one in Cimislia is outside it); the look-alike only with look-alikes asked for
     assert found == {"count": "30", "rows": 30, "shown": 30, "markers": 30, "area": 1, "pages": "Pagina 1 din 1",
                      "lang": "ro"}, found
-    shoot(page, "hq-search.png", 1500)
+    shoot(page, tmp_path, "hq-search.png", 1500)
     (entry,) = _entries(console.dsn)
     assert (entry.username, entry.case_number, entry.reason, entry.result_count) == (
         "olga", "2026/417-MD", "furt auto, urmărire", 30)
@@ -163,6 +140,8 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     assert page.evaluate("fetch('/audit').then(r => r.status)") == 403
     auditor = login(chromium, console, "ada", path="")  # no page asked for: an auditor lands on the trail
     settle(auditor, "location.pathname === '/audit' && document.querySelector('#audit tbody tr[data-audit]')")
+    auditor.click('form.lang button[value="ro"]')  # the README shows the Romanian screens
+    settle(auditor, "document.documentElement.lang === 'ro' && document.querySelector('#audit tbody tr')")
     auditor.type("#case_number", "2026/417-MD")
     auditor.click("#filter-button")
     settle(auditor, "location.search.includes('case_number') && document.readyState === 'complete'")
@@ -172,7 +151,7 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     assert trail[0] == ["olga", "2026/417-MD", "chart for the analyst", "16", True]
     assert ["olga", "2026/417-MD", "furt auto, urmărire", "30", False] in trail and len(trail) == 3
     assert auditor.evaluate("[...document.querySelectorAll('header nav a')].map(a => a.pathname)") == ["/audit"]
-    shoot(auditor, "hq-audit.png")
+    shoot(auditor, tmp_path, "hq-audit.png")
     for path in ("/search", "/", "/hits", "/k9", "/watchlists"):
         assert auditor.evaluate(f"fetch('{path}').then(r => r.status)") == 403, path
     # nothing in the console edits the trail: no route takes anything but GET
@@ -184,7 +163,7 @@ def _entries(dsn: str) -> list[Any]:
         return search_audit(conn)
 
 
-def test_a_k9_report_per_unit_printable_and_as_csv(console: RunningConsole, chromium: Browser) -> None:
+def test_a_k9_report_per_unit_printable_and_as_csv(console: RunningConsole, chromium: Browser, tmp_path: Path) -> None:
     events = []
     for i, (dog, handler, outcome) in enumerate([("Rex", "Ion Popescu", "found"), ("Rex", "Ion Popescu", "not_found"),
                                                  ("Bara", "Ana Rusu", "apprehended")]):
@@ -207,7 +186,7 @@ def test_a_k9_report_per_unit_printable_and_as_csv(console: RunningConsole, chro
         rows: [...document.querySelectorAll('#k9 tbody tr[data-deployment]')].map(r => r.cells[3].textContent),
         csv: document.getElementById('k9-csv').getAttribute('href')})""")
     assert report["count"] == "2" and report["rows"] == ["Rex", "Rex"] and "dog=Rex" in report["csv"]
-    shoot(page, "hq-k9.png")
+    shoot(page, tmp_path, "hq-k9.png")
     text = page.evaluate(f"fetch({json.dumps(report['csv'])}).then(r => r.text())")
     rows = list(csv.DictReader(io.StringIO(text.removeprefix(BOM))))
     assert list(rows[0]) == list(K9_COLUMNS)

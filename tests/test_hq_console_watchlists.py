@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,14 @@ from picar.hq.store import connect
 from picar.hq.store.events import BadEvent, parse
 from picar.hq.store.queries import watchlist_versions
 from picar.hq.store.writes import write_batch
-from tests.browser import Browser, BrowserError, Page, chromium_binary
+from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, add_accounts, console, login, start_console
+from tests.hq_pages import choose_file, settle, shoot
 from tests.waiting import wait_until
 
 __all__ = ["console"]
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed")
 
-SHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 LIST_CSV = ("plate,list,priority,description,reason\n"
             "ABC123,stolen_vehicle,1,Dacia Logan albastră,furt 2026-11-20\n"
             "MD 777 AAA,wanted,1,Лада Приора синяя,розыск\n"
@@ -45,24 +44,6 @@ def chromium() -> Iterator[Browser]:
     b = Browser(1280, 860)
     yield b
     b.close()
-
-
-def settle(page: Page, condition: str, timeout: float = 30) -> Any:
-    """`page.wait_for` across a navigation, which ends the script that was waiting."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return page.wait_for(condition, max(1.0, deadline - time.monotonic()))
-        except BrowserError as exc:
-            if "navigated" not in str(exc) and "context" not in str(exc) or time.monotonic() > deadline:
-                raise
-
-
-def choose_file(page: Page, selector: str, path: Path) -> None:
-    """Put a file in an <input type=file> as the file chooser would (DevTools DOM.setFileInputFiles)."""
-    root = page.send("DOM.getDocument")["root"]["nodeId"]
-    node = page.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
-    page.send("DOM.setFileInputFiles", {"files": [str(path)], "nodeId": node})
 
 
 def import_file(page: Page, path: Path, fmt: str) -> None:
@@ -173,8 +154,7 @@ def test_a_list_published_from_the_console_reaches_the_car(world: tuple[Simulati
     assert review["entries"] == "3" and review["lists"] == ["bolo", "stolen_vehicle", "wanted"]
     ((line, problem),) = review["invalid"]
     assert line == "4" and "lista-2026-11-23.csv line 4, field 'plate'" in problem and "B@D1" in problem
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    sam.screenshot(SHOTS / "hq-watchlist-review.png")
+    shoot(sam, tmp_path, "hq-watchlist-review.png")
 
     # ... signs and publishes it to the fleet
     sam.type("#publish-note", "lista săptămânală")
@@ -191,7 +171,7 @@ def test_a_list_published_from_the_console_reaches_the_car(world: tuple[Simulati
     row = f"#car-list-rows tr[data-car-list='{VEHICLE_ID}']"
     settle(sam, f"document.querySelector(\"{row}\") && document.querySelector(\"{row}\").dataset.version === "
                 f"'{version}' && document.querySelector(\"{row}\").dataset.state === 'current'", 30)
-    sam.screenshot(SHOTS / "hq-watchlists.png")
+    shoot(sam, tmp_path, "hq-watchlists.png")
     # a second look at the review: the draft is closed, and a new import is compared with the list in force
     sam.goto(running.url + draft_path)
     assert sam.evaluate("document.getElementById('publish-button')") is None

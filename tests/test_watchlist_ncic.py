@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,13 @@ def test_diff_against_the_list_in_force() -> None:
     d = diff(old, new)
     assert [r["plate"] for r in d.added] == ["GH4"] and [r["plate"] for r in d.removed] == ["EF3"]
     assert [(a.get("priority"), b.get("priority")) for a, b in d.changed] == [(None, 1)] and d.unchanged == 1
+
+
+def test_the_command_line_imports_an_ncic_export(tmp_path: Path) -> None:
+    from picar.watchlist.cli import watchlist_main
+
+    f, out = tmp_path / "hot.txt", tmp_path / "snap.json"
+    f.write_text(TAGGED)
+    assert watchlist_main(["import", str(f), "--format", "ncic", "--out", str(out), "--version", "3"]) == 0
+    snapshot = json.loads(out.read_text())
+    assert snapshot["version"] == 3 and [e["plate"] for e in snapshot["entries"]] == ["ABC123", "XY987", "KLM42"]

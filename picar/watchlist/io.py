@@ -232,12 +232,14 @@ def read_ncic(path: Path, text: str | None = None, source: str | None = None) ->
 
 
 def read_file(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
-    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC."""
+    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC (any shape)."""
     fmt = fmt or ("csv" if Path(path).suffix.lower() == ".csv" else "ncic")
     if fmt == "csv":
         return read_csv(path)
-    if fmt == "ncic":
-        return read_ncic(path)
+    if fmt == "ncic":  # the fixed-width extract, or an NCIC export tagged or delimited (picar.watchlist.ncic)
+        from picar.watchlist.ncic import read_ncic_any
+
+        return read_ncic_any(path)
     raise ValueError(f"format {fmt!r}: expected csv or ncic")
 
 
