@@ -25,6 +25,13 @@ def settle(page: Page, condition: str, timeout: float = 30) -> Any:
                 raise
 
 
+def submit(page: Page, button: str, condition: str, timeout: float = 30) -> Any:
+    """Click a form's button and wait for `condition` on the page that answers (not on the one that asked)."""
+    page.evaluate("window.picarAsked = true")
+    page.click(button)
+    return settle(page, f"!window.picarAsked && document.readyState === 'complete' && ({condition})", timeout)
+
+
 def shoot(page: Page, tmp: Path, name: str, height: int | None = None) -> Path:
     """A screenshot in the test's folder (PICAR_SCREENSHOTS=1 copies it to docs/screenshots/NAME for the README and
     docs/hq.md): the window, or the page laid out `height` pixels tall (the console scrolls its main part, so a
@@ -50,13 +57,13 @@ def choose_file(page: Page, selector: str, path: Path) -> None:
 
 
 # Every text of the page's <main> and the attributes a reader or a screen reader gets, without the cells that
-# quote a file's own words (an importer's message about a line: class "mono").
+# quote a file's own words (an importer's message about a line: class "mono") and the map's place names (data).
 MAIN_TEXTS_JS = """(() => {
   const main = document.querySelector("main"), out = [document.title];
   const walker = document.createTreeWalker(main, NodeFilter.SHOW_TEXT);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) {
     const parent = n.parentElement;
-    if (!parent || parent.closest("script, style, .mono")) continue;
+    if (!parent || parent.closest("script, style, .mono, svg")) continue;
     const text = n.textContent.trim();
     if (text) out.push(text);
   }

@@ -22,7 +22,7 @@ from picar.pipeline.events import read_payload
 from picar.types import Fix, PlateRead
 from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, console, login
-from tests.hq_pages import settle, shoot
+from tests.hq_pages import settle, shoot, submit
 
 __all__ = ["console"]
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="chromium is not installed")
@@ -61,9 +61,24 @@ def some_reads(dsn: str) -> None:
                              CHISINAU[1] + 0.003 * (i % 5)))
     events.append(a_read("look", "C8A123", NOW - dt.timedelta(hours=1), "car1", 47.01, 28.85))
     events.append(a_read("far", "CBA123", NOW - dt.timedelta(hours=1), "car2", 46.35, 28.95))  # Cimislia
-    events += [a_read(f"o{i}", f"XYZ{i:03d}", NOW - dt.timedelta(minutes=10 * i), "car1", 47.0, 28.8)
-               for i in range(10)]
+    events += [a_read(f"o{i}", f"XYZ{i:03d}", NOW - dt.timedelta(minutes=2 * i), "car1", 47.0, 28.8)
+               for i in range(130)]
     store(dsn, events)
+
+
+def drag(page: Page, selector: str, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A real mouse drag inside the element, between two points given as fractions of its size."""
+    box = page.evaluate(f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+                        " return [r.x, r.y, r.width, r.height]; })()")
+    x0, y0, w, h = box
+    points = [(x0 + w * (start[0] + (end[0] - start[0]) * k / 5), y0 + h * (start[1] + (end[1] - start[1]) * k / 5))
+              for k in range(6)]
+    page.send("Input.dispatchMouseEvent", {"type": "mousePressed", "x": points[0][0], "y": points[0][1],
+                                           "button": "left", "buttons": 1, "clickCount": 1})
+    for x, y in points[1:]:
+        page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y, "button": "left", "buttons": 1})
+    page.send("Input.dispatchMouseEvent", {"type": "mouseReleased", "x": points[-1][0], "y": points[-1][1],
+                                           "button": "left", "buttons": 0, "clickCount": 1})
 
 
 def post_json(page: Page, path: str, form: dict[str, str]) -> dict[str, Any]:
@@ -88,14 +103,21 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     page = login(chromium, console, "olga", path="/search")  # an operator, in Romanian
     settle(page, "location.pathname === '/search' && document.getElementById('map').dataset.basemap_loaded")
     page.type("#plate", "CBA123")
+    # an area drawn on the map fills the four sides; typed sides then replace them
+    page.click("#draw-area")
+    drag(page, "#map svg", (0.3, 0.3), (0.7, 0.6))
+    drawn = page.evaluate("""['south', 'west', 'north', 'east'].map(n => Number(document.getElementById(n).value))
+        .concat([document.querySelectorAll('#map .area-box').length, document.getElementById('draw-area')
+        .getAttribute('aria-pressed')])""")
+    south, west, north, east, boxes, pressed = drawn
+    assert 40 < south < north < 55 and 20 < west < east < 35 and boxes == 1 and pressed == "false", drawn
     page.type("#north", "47.1")
     page.type("#west", "28.7")
     page.type("#east", "28.95")
     page.type("#south", "46.95")
     page.type("#case_number", "2026/417-MD")
     page.type("#reason", "furt auto, urmărire")
-    page.click("#search-button")
-    settle(page, "document.getElementById('results')")
+    submit(page, "#search-button", "document.getElementById('results')")
     found = page.evaluate("""({count: document.getElementById('results').dataset.count,
         rows: document.querySelectorAll('#reads tbody tr').length,
         shown: document.querySelectorAll('#reads tbody tr:not([hidden])').length,
@@ -112,7 +134,21 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
         "olga", "2026/417-MD", "furt auto, urmărire", 30)
     assert entry.query["plate"] == "CBA123" and entry.query["area"] == [46.95, 28.7, 47.1, 28.95]
 
-    # look-alikes, a small limit: truncated, and paged
+    # a car's reads, more than the limit: truncated, and shown 50 a page
+    page.evaluate("""(() => { const f = document.getElementById('search-form');
+        for (const n of ['plate', 'south', 'west', 'north', 'east']) f.elements.namedItem(n).value = '';
+        f.elements.namedItem('vehicle').value = 'car1'; f.elements.namedItem('limit').value = '100'; })()""")
+    submit(page, "#search-button", "document.getElementById('results')")
+    paged = page.evaluate("""({count: document.getElementById('results').dataset.count,
+        truncated: !!document.getElementById('truncated'), pages: document.querySelector('.pager-state').textContent,
+        shown: document.querySelectorAll('#reads tbody tr:not([hidden])').length})""")
+    assert paged == {"count": "100", "truncated": True, "pages": "Pagina 1 din 2", "shown": 50}, paged
+    page.click('.pager button[data-step="1"]')
+    assert page.evaluate("""[document.querySelector('.pager-state').textContent, document.querySelector(
+        '#reads tbody tr').hidden, document.querySelectorAll('#reads tbody tr:not([hidden])').length]""") == [
+        "Pagina 2 din 2", True, 50]
+
+    # look-alikes
     wide = {"plate": "CBA123", "confusable": "1", "limit": "100", "case_number": "2026/417-MD", "reason": "r"}
     answer = post_json(page, "/search", wide)
     assert answer["status"] == 200 and 'data-count="32"' in answer["text"] and 'data-truncated="0"' in answer["text"]
@@ -140,16 +176,14 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     assert page.evaluate("fetch('/audit').then(r => r.status)") == 403
     auditor = login(chromium, console, "ada", path="")  # no page asked for: an auditor lands on the trail
     settle(auditor, "location.pathname === '/audit' && document.querySelector('#audit tbody tr[data-audit]')")
-    auditor.click('form.lang button[value="ro"]')  # the README shows the Romanian screens
-    settle(auditor, "document.documentElement.lang === 'ro' && document.querySelector('#audit tbody tr')")
+    submit(auditor, 'form.lang button[value="ro"]', "document.querySelector('#audit tbody tr')")  # README: Romanian
     auditor.type("#case_number", "2026/417-MD")
-    auditor.click("#filter-button")
-    settle(auditor, "location.search.includes('case_number') && document.readyState === 'complete'")
+    submit(auditor, "#filter-button", "location.search.includes('case_number')")
     trail = auditor.evaluate("""[...document.querySelectorAll('#audit tbody tr[data-audit]')].map(r =>
         [r.cells[1].textContent, r.querySelector('.case').textContent, r.cells[3].textContent, r.cells[5].textContent,
          r.querySelector('.query').textContent.includes('CSV')])""")
     assert trail[0] == ["olga", "2026/417-MD", "chart for the analyst", "16", True]
-    assert ["olga", "2026/417-MD", "furt auto, urmărire", "30", False] in trail and len(trail) == 3
+    assert ["olga", "2026/417-MD", "furt auto, urmărire", "30", False] in trail and len(trail) == 4
     assert auditor.evaluate("[...document.querySelectorAll('header nav a')].map(a => a.pathname)") == ["/audit"]
     shoot(auditor, tmp_path, "hq-audit.png")
     for path in ("/search", "/", "/hits", "/k9", "/watchlists"):
@@ -180,8 +214,7 @@ def test_a_k9_report_per_unit_printable_and_as_csv(console: RunningConsole, chro
     settle(page, "location.pathname === '/k9' && document.getElementById('k9-summary')")
     assert page.evaluate("document.getElementById('k9-summary').dataset.count") == "3"
     page.type("#dog", "Rex")
-    page.click("#report-button")
-    settle(page, "location.search.includes('dog=Rex') && document.readyState === 'complete'")
+    submit(page, "#report-button", "location.search.includes('dog=Rex')")
     report = page.evaluate("""({count: document.getElementById('k9-summary').dataset.count,
         rows: [...document.querySelectorAll('#k9 tbody tr[data-deployment]')].map(r => r.cells[3].textContent),
         csv: document.getElementById('k9-csv').getAttribute('href')})""")

@@ -18,7 +18,7 @@ from picar.hq.watchlists import review_import
 from picar.i18n import LANGUAGES
 from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, console, ingest, login
-from tests.hq_pages import MAIN_TEXTS_JS, settle
+from tests.hq_pages import MAIN_TEXTS_JS, submit
 from tests.test_hq_console_search import some_reads, store
 from tests.untranslated import english_left
 
@@ -53,8 +53,7 @@ def some_data(dsn: str) -> int:
 
 
 def switch_to(page: Page, lang: str) -> None:
-    page.click(f'form.lang button[value="{lang}"]')
-    settle(page, f"document.documentElement.lang === '{lang}' && document.readyState === 'complete'")
+    submit(page, f'form.lang button[value="{lang}"]', f"document.documentElement.lang === '{lang}'")
 
 
 def texts(page: Page) -> list[str]:
@@ -71,12 +70,10 @@ def test_every_screen_speaks_the_operators_language(console: RunningConsole, chr
         sam.type("#plate", "A$")
         sam.type("#case_number", "C-1")
         sam.type("#reason", "verificare")
-        sam.click("#search-button")
-        settle(sam, "document.getElementById('search-error')")
+        submit(sam, "#search-button", "document.getElementById('search-error')")
         shown[lang, "search refused"] = texts(sam)
         sam.type("#plate", "CBA123")
-        sam.click("#search-button")
-        settle(sam, "document.getElementById('results')")
+        submit(sam, "#search-button", "document.getElementById('results')")
         shown[lang, "search results"] = texts(sam)
         for name, path in (("watchlists", "/watchlists"), ("review", f"/watchlists/drafts/{draft_id}"),
                            ("k9", "/k9")):

@@ -23,7 +23,7 @@ from picar.hq.store.queries import watchlist_versions
 from picar.hq.store.writes import write_batch
 from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, add_accounts, console, login, start_console
-from tests.hq_pages import choose_file, settle, shoot
+from tests.hq_pages import choose_file, settle, shoot, submit
 from tests.waiting import wait_until
 
 __all__ = ["console"]
@@ -50,13 +50,12 @@ def import_file(page: Page, path: Path, fmt: str) -> None:
     page.goto(page.evaluate("location.origin") + "/watchlists")
     choose_file(page, "#import-file", path)
     page.click(f'input[name="format"][value="{fmt}"]')
-    page.click("#import-button")
-    settle(page, "location.pathname.startsWith('/watchlists/drafts/') && document.getElementById('counts')")
+    submit(page, "#import-button", "location.pathname.startsWith('/watchlists/drafts/') && "
+           "document.getElementById('counts')")
 
 
 def in_romanian(page: Page) -> None:
-    page.click('form.lang button[value="ro"]')
-    settle(page, "document.documentElement.lang === 'ro' && document.readyState === 'complete'")
+    submit(page, 'form.lang button[value="ro"]', "document.documentElement.lang === 'ro'")
 
 
 class StatusIngest:
@@ -158,8 +157,7 @@ def test_a_list_published_from_the_console_reaches_the_car(world: tuple[Simulati
 
     # ... signs and publishes it to the fleet
     sam.type("#publish-note", "lista săptămânală")
-    sam.click("#publish-button")
-    settle(sam, "location.pathname === '/watchlists' && document.getElementById('published')")
+    submit(sam, "#publish-button", "location.pathname === '/watchlists' && document.getElementById('published')")
     version = int(sam.evaluate("new URLSearchParams(location.search).get('published')"))
     (recorded,) = _versions(running.dsn)
     assert (recorded.version, recorded.target, recorded.entries, recorded.published_by, recorded.note) == (
