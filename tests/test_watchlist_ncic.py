@@ -96,6 +96,8 @@ def test_review_refuses_a_bad_header_or_a_file_that_is_not_a_list() -> None:
     bad_header = review_import(b"plate,colour\nAB1,red\n", "x.csv", "csv")
     assert not bad_header.records and not bad_header.publishable
     assert bad_header.invalid[-1].line is None and "unknown column 'colour'" in bad_header.invalid[-1].message
+    blank_first = review_import(b"\n\nplate\nAB1\n", "x.csv", "csv")  # the csv reader's header is line 1
+    assert not blank_first.publishable and blank_first.invalid[-1].line is None
     junk = review_import(b"".join(b"%d\n" % i for i in range(200)), "junk.txt", "ncic")
     assert junk.gave_up and not junk.publishable and len(junk.invalid) == 50
 

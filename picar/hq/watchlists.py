@@ -101,7 +101,8 @@ def review_import(data: bytes, filename: str, fmt: str) -> ImportReview:
         except (WatchlistImportError, WatchlistError) as exc:
             m = pattern.match(str(exc))
             line = int(m.group(1)) if m else None
-            if line is None or line == header:
+            if line is None or line == header or not _line(data, line).strip():
+                # the whole file (or a line the importer cannot get past by leaving it out)
                 return ImportReview(filename, fmt, [], [*invalid, InvalidRow(None, str(exc))])
             invalid.append(InvalidRow(line, str(exc)))
             if len(invalid) >= MAX_INVALID:
@@ -109,6 +110,11 @@ def review_import(data: bytes, filename: str, fmt: str) -> ImportReview:
             data = _blank_line(data, line)
         else:
             return ImportReview(filename, fmt, records, sorted(invalid, key=lambda r: r.line or 0))
+
+
+def _line(data: bytes, line: int) -> bytes:
+    lines = data.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else b""
 
 
 def _blank_line(data: bytes, line: int) -> bytes:

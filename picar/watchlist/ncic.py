@@ -219,10 +219,8 @@ def read_ncic_any(path: Path, data: bytes | None = None) -> list[dict[str, Any]]
     picar's fixed-width extract, which must be ASCII (a wider character would shift its columns)."""
     name = Path(path).name
     data = Path(path).read_bytes() if data is None else data
+    kind = shape(data.decode("utf-8", "replace"))  # only to tell the shape: each reads the bytes its own way
+    if kind == "fixed":
+        return read_ncic(path, decode_text(data, name, "ascii"))
     text = decode_text(data, name, "utf-8")
-    kind = shape(text)
-    if kind == "tagged":
-        return read_tagged(path, text)
-    if kind == "delimited":
-        return read_delimited(path, text)
-    return read_ncic(path, decode_text(data, name, "ascii"))
+    return read_tagged(path, text) if kind == "tagged" else read_delimited(path, text)
