@@ -97,13 +97,28 @@ def login(browser: Browser, console: RunningConsole, username: str, password: st
     `path`, or on the account's home screen."""
     browser.send("Storage.clearCookies")
     page = browser.new_page(f"{console.url}/login" + (f"?next={path}" if path else ""))
-    page.type("#username", username)
-    page.type("#password", password if password is not None else ACCOUNTS[username][0])
-    page.click("#login-button")
-    settled = "document.readyState === 'complete' && (location.pathname !== '/login' || " \
-              "!!document.getElementById('login-error'))"
-    assert wait_until(lambda: _quietly(page, settled), 30), "the login form led nowhere"
+    submit_login(page, username, password if password is not None else ACCOUNTS[username][0])
     return page
+
+
+def submit_login(page: Page, username: str, password: str) -> None:
+    """Fill in and send the login form of the page open now; returns once the answer has loaded."""
+    page.type("#username", username)
+    page.type("#password", password)
+    click_through(page, "#login-button", "location.pathname !== '/login' || !!document.getElementById('login-error')")
+
+
+def click_through(page: Page, selector: str, condition: str, timeout: float = 30) -> None:
+    """Click something that loads a new document, and wait until `condition` holds on that new one."""
+    page.evaluate("window.picarLeft = true")  # marks this document: what we wait for is a new one
+    page.click(selector)
+    arrive(page, f"!window.picarLeft && ({condition})", timeout)
+
+
+def arrive(page: Page, condition: str, timeout: float = 30) -> None:
+    """Wait through a navigation until `condition` holds on the new document."""
+    condition = f"document.readyState === 'complete' && ({condition})"
+    assert wait_until(lambda: _quietly(page, condition), timeout), f"never: {condition}"
 
 
 def _quietly(page: Page, condition: str) -> bool:
@@ -188,7 +203,10 @@ def disposition(hit: Hit, decision: str, reason: str | None = None, note: str | 
             "note": note, "vehicle": hit.read.vehicle_id, "time": event_iso(time.time())}
 
 
-def heat(event_id: str, state: str = "alarm", temp_c: float = 31.5) -> dict[str, Any]:
-    """A kennel heat event as the car publishes it (picar.station.heat's snapshot)."""
-    return {"event_id": event_id, "state": state, "temp_c": temp_c, "reason": "above 30.0 °C for 60 s",
-            "since": time.time()}
+def heat(event_id: str, state: str = "alarm", temp_c: float = 31.5, engine: bool | None = False) -> dict[str, Any]:
+    """A kennel heat event as the car publishes it (picar.station.heat.HeatMonitor's snapshot)."""
+    limit = {"alarm": 30.0, "warning": 27.0}[state]
+    return {"event_id": event_id, "state": state, "previous": "normal", "temp_c": temp_c, "engine": engine,
+            "ac": None, "warn_c": 27.0, "alarm_c": 30.0, "since": time.time(), "reading_age_s": 0.4,
+            "lines_bad": 0, "silent_s": None,
+            "reason": f"{temp_c:.1f} °C ({state} at {limit:.1f} °C) engine {'OFF' if engine is False else 'on'}"}

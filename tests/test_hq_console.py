@@ -25,6 +25,7 @@ from tests.hq_console import (
     a_hit,
     car_position,
     car_status,
+    click_through,
     console,
     disposition,
     heat,
@@ -108,8 +109,7 @@ def test_login_refuses_a_bad_password_then_lets_the_right_one_in(console: Runnin
     cookie = next(c for c in chromium.send("Storage.getCookies")["cookies"] if c["name"] == "picar_hq")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # Logging out ends the session: the old cookie no longer opens a page.
-    page.click("#logout")
-    page.wait_for("location.pathname === '/login'")
+    click_through(page, "#logout", "location.pathname === '/login'")
     old = Http(console.url)
     old.cookies["picar_hq"] = cookie["value"]
     status, headers, _ = old.request("GET", "/")
