@@ -52,6 +52,7 @@ class RunningConsole:
     server: ConsoleServer
     thread: threading.Thread
     app: Any = field(repr=False)
+    secret: bytes = field(default=b"", repr=False)  # signs its session cookies
 
     def stop(self) -> None:
         self.server.stop()
@@ -66,14 +67,15 @@ def start_console(dsn: str, tmp: Path, **settings: Any) -> RunningConsole:
     port = sock.getsockname()[1]
     config = HqConfig(database=DatabaseSettings(dsn=dsn), console=ConsoleSettings(
         bind="127.0.0.1", port=port, session_secret_file=tmp / "session.key", **settings))
-    app = create_app(config, secret=secrets.token_hex(32).encode(), position_every_s=0.3)
+    secret = secrets.token_hex(32).encode()
+    app = create_app(config, secret=secret, position_every_s=0.3)
     server = ConsoleServer(uvicorn_config(app, config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="hq-console", daemon=True)
     thread.start()
     if not wait_until(lambda: server.started or not thread.is_alive(), 20) or not server.started:
         raise RuntimeError("the console did not start")
     scheme = "https" if config.console.tls else "http"
-    return RunningConsole(f"{scheme}://127.0.0.1:{port}", dsn, config, server, thread, app)
+    return RunningConsole(f"{scheme}://127.0.0.1:{port}", dsn, config, server, thread, app, secret)
 
 
 def add_accounts(dsn: str) -> None:
