@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ import pytest
 
 from picar.hq.config import ConsoleSettings, DatabaseSettings, HqConfig
 from picar.hq.console.app import create_app
-from picar.hq.console.server import ConsoleServer, uvicorn_config
+from picar.hq.console.server import ConsoleThread
 from picar.hq.store import accounts, connect
 from picar.hq.store.events import parse
 from picar.hq.store.writes import partitions_for, write_batch
@@ -49,33 +47,23 @@ class RunningConsole:
     url: str
     dsn: str
     config: HqConfig
-    server: ConsoleServer
-    thread: threading.Thread
+    served: ConsoleThread = field(repr=False)
     app: Any = field(repr=False)
     secret: bytes = field(default=b"", repr=False)  # signs its session cookies
 
     def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(15)
+        self.served.stop()
 
 
 def start_console(dsn: str, tmp: Path, **settings: Any) -> RunningConsole:
     """The console on 127.0.0.1 and a free port; `settings` override ConsoleSettings (tls files, tile_url ...)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     config = HqConfig(database=DatabaseSettings(dsn=dsn), console=ConsoleSettings(
-        bind="127.0.0.1", port=port, session_secret_file=tmp / "session.key", **settings))
+        bind="127.0.0.1", port=0, session_secret_file=tmp / "session.key", **settings))
     secret = secrets.token_hex(32).encode()
     app = create_app(config, secret=secret, position_every_s=0.3)
-    server = ConsoleServer(uvicorn_config(app, config))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="hq-console", daemon=True)
-    thread.start()
-    if not wait_until(lambda: server.started or not thread.is_alive(), 20) or not server.started:
-        raise RuntimeError("the console did not start")
-    scheme = "https" if config.console.tls else "http"
-    return RunningConsole(f"{scheme}://127.0.0.1:{port}", dsn, config, server, thread, app, secret)
+    served = ConsoleThread(app, config)
+    running_config = config.model_copy(update={"console": config.console.model_copy(update={"port": served.port})})
+    return RunningConsole(served.url, dsn, running_config, served, app, secret)
 
 
 def add_accounts(dsn: str) -> None:
