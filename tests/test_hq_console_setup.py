@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from hw_sim.broker import make_tls_files
+from hw_sim.postgres import Postgres
 from picar.hq.config import HqConfigError, load_hq_config, parse_hq_config
 from picar.hq.console.app import PAGES, create_app
 from picar.hq.console.cli import account_main, serve_main
@@ -156,3 +157,16 @@ def test_a_post_route_without_role_and_csrf_checks_is_refused(hq_dsn: str, tmp_p
     with pytest.raises(TypeError, match="POST /danger"):
         create_app(config, secret=b"x" * 64, pages=(*PAGES, unguarded))
     assert create_app(config, secret=b"x" * 64) is not None  # the real pages are all guarded
+
+
+def test_a_database_that_does_not_answer_is_said_in_the_operators_language(postgres_server: Postgres,
+                                                                          tmp_path: Path) -> None:
+    gone = postgres_server.dsn("no_such_database")
+    running = start_console(gone, tmp_path)
+    try:
+        http = Http(running.url)
+        status, _, page = http.request("POST", "/login", {"username": "olga", "password": "whatever-1",
+                                                          "csrf": http.csrf()}, {"Origin": running.url})
+        assert status == 503 and "Baza de date a sediului nu răspunde" in page  # the console's default: ro
+    finally:
+        running.stop()

@@ -36,12 +36,14 @@ class ConsoleServer(uvicorn.Server):
 
 
 def uvicorn_config(app: Starlette, config: HqConfig, sock: socket.socket | None = None) -> uvicorn.Config:
-    """uvicorn's settings for the console: TLS when configured, no proxy headers (the peer's own address
-    is what the login throttle counts), no Server header."""
+    """uvicorn's settings for the console: TLS when configured; the client's address (what the login throttle
+    counts) from X-Forwarded-For only behind a TLS proxy on this machine (allow_plain_http), never otherwise;
+    no Server header."""
     s = config.console
     return uvicorn.Config(
         app, host=s.bind, port=s.port, lifespan="on", http="h11", ws="none", loop="asyncio",
-        log_config=None, log_level="info", access_log=False, proxy_headers=False, server_header=False,
+        log_config=None, log_level="info", access_log=False, server_header=False,
+        proxy_headers=s.allow_plain_http, forwarded_allow_ips="127.0.0.1,::1",
         ssl_certfile=None if s.tls_cert_file is None else str(s.tls_cert_file),
         ssl_keyfile=None if s.tls_key_file is None else str(s.tls_key_file),
         timeout_graceful_shutdown=3,
