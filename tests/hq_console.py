@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +23,7 @@ import pytest
 
 from picar.hq.config import ConsoleSettings, DatabaseSettings, HqConfig, MqttSettings, WatchlistSettings
 from picar.hq.console.app import create_app
-from picar.hq.console.server import ConsoleServer, uvicorn_config
+from picar.hq.console.server import ConsoleThread
 from picar.hq.store import accounts, connect
 from picar.hq.store.events import parse
 from picar.hq.store.writes import partitions_for, write_batch
@@ -49,34 +47,26 @@ class RunningConsole:
     url: str
     dsn: str
     config: HqConfig
-    server: ConsoleServer
-    thread: threading.Thread
+    served: ConsoleThread = field(repr=False)
     app: Any = field(repr=False)
+    secret: bytes = field(default=b"", repr=False)  # signs its session cookies
 
     def stop(self) -> None:
-        self.server.stop()
-        self.thread.join(15)
+        self.served.stop()
 
 
 def start_console(dsn: str, tmp: Path, *, mqtt: MqttSettings | None = None,
                   watchlist: WatchlistSettings | None = None, **settings: Any) -> RunningConsole:
     """The console on 127.0.0.1 and a free port; `settings` override ConsoleSettings (tls files, tile_url ...);
     `mqtt` and `watchlist` are those tables of HQ's config (publishing watchlists)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     config = HqConfig(database=DatabaseSettings(dsn=dsn), mqtt=mqtt, watchlist=watchlist or WatchlistSettings(),
                       console=ConsoleSettings(
-        bind="127.0.0.1", port=port, session_secret_file=tmp / "session.key", **settings))
-    app = create_app(config, secret=secrets.token_hex(32).encode(), position_every_s=0.3)
-    server = ConsoleServer(uvicorn_config(app, config))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="hq-console", daemon=True)
-    thread.start()
-    if not wait_until(lambda: server.started or not thread.is_alive(), 20) or not server.started:
-        raise RuntimeError("the console did not start")
-    scheme = "https" if config.console.tls else "http"
-    return RunningConsole(f"{scheme}://127.0.0.1:{port}", dsn, config, server, thread, app)
+        bind="127.0.0.1", port=0, session_secret_file=tmp / "session.key", **settings))
+    secret = secrets.token_hex(32).encode()
+    app = create_app(config, secret=secret, position_every_s=0.3)
+    served = ConsoleThread(app, config)
+    running_config = config.model_copy(update={"console": config.console.model_copy(update={"port": served.port})})
+    return RunningConsole(served.url, dsn, running_config, served, app, secret)
 
 
 def add_accounts(dsn: str) -> None:
@@ -100,13 +90,28 @@ def login(browser: Browser, console: RunningConsole, username: str, password: st
     `path`, or on the account's home screen."""
     browser.send("Storage.clearCookies")
     page = browser.new_page(f"{console.url}/login" + (f"?next={path}" if path else ""))
-    page.type("#username", username)
-    page.type("#password", password if password is not None else ACCOUNTS[username][0])
-    page.click("#login-button")
-    settled = "document.readyState === 'complete' && (location.pathname !== '/login' || " \
-              "!!document.getElementById('login-error'))"
-    assert wait_until(lambda: _quietly(page, settled), 30), "the login form led nowhere"
+    submit_login(page, username, password if password is not None else ACCOUNTS[username][0])
     return page
+
+
+def submit_login(page: Page, username: str, password: str) -> None:
+    """Fill in and send the login form of the page open now; returns once the answer has loaded."""
+    page.type("#username", username)
+    page.type("#password", password)
+    click_through(page, "#login-button", "location.pathname !== '/login' || !!document.getElementById('login-error')")
+
+
+def click_through(page: Page, selector: str, condition: str, timeout: float = 30) -> None:
+    """Click something that loads a new document, and wait until `condition` holds on that new one."""
+    page.evaluate("window.picarLeft = true")  # marks this document: what we wait for is a new one
+    page.click(selector)
+    arrive(page, f"!window.picarLeft && ({condition})", timeout)
+
+
+def arrive(page: Page, condition: str, timeout: float = 30) -> None:
+    """Wait through a navigation until `condition` holds on the new document."""
+    condition = f"document.readyState === 'complete' && ({condition})"
+    assert wait_until(lambda: _quietly(page, condition), timeout), f"never: {condition}"
 
 
 def _quietly(page: Page, condition: str) -> bool:
@@ -191,7 +196,10 @@ def disposition(hit: Hit, decision: str, reason: str | None = None, note: str | 
             "note": note, "vehicle": hit.read.vehicle_id, "time": event_iso(time.time())}
 
 
-def heat(event_id: str, state: str = "alarm", temp_c: float = 31.5) -> dict[str, Any]:
-    """A kennel heat event as the car publishes it (picar.station.heat's snapshot)."""
-    return {"event_id": event_id, "state": state, "temp_c": temp_c, "reason": "above 30.0 °C for 60 s",
-            "since": time.time()}
+def heat(event_id: str, state: str = "alarm", temp_c: float = 31.5, engine: bool | None = False) -> dict[str, Any]:
+    """A kennel heat event as the car publishes it (picar.station.heat.HeatMonitor's snapshot)."""
+    limit = {"alarm": 30.0, "warning": 27.0}[state]
+    return {"event_id": event_id, "state": state, "previous": "normal", "temp_c": temp_c, "engine": engine,
+            "ac": None, "warn_c": 27.0, "alarm_c": 30.0, "since": time.time(), "reading_age_s": 0.4,
+            "lines_bad": 0, "silent_s": None,
+            "reason": f"{temp_c:.1f} °C ({state} at {limit:.1f} °C) engine {'OFF' if engine is False else 'on'}"}

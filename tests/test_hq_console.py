@@ -1,8 +1,8 @@
 """HQ's console in real headless Chromium, against a real PostgreSQL and the real ingest path: login (and what is
 refused: a bad password, a POST without its CSRF token or from another origin, too many failures), the roles,
 the live fleet on the map, a hit with its images and the officer's disposition, a P1 hit and a heat alarm
-that sound and stay until acknowledged, escaping. Screenshots go to the test's tmp dir; PICAR_SCREENSHOTS=1
-copies them to docs/screenshots/hq-*.png (README "HQ console", docs/hq.md).
+that sound and stay until acknowledged, escaping, the operator's tile server. Screenshots go to the test's tmp
+dir; PICAR_SCREENSHOTS=1 copies the alarm screen to docs/screenshots/hq-alarm.png (docs/hq.md).
 """
 
 from __future__ import annotations
@@ -11,10 +11,14 @@ import http.client
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import cv2
+import numpy as np
 import pytest
 
 from picar.hq.store import connect
@@ -23,15 +27,19 @@ from tests.hq_console import (
     ACCOUNTS,
     RunningConsole,
     a_hit,
+    add_accounts,
     car_position,
     car_status,
+    click_through,
     console,
     disposition,
     heat,
     ingest,
     login,
     send_hit,
+    start_console,
 )
+from tests.waiting import wait_until
 
 __all__ = ["console"]  # the fixture, imported for pytest
 
@@ -47,9 +55,11 @@ def chromium() -> Iterator[Browser]:
     b.close()
 
 
-def shot(page: Page, tmp_path: Path, name: str) -> None:
+def shot(page: Page, tmp_path: Path, name: str, docs: bool = False) -> None:
+    """A screenshot in the test's folder; with `docs`, and PICAR_SCREENSHOTS=1, also docs/screenshots/hq-NAME.png
+    (the other screens' pictures come from tests/test_hq_console_languages.py)."""
     path = page.screenshot(tmp_path / f"hq-{name}.png")
-    if os.environ.get("PICAR_SCREENSHOTS") == "1":
+    if docs and os.environ.get("PICAR_SCREENSHOTS") == "1":
         DOCS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, DOCS / path.name)
 
@@ -108,8 +118,7 @@ def test_login_refuses_a_bad_password_then_lets_the_right_one_in(console: Runnin
     cookie = next(c for c in chromium.send("Storage.getCookies")["cookies"] if c["name"] == "picar_hq")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     # Logging out ends the session: the old cookie no longer opens a page.
-    page.click("#logout")
-    page.wait_for("location.pathname === '/login'")
+    click_through(page, "#logout", "location.pathname === '/login'")
     old = Http(console.url)
     old.cookies["picar_hq"] = cookie["value"]
     status, headers, _ = old.request("GET", "/")
@@ -283,6 +292,9 @@ def test_what_a_car_sends_is_shown_as_text_never_as_markup(console: RunningConso
 
 def test_a_p1_hit_sounds_and_stays_on_every_screen_until_acknowledged(console: RunningConsole, chromium: Browser,
                                                                      tmp_path: Path) -> None:
+    for car, lat, lon in (("MD-07", 47.0105, 28.8638), ("MD-12", 46.8403, 29.6433)):
+        ingest(console.dsn, car, "status", car_status(car, lat=lat, lon=lon))
+        ingest(console.dsn, car, "position", car_position(lat, lon))
     page = login(chromium, console, "olga")
     live(page)
     page.click("main")  # the operator has touched the page: the browser lets it play sound
@@ -295,7 +307,7 @@ def test_a_p1_hit_sounds_and_stays_on_every_screen_until_acknowledged(console: R
     beeps = page.evaluate("window.picarBeeps")
     page.wait_for(f"window.picarBeeps >= {beeps + 2}", 10)  # it keeps sounding
     assert page.evaluate("document.body.dataset.beeping") == "1"
-    shot(page, tmp_path, "alarm")
+    shot(page, tmp_path, "alarm", docs=True)
     # Still there after a reload and on another screen, and in a second console. A new page may sound only
     # once the operator touches it (the browser's rule): until then it says so.
     page.goto(f"{console.url}/hits")
@@ -335,3 +347,56 @@ def test_a_kennel_heat_alarm_stays_until_acknowledged(console: RunningConsole, c
     with connect(console.dsn) as conn:
         rows = conn.execute("SELECT event_id, acknowledged_by FROM heat_alarms ORDER BY event_id").fetchall()
     assert rows == [("heat-1", "olga"), ("heat-2", None)]
+
+
+# --- the operator's tile server ------------------------------------------------------------------------------
+
+
+class TileServer:
+    """A tile server on loopback: a 256x256 PNG for every /{z}/{x}/{y}.png, each request recorded."""
+
+    def __init__(self) -> None:
+        tile = cv2.imencode(".png", np.full((256, 256, 3), (40, 90, 60), np.uint8))[1].tobytes()
+        asked: list[str] = []
+        self.asked = asked
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+                asked.append(self.path)
+                ok = re.fullmatch(r"/\d+/\d+/\d+\.png", self.path) is not None
+                self.send_response(200 if ok else 404)
+                self.send_header("Content-Type", "image/png")
+                self.end_headers()
+                if ok:
+                    self.wfile.write(tile)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_the_map_draws_the_operators_tile_server_when_configured(hq_dsn: str, tmp_path: Path,
+                                                                 chromium: Browser) -> None:
+    tiles = TileServer()
+    add_accounts(hq_dsn)
+    running = start_console(hq_dsn, tmp_path, tile_url=tiles.url + "/{z}/{x}/{y}.png")
+    try:
+        status, headers, _ = Http(running.url).request("GET", "/login")
+        assert f"img-src 'self' data: {tiles.url};" in headers["content-security-policy"]
+        page = login(chromium, running, "olga")
+        live(page)
+        page.wait_for("[...document.querySelectorAll('#map image')].length > 0")
+        assert wait_until(lambda: any(p.startswith("/7/") for p in tiles.asked), 20), tiles.asked
+        # Moldova at zoom 7 lies in tile x=74, y=45 (Web Mercator): the map asked for it.
+        assert "/7/74/45.png" in tiles.asked
+        shot(page, tmp_path, "tiles")
+    finally:
+        running.stop()
+        tiles.close()

@@ -19,7 +19,7 @@ from picar.hq.console.page import HttpError, Page, console_of, render_fragment
 from picar.hq.console.security import WATCH, require_role
 from picar.hq.store import queries
 from picar.hq.store.records import HeatAlarm, Hit
-from picar.i18n import N_
+from picar.i18n import N_, Translator
 
 log = logging.getLogger("picar.hq.console")
 
@@ -36,6 +36,28 @@ class Alarm:
     heat: HeatAlarm | None = None
 
 
+def heat_detail(tr: Translator, alarm: HeatAlarm) -> str:
+    """What the car's heat monitor found, worded from its fields (its `reason` is the car's English, for logs),
+    as the in-car page words it."""
+    p = alarm.payload or {}
+    silent, temp = p.get("silent_s"), alarm.temp_c
+    if isinstance(silent, int | float) and alarm.state != "alarm":
+        return tr._("sensor silent for {n} s", n=tr.integer(int(silent)))
+    if temp is None:
+        return tr._("no reading yet")
+    text = tr.celsius(temp)
+    limit = p.get("alarm_c") if alarm.state == "alarm" else p.get("warn_c")
+    if isinstance(limit, int | float) and alarm.state == "alarm":
+        text = tr._("{temp} (alarm at {limit})", temp=text, limit=tr.celsius(float(limit)))
+    elif isinstance(limit, int | float) and alarm.state == "warning":
+        text = tr._("{temp} (warning at {limit})", temp=text, limit=tr.celsius(float(limit)))
+    if p.get("engine") is True:
+        text += " · " + tr._("engine on")
+    elif p.get("engine") is False:
+        text += " · " + tr._("engine OFF")
+    return text
+
+
 def open_alarms(conn: psycopg.Connection) -> list[Alarm]:
     """Every unacknowledged P1 hit and heat alarm, newest first."""
     hits = queries.recent_hits(conn, MAX_SHOWN, unacknowledged=True, priority=ALARM_PRIORITY)
@@ -49,7 +71,7 @@ def open_alarms(conn: psycopg.Connection) -> list[Alarm]:
 async def alarm_list(request: Request) -> Response:
     """The alarm bar's content (a page re-reads it after its stream reconnects)."""
     alarms = await console_of(request).db.run(open_alarms)
-    return HTMLResponse(render_fragment(request, "_alarms.html", alarms=alarms),
+    return HTMLResponse(render_fragment(request, "_alarms.html", alarms=alarms, heat_detail=heat_detail),
                         headers={"Cache-Control": "no-store"})
 
 
@@ -86,7 +108,8 @@ def alarm_changed(request: Request, change: Change) -> tuple[str, dict[str, Any]
         return "alarm-gone", {"key": f"{record['what']}:{record['event_id']}"}
     if alarm is None:
         return None
-    return "alarm", {"key": alarm.key, "html": render_fragment(request, "_alarm.html", a=alarm)}
+    html = render_fragment(request, "_alarm.html", a=alarm, heat_detail=heat_detail)
+    return "alarm", {"key": alarm.key, "html": html}
 
 
 PAGE = Page(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -153,7 +154,8 @@ def create_app(config: HqConfig, *, secret: bytes | None = None, pages: Sequence
             Middleware(SessionMiddleware, secret_key=secret.decode(), session_cookie=SESSION_COOKIE,
                        max_age=settings.session_idle_minutes * 60, same_site="strict", https_only=settings.tls),
         ],
-        exception_handlers={HttpError: _http_error, HTTPException: _starlette_error},
+        exception_handlers={HttpError: _http_error, HTTPException: _starlette_error,
+                            psycopg.OperationalError: _database_down},
         lifespan=lifespan,
     )
     app.state.console = console
@@ -170,6 +172,11 @@ def _check_guarded(routes: Sequence[BaseRoute]) -> None:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
     return error_page(request, exc.status, exc.message, **exc.params)
+
+
+async def _database_down(request: Request, exc: Exception) -> Response:
+    log.error("console: %s %s: the database is not answering: %s", request.method, request.url.path, exc)
+    return error_page(request, 503, N_("HQ's database is not answering. Try again in a moment."))
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:

@@ -5,25 +5,24 @@ so the table and the map never disagree."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from picar.hq.console import basemap as basemaps
 from picar.hq.console.live import Change
-from picar.hq.console.page import HttpError, NavEntry, Page, console_of, render, render_fragment
+from picar.hq.console.page import HttpError, NavEntry, Page, console_of, language_of, render, render_fragment
 from picar.hq.console.security import WATCH, require_role
 from picar.hq.store import queries
 from picar.hq.store.records import Vehicle
 from picar.i18n import N_
 
-BASEMAP = Path(__file__).resolve().parents[1] / "basemap"
-BASEMAP_FILES = ("countries.geojson", "capitals.geojson")
-STALE_POSITION = dt.timedelta(minutes=5)  # an older position is drawn faded
+# Why a car went offline, as its last will or its clean stop says (picar/link/mqtt.py); others are shown as sent.
+OFFLINE_REASONS = {"connection lost": N_("connection lost"), "shutdown": N_("switched off")}
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,8 @@ def car_view(car: Vehicle) -> CarView:
     storage = _table(status.get("storage"))
     problem = status.get("watchlist_problem")
     reason = status.get("reason") if not car.online else None
+    if isinstance(reason, str):
+        reason = OFFLINE_REASONS.get(reason, reason)
     return CarView(car, lat, lon, cameras, gps.get("fix") if isinstance(gps.get("fix"), str) else None,
                    _number(status.get("reads_per_min")), storage.get("full") is True,
                    problem if isinstance(problem, str) else None, reason if isinstance(reason, str) else None)
@@ -83,11 +84,12 @@ async def fleet_rows(request: Request) -> Response:
 
 @require_role(WATCH)
 async def basemap(request: Request) -> Response:
+    """A basemap file, its places named in the operator's language."""
     name = request.path_params["name"]
-    if name not in BASEMAP_FILES:
+    if name not in basemaps.FILES:
         raise HttpError(404, N_("There is no such page."))
-    return FileResponse(BASEMAP / name, media_type="application/geo+json",
-                        headers={"Cache-Control": "private, max-age=86400"})
+    body = await run_in_threadpool(basemaps.labelled, name, language_of(request))
+    return Response(body, media_type="application/geo+json", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def car_changed(request: Request, change: Change) -> tuple[str, dict[str, Any]] | None:

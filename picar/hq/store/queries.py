@@ -135,14 +135,14 @@ def heat_alarms(conn: psycopg.Connection, limit: int = 50, *, unacknowledged: bo
     where = "WHERE acknowledged_at IS NULL" if unacknowledged else ""
     with conn.cursor(row_factory=class_row(HeatAlarm)) as cur:
         return cur.execute(f"SELECT event_id, vehicle, state, temp_c, reason, time, received_at, acknowledged_at, "
-                           f"acknowledged_by FROM heat_alarms {where} ORDER BY received_at DESC LIMIT %s",
+                           f"acknowledged_by, payload FROM heat_alarms {where} ORDER BY received_at DESC LIMIT %s",
                            (limit,)).fetchall()
 
 
 def heat_alarm(conn: psycopg.Connection, event_id: str) -> HeatAlarm | None:
     with conn.cursor(row_factory=class_row(HeatAlarm)) as cur:
         return cur.execute("SELECT event_id, vehicle, state, temp_c, reason, time, received_at, acknowledged_at, "
-                           "acknowledged_by FROM heat_alarms WHERE event_id = %s", (event_id,)).fetchone()
+                           "acknowledged_by, payload FROM heat_alarms WHERE event_id = %s", (event_id,)).fetchone()
 
 
 def disposition_hit(conn: psycopg.Connection, disposition_event_id: str) -> str | None:

@@ -57,7 +57,7 @@
       const polys = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
       const d = polys.map((p) => p.map(ring).join("")).join("");
       const path = el("path", {d, class: "country"});
-      const name = f.properties && (f.properties.NAME || f.properties.name || f.properties.ADMIN);
+      const name = f.properties && (f.properties.label || f.properties.name);
       if (name) { const t = el("title"); t.textContent = name; path.append(t); }
       land.append(path);
     }
@@ -234,7 +234,7 @@
   getJSON(box.dataset.capitals).then((g) => {
     if (!g) return;
     capitals = g.features.filter((f) => f.geometry && f.geometry.type === "Point").map((f) => [
-      (f.properties && (f.properties.NAME || f.properties.name)) || "",
+      (f.properties && (f.properties.label || f.properties.name)) || "",
       project(f.geometry.coordinates[0], f.geometry.coordinates[1])]);
     drawPlaces();
   });
