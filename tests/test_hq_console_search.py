@@ -126,7 +126,7 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
         pages: document.querySelector('.pager-state').textContent,
         lang: document.documentElement.lang})""")
     # 30 in the area (the one in Cimislia is outside it); the look-alike only with look-alikes asked for
-    assert found == {"count": "30", "rows": 30, "shown": 30, "markers": 30, "area": 1, "pages": "Pagina 1 din 1",
+    assert found == {"count": "30", "rows": 30, "shown": 30, "markers": 30, "area": 1, "pages": "Pagina 1/1",
                      "lang": "ro"}, found
     shoot(page, tmp_path, "hq-search.png", 1500)
     (entry,) = _entries(console.dsn)
@@ -142,11 +142,11 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
     paged = page.evaluate("""({count: document.getElementById('results').dataset.count,
         truncated: !!document.getElementById('truncated'), pages: document.querySelector('.pager-state').textContent,
         shown: document.querySelectorAll('#reads tbody tr:not([hidden])').length})""")
-    assert paged == {"count": "100", "truncated": True, "pages": "Pagina 1 din 2", "shown": 50}, paged
+    assert paged == {"count": "100", "truncated": True, "pages": "Pagina 1/2", "shown": 50}, paged
     page.click('.pager button[data-step="1"]')
     assert page.evaluate("""[document.querySelector('.pager-state').textContent, document.querySelector(
         '#reads tbody tr').hidden, document.querySelectorAll('#reads tbody tr:not([hidden])').length]""") == [
-        "Pagina 2 din 2", True, 50]
+        "Pagina 2/2", True, 50]
 
     # look-alikes
     wide = {"plate": "CBA123", "confusable": "1", "limit": "100", "case_number": "2026/417-MD", "reason": "r"}
