@@ -9,6 +9,8 @@
     picar hq ingest --config hq.toml | --dsn DSN --host H ...  (the fleet into the database, picar.hq.ingest)
     picar hq fill-reads --dsn DSN [--reads 10000000]  (made-up reads for the search benchmark)
     picar hq bench-search --dsn DSN [--queries 200]   (the console's search, timed: docs/scale.md)
+    picar hq serve --config hq.toml  (the web console, picar.hq.console)
+    picar hq account add|list|disable|enable|passwd ...  (the console's accounts)
 """
 
 from __future__ import annotations
@@ -128,11 +130,19 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|ingest`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|ingest|serve|account|...`; the exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
         return monitor_main(argv[1:])
+    if argv and argv[0] == "serve":
+        from picar.hq.console.cli import serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] == "account":
+        from picar.hq.console.cli import account_main
+
+        return account_main(argv[1:])
     if argv and argv[0] == "db":
         from picar.hq.store.cli import db_main
 

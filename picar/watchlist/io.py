@@ -51,7 +51,11 @@ class WatchlistImportError(WatchlistError):
 def read_text(path: Path, encoding: str) -> str:
     """The file as text ('utf-8' or 'ascii'), a UTF-8 byte order mark dropped; a byte that is not
     text in that encoding is an error naming its line and column."""
-    data = Path(path).read_bytes()
+    return decode_text(Path(path).read_bytes(), Path(path).name, encoding)
+
+
+def decode_text(data: bytes, name: str, encoding: str) -> str:
+    """`read_text` for bytes already read (an upload): `name` names the file in the error."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -61,7 +65,7 @@ def read_text(path: Path, encoding: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         what = "not ASCII (the extract is fixed-width ASCII text)" if encoding == "ascii" else (
             "not UTF-8; save the file as UTF-8")
-        raise WatchlistImportError(f"{Path(path).name} line {line}, column {exc.start - line_start + 1}: "
+        raise WatchlistImportError(f"{name} line {line}, column {exc.start - line_start + 1}: "
                                    f"byte 0x{data[exc.start]:02X} is {what}") from None
 
 
@@ -228,12 +232,14 @@ def read_ncic(path: Path, text: str | None = None, source: str | None = None) ->
 
 
 def read_file(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
-    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC."""
+    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC (any shape)."""
     fmt = fmt or ("csv" if Path(path).suffix.lower() == ".csv" else "ncic")
     if fmt == "csv":
         return read_csv(path)
-    if fmt == "ncic":
-        return read_ncic(path)
+    if fmt == "ncic":  # the fixed-width extract, or an NCIC export tagged or delimited (picar.watchlist.ncic)
+        from picar.watchlist.ncic import read_ncic_any
+
+        return read_ncic_any(path)
     raise ValueError(f"format {fmt!r}: expected csv or ncic")
 
 

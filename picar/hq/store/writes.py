@@ -36,7 +36,7 @@ from picar.hq.store.events import (
 from picar.hq.store.partitions import KnownPartitions, ensure
 
 _Timed = TypeVar("_Timed", ReadEvent, PositionEvent)
-CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"disposition"|"heat"|"status", "vehicle", "event_id"}
+CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"image"|"disposition"|"heat"|"status", "vehicle", "event_id"}
 
 
 @dataclass
@@ -209,9 +209,12 @@ def _images(conn: psycopg.Connection, res: BatchResult, images: list[ImageEvent]
     rows = [(i.event_id, i.hit_event_id, i.vehicle, i.role, i.time, i.content_type, len(i.data), i.data)
             for i in sorted(images, key=lambda i: i.event_id)]
     new = _insert(conn, "INSERT INTO images (event_id, hit_event_id, vehicle, role, time, content_type, bytes, "
-                        "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
-                  rows)
+                        "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id, "
+                        "vehicle, hit_event_id", rows)
     res.add("image", len(new), len(rows))
+    for event_id, vehicle, hit_event_id in new:  # the console adds the image to its hit's card
+        body = {"kind": "image", "event_id": event_id, "vehicle": vehicle, "hit_event_id": hit_event_id}
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(body)))
 
 
 def _dispositions(conn: psycopg.Connection, res: BatchResult, items: list[DispositionEvent]) -> None:
