@@ -90,6 +90,7 @@ STYLES: tuple[str, ...] = (
     "eu_square",  # EU two-row (square rear plates)
     "moto",  # small two-row motorbike plates
     "us",  # US 2:1 with state name and slogan
+    "us_frame",  # the same in a dealer frame with bolts (plates_frames.py)
     "br_old",  # Brazil grey ABC-1234 with city strip
     "br_old_red",  # Brazil commercial and taxi: the same in white on red (light on dark in gray)
     "br_mercosur",  # Brazil Mercosur ABC1D23 with blue band
@@ -657,6 +658,10 @@ def render_plate(
         style = STYLES[int(rng.integers(len(STYLES)))]
     if style not in STYLES:
         raise ValueError(f"unknown plate style {style!r}; known: {', '.join(STYLES)}")
+    if style == "us_frame":
+        from picar.train.plates_frames import render_us_frame  # it draws on this module's plates
+
+        return render_us_frame(rng, text, tuple(fonts))
     look = _look(style, rng)
     if badges and look.rows == 2 and rng.random() < badges * 0.3:
         look = replace(look, band=("flag_left", "low_left")[int(rng.integers(2))])

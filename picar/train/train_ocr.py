@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from picar.train.ocr_data import REAL_SETS, TRAIN_WEIGHTS, MixedPlates, RealCrop, SynthPool, load_real
+from picar.train.ocr_data import TRAIN_WEIGHTS, MixedPlates, RealCrop, SynthPool, load_real
 from picar.train.ocr_model import (
     ALPHABET,
     INPUT_HEIGHT,
@@ -42,7 +42,7 @@ from picar.train.ocr_model import (
     widen_into,
 )
 from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_latency, quantize_int8
-from picar.train.real_crops import REGION_OF
+from picar.train.real_crops import REAL_SETS, REGION_OF
 from picar.train.splice import Splicer, find_splice_points
 from picar.train.weights_arg import named_weight
 from picar.vision.formats import matches
