@@ -34,7 +34,8 @@ TRAIN_WEIGHTS = {
 }
 # Synthetic style mix: the benchmark is US / EU / BR, the fleet drives in Moldova / Romania.
 STYLE_WEIGHTS = {
-    "md": 0.07, "ro": 0.07, "ro_temp": 0.03, "ua": 0.05, "pl": 0.05, "de": 0.06, "eu": 0.1,
+    "md": 0.01, "md_series": 0.1, "tn_series": 0.03, "ro_series": 0.04, "ua_series": 0.04, "ro": 0.05,
+    "ro_temp": 0.03, "ua": 0.05, "pl": 0.05, "de": 0.06, "eu": 0.1,
     "eu_square": 0.12, "moto": 0.04, "us": 0.12, "us_frame": 0.08, "br_old": 0.06, "br_old_red": 0.04,
     "br_mercosur": 0.06, "ar_mercosur": 0.04, "ar_old": 0.03,
 }
