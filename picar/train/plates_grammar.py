@@ -12,6 +12,7 @@ the coat of arms between a pre-2015 district code and its series).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import cv2
@@ -153,11 +154,35 @@ def render_series(rng: np.random.Generator, s: grammar.Series, layout: Sequence[
 
 def render_grammar_style(rng: np.random.Generator, style: str, text: str | None = None,
                          fonts: Sequence[str] = PLATE_FONTS) -> RenderedPlate:
-    """A plate of the grammar behind `style` (GRAMMAR_STYLES); with `text`, that text laid out by the
-    series it fits (or in one row of letter and digit groups when it fits none)."""
+    """A plate of the grammar behind `style` (GRAMMAR_STYLES). With `text`, that text, drawn in the
+    series it fits; spaces and `/` in it give the printed groups and rows ("K BA 257"), otherwise it is
+    split at letter/digit changes."""
     name = GRAMMAR_STYLES[style]
     if text is None:
         return render_series(rng, pick(rng, name), fonts=fonts)
-    fitted = grammar.fits(text, name)
-    s = next((x for x in grammar.grammar_series(name) if x.name == fitted), grammar.grammar_series(name)[0])
-    return render_series(rng, s, plates._groups_from_text(text, 1 if not s.two_row else 2), fonts)
+    layout = [row.split() for row in text.upper().split("/")]
+    joined = "".join("".join(r) for r in layout)
+    if not joined or any(c not in plates.ALPHANUM for c in joined):
+        raise ValueError(f"plate text must be non-empty A-Z0-9 (spaces and / between groups), got {text!r}")
+    pool = grammar.grammar_series(name)
+    if " " in text.strip() or "/" in text:  # the first series whose printed groups spell these groups
+        s = next((x for x in pool if _spells(x, layout)), None)
+        if s is None:
+            raise ValueError(f"{text!r} is printed as no series of the {name} grammar")
+        return render_series(rng, s, layout, fonts)
+    fitted = grammar.fits(joined, name)
+    s = next((x for x in pool if x.name == fitted), pool[0])
+    return render_series(rng, s, plates._groups_from_text(joined, 2 if s.two_row else 1), fonts)
+
+
+def _spells(s: grammar.Series, layout: Sequence[Sequence[str]]) -> bool:
+    """Whether series `s` prints exactly these rows of groups."""
+    if [len(r) for r in s.rows] != [len(r) for r in layout]:
+        return False
+    for row, texts in zip(s.rows, layout, strict=True):
+        for group, text in zip(row, texts, strict=True):
+            parts = ["(?:" + "|".join("".join("[" + "".join(sorted(cs)) + "]" for cs in opt) for opt in e.options)
+                     + f"){{{e.low},{e.high}}}" for e in group]
+            if not re.fullmatch("".join(parts), text):
+                return False
+    return True
