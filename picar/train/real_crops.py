@@ -139,3 +139,48 @@ def load_box_crops(data_root: Path, split: str, *, color: bool = False, max_char
                 cut, _ = _cut(img, box, DETECTOR_MARGIN)
                 out.append(RealCrop(OI_CROPS, name, np.ascontiguousarray(cut), text))
     return out
+
+
+UA_FOLDER = "ua_nomeroff_examples"
+
+
+def e2e_texts(data_root: Path, which: str, split: str) -> list[tuple[str, int, str]]:
+    """(image stem, box index, text) of the plates with text in a detect folder, for `picar eval --texts`:
+    `oi` the Open Images boxes of texts.csv, `ua` the Ukrainian photos (their texts are in the OCR
+    folder's labels.csv, whose box is matched to the detect label by its shape). `split`: val, train, all."""
+    out: list[tuple[str, int, str]] = []
+    if which == "oi":
+        with (Path(data_root) / OI_FOLDER / "texts.csv").open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if split in ("all", row["suggested_split"]):
+                    out.append((Path(row["image"]).stem, int(row["box_index"]), row["text"].strip().upper()))
+        return out
+    if which != "ua":
+        raise ValueError(f"unknown set {which!r}: oi or ua")
+    labels_dir = Path(data_root) / "detect" / UA_FOLDER / "labels"
+    with (Path(data_root) / "ocr" / UA_FOLDER / "labels.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            text = row["text"].strip().upper()
+            if split not in ("all", row["suggested_split"]) or text in SKIPPED_TEXTS[UA_FOLDER]:
+                continue
+            stem = Path(row["file"]).stem
+            boxes = [line.split() for line in (labels_dir / f"{stem}.txt").read_text().splitlines() if line.strip()]
+            aspect = (float(row["box_x1"]) - float(row["box_x0"])) / (float(row["box_y1"]) - float(row["box_y0"]))
+            img = cv2.imread(str(Path(data_root) / "detect" / UA_FOLDER / "images" / f"{stem}.jpg"))
+            ih, iw = img.shape[:2]
+            # the detect box whose shape is closest to the OCR label's (one photo holds a second, untexted plate)
+            index = min(range(len(boxes)), key=lambda k: abs(np.log(
+                float(boxes[k][3]) * iw / (float(boxes[k][4]) * ih) / aspect)))
+            out.append((stem, index, text))
+    return out
+
+
+if __name__ == "__main__":  # python -m picar.train.real_crops oi|ua val|train|all > texts.csv
+    import sys
+
+    if len(sys.argv) != 3:
+        print("usage: python -m picar.train.real_crops oi|ua val|train|all [> texts.csv]", file=sys.stderr)
+        sys.exit(2)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("source_image", "box_index", "text"))
+    writer.writerows(e2e_texts(Path("../shared/data"), sys.argv[1], sys.argv[2]))
