@@ -145,6 +145,7 @@ class RenderedPlate:
     text: str  # registration only, A-Z0-9, no separators
     style: str
     rows: int
+    series: str = ""  # the plate grammar's series (picar.vision.grammar) for the *_series styles
 
 
 # --------------------------------------------------------------------------- text generators

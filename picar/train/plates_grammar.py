@@ -122,7 +122,7 @@ def _fonts(s: grammar.Series, fonts: Sequence[str], rng: np.random.Generator) ->
 
 
 def render_series(rng: np.random.Generator, s: grammar.Series, layout: Sequence[Sequence[str]] | None = None,
-                  fonts: Sequence[str] = PLATE_FONTS) -> RenderedPlate:
+                  fonts: Sequence[str] = PLATE_FONTS, style: str = "") -> RenderedPlate:
     """One plate of series `s` (a random one of its texts unless `layout`, rows of printed groups, is given)."""
     rows = [list(r) for r in (layout if layout is not None else grammar.sample_layout(s, rng))]
     w, h = _size(len(rows), rng)
@@ -149,7 +149,8 @@ def render_series(rng: np.random.Generator, s: grammar.Series, layout: Sequence[
         t = max(1, int(min(w, h) * rng.uniform(0.01, 0.03)))
         cv2.rectangle(canvas, (t // 2, t // 2), (w - 1 - t // 2, h - 1 - t // 2), fg, t)
     text = "".join("".join(r) for r in rows)
-    return RenderedPlate(np.ascontiguousarray(canvas[..., ::-1]), text, s.name, len(rows))
+    style = style or next((k for k, g in GRAMMAR_STYLES.items() if g == s.grammar), s.grammar)
+    return RenderedPlate(np.ascontiguousarray(canvas[..., ::-1]), text, style, len(rows), s.name)
 
 
 def render_grammar_style(rng: np.random.Generator, style: str, text: str | None = None,
