@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from picar import __version__
 from picar.config import Config, ConfigError, load_config, read_credentials
+from picar.i18n.message import N_
 from picar.link.outbox import Outbox
 from picar.link.publisher import EventPublisher
 from picar.pipeline.audit_file import AuditFileHandler
@@ -228,7 +229,8 @@ class Daemon:
         officer = OfficerActions(store, publisher.publish, self._audit, self.cfg.vehicle.id)
         token = u.token_file.read_text().strip() if u.token_file else None
         self.ui = StationServer(u.bind, u.port, token, status=self.status_summary,
-                                on_disposition=officer.dispose, k9=self.k9, image_dir=store.image_dir)
+                                on_disposition=officer.dispose, k9=self.k9, image_dir=store.image_dir,
+                                language=u.language)
         url = self.ui.start()
         assert self.sink is not None
         self.sink.push = self.ui.push
@@ -316,7 +318,7 @@ class Daemon:
         return self.watchlist.version if self.watchlist is not None else None
 
     def _watchlist_problem(self) -> str | None:
-        return self.watchlist.problem if self.watchlist is not None else "watchlist not loaded yet"
+        return self.watchlist.problem if self.watchlist is not None else N_("watchlist not loaded yet")
 
     def status_summary(self) -> dict[str, Any]:
         """The status as it is now; the parts built before the loop hold this, not the report (replaced at start)."""

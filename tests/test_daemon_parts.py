@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import threading
@@ -69,14 +70,18 @@ def test_the_sink_stores_publishes_and_shows_reads_and_hits(parts: Any) -> None:
     sink.on_read(read, a_vote(read))
     sink.on_hit(a_hit(read), a_vote(read))
     assert store.counts()["reads"] == 1 and store.counts()["hits"] == 1
-    assert _topics(outbox) == ["read", "hit"]
+    # The hit's two images follow it to HQ as their own events, the bytes the car kept as evidence.
+    assert _topics(outbox) == ["read", "hit", "image", "image"]
     hit = store.hit("h1")
     assert hit is not None and hit["crop_path"] and hit["frame_path"]  # the track's images kept as evidence
+    images = [json.loads(i.payload) for i in outbox.pending(limit=10)[2:]]
+    assert [(i["role"], i["hit_event_id"]) for i in images] == [("crop", "h1"), ("frame", "h1")]
+    assert base64.b64decode(images[0]["data"]) == (store.image_dir / hit["crop_path"]).read_bytes()
     assert [k for k, _ in shown] == ["read", "hit"] and sink.reads_per_min() == 1
     # a repeat within the cooldown is stored and sent, but does not sound the alarm again
     sink.on_hit(a_hit(read, "h2"), a_vote(read))
     assert [k for k, _ in shown] == ["read", "hit"]
-    assert json.loads(outbox.pending(limit=10)[-1].payload)["repeat_of"] == "h1"
+    assert json.loads(outbox.pending(limit=10)[-3].payload)["repeat_of"] == "h1"
     # covert hits go to HQ only; a recheck hit has no images
     sink.on_hit(a_hit(a_read("r2", "KL901X"), "h3", covert=True), None, recheck=True)
     assert [k for k, _ in shown] == ["read", "hit"] and _topics(outbox)[-1] == "hit"

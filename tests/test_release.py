@@ -43,15 +43,23 @@ def test_locks_pin_every_dependency_with_hashes_and_the_car_gets_what_ci_tests()
     for dep in ("numpy", "opencv-python-headless", "onnxruntime", "pyserial", "pynmea2", "paho-mqtt",
                 "cryptography", "pytest", "ruff", "mypy", "build", "setuptools"):
         assert dep in names, f"{dep} is not pinned in requirements/dev.lock"
-    # A runtime pin under an environment marker (only some Pythons need it) is what CI tested when the
-    # dev lock pins the same version with no marker (CI needs it on every Python).
-    def tested(key: str) -> str | None:
-        return dev.get(key, dev.get(key.split(" ")[0]))
+    # A runtime (or HQ) pin under an environment marker (only some Pythons need it) is what CI tested when
+    # the dev lock pins the same version, with no marker or another one (the dev lock's markers are the union
+    # of why its packages need it, e.g. pycparser for argon2-cffi's cffi as well as cryptography's).
+    def untested(pins: dict[str, str]) -> dict[str, tuple[str, set[str]]]:
+        out = {}
+        for key, version in pins.items():
+            tested = {v for k, v in dev.items() if k.split(" ")[0] == key.split(" ")[0]}
+            if version not in tested:
+                out[key] = (version, tested)
+        return out
 
-    assert runtime and all(tested(k) == v for k, v in runtime.items()), \
-        {k: (v, tested(k)) for k, v in runtime.items() if tested(k) != v}
+    hq = _pins(REPO / "requirements" / "hq.lock")
+    assert runtime and not untested(runtime), untested(runtime)
+    assert hq and not untested(hq), untested(hq)
+    assert "psycopg" in {k.split(" ")[0] for k in hq} and "psycopg" not in {k.split(" ")[0] for k in runtime}
     assert not {"pytest", "ruff", "mypy"} & {k.split(" ")[0] for k in runtime}, "dev tools in the vehicle's lock"
-    for lock in ("dev.lock", "runtime.lock"):
+    for lock in ("dev.lock", "runtime.lock", "hq.lock"):
         blocks = re.split(r"\n(?=[A-Za-z0-9])", (REPO / "requirements" / lock).read_text())
         unhashed = [b.split()[0] for b in blocks if "==" in b.split("\n")[0] and "--hash=sha256:" not in b]
         assert not unhashed, f"{lock}: no hash for {unhashed}"
@@ -82,6 +90,8 @@ def _shipped_sources() -> set[str]:
     """Every file the package must carry, as its path inside the wheel."""
     want = {str(p.relative_to(REPO)) for top in ("picar", "hw_sim") for p in (REPO / top).rglob("*.py")}
     want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "station" / "static").iterdir()}
+    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "i18n" / "static").iterdir()}
+    want |= {str(p.relative_to(REPO)) for p in (REPO / "picar" / "i18n" / "locale").rglob("*") if p.is_file()}
     want |= {str(p.relative_to(REPO)) for p in (REPO / "hw_sim" / "demo").iterdir()}
     for src, dst in INSTALLED_AS.items():
         for p in (REPO / src).rglob("*"):
@@ -101,7 +111,8 @@ def test_wheel_and_sdist_carry_the_models_the_page_and_the_demo(dist: Path) -> N
     with tarfile.open(sdist) as tar:
         members = {m.name.split("/", 1)[1] for m in tar.getmembers() if "/" in m.name}
     for f in ("models/plate_ocr.onnx", "models/plate_ocr.json", "models/plate_detector.onnx", "models/README.md",
-              "picar/station/static/index.html", "hw_sim/demo/drive.mp4", "config/picar.example.toml",
+              "picar/station/static/index.html", "picar/i18n/locale/ro/LC_MESSAGES/picar.mo", "babel.cfg",
+              "hw_sim/demo/drive.mp4", "config/picar.example.toml",
               "requirements/runtime.lock", "systemd/picar.service", "LICENSE"):
         assert f in members, f"{f} is not in the sdist"
 
@@ -147,8 +158,10 @@ def _plate_scene(text: str) -> np.ndarray:
 def test_the_wheel_reads_checks_configs_and_runs_with_no_checkout(clean_venv: Path, tmp_path: Path) -> None:
     # The installed package holds its own models and page: nothing resolves into the checkout.
     where = subprocess.run([str(clean_venv / "bin" / "python"), "-c",
-                            "import picar.paths as p, picar.station.server as s; "
-                            "print(p.DEFAULT_OCR, p.DEFAULT_DETECTOR, p.DEMO_DIR, s.STATIC_DIR, sep='\\n')"],
+                            "import picar.paths as p, picar.station.server as s, picar.i18n.catalogue as c; "
+                            "print(p.DEFAULT_OCR, p.DEFAULT_DETECTOR, p.DEMO_DIR, s.STATIC_DIR, "
+                            "c.po_path('ro').with_suffix('.mo'), sep='\\n'); "
+                            "import picar.i18n as i; assert i.translator('ro')._('NO LIST') == 'FĂRĂ LISTĂ'"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert where.returncode == 0, where.stderr
     for line in where.stdout.split():

@@ -170,7 +170,8 @@ def test_reject_with_reason_and_note(chromium: Browser, station: dict[str, Any])
     page = open_page(chromium, station["url"])
     hit = hit_payload(station["images"], "hit-0002", "XYZ789", priority=2)
     # The shape picar.pipeline.events.hit_payload gives: match as an object, HQ notes, a re-check flag.
-    hit.update(match={"kind": "edit", "distance": 1, "differences": [], "text": "edit (pos 6: read - listed 9)"},
+    hit.update(match={"kind": "edit", "distance": 1, "differences": [{"position": 6, "read": "", "listed": "9"}],
+                      "text": "edit (pos 6: read - listed 9)"},
                notes="Owner reports plates swapped", recheck=True, covert=False)
     station["srv"].push("hit", hit)
     page.wait_for("document.getElementById('hit-plate').textContent === 'XYZ789'")

@@ -33,6 +33,7 @@ from pydantic_core import InitErrorDetails
 from picar.config import values
 from picar.config.errors import Allowed, ConfigError, Invalid, also_report, show
 from picar.config.values import SOURCE_ALLOWED, SourceKind, not_below
+from picar.i18n.languages import Language, language_for_regions
 from picar.link import MAX_INFLIGHT
 from picar.link.topics import DEFAULT_PREFIX
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
@@ -252,6 +253,8 @@ class UiConfig:
     port: Port = 8088
     token_file: Annotated[FilePath | None, BeforeValidator(values.set_or_left_out)] = Field(
         default=None, validate_default=True)
+    # The page's language (the officer can switch it on the page); also the language of its errors.
+    language: Language = derived("\"ro\" when models.region or a camera's region is md or ro, else \"en\"")
 
     @field_validator("token_file")
     @classmethod
@@ -347,9 +350,19 @@ class Config:
             fill(self.watchlist, "dir", self.storage.data_dir / "watchlist")
         if self.logging.audit_file is None:
             fill(self.logging, "audit_file", self.storage.data_dir / "audit.log")
+        if self.ui.language is None:
+            fill(self.ui, "language", language_for_regions(self.plate_regions()))
         context = info.context if isinstance(info.context, dict) else {}
         fill(self, "source_path", context.get("source_path"))
         return self
+
+
+    def plate_regions(self) -> list[str]:
+        """Every plate region this car reads: the models' default and each camera's (one or several each)."""
+        found: list[str] = []
+        for region in [self.models.region, *(c.region for c in self.cameras)]:
+            found.extend([region] if isinstance(region, str) else region)
+        return found
 
 
 # Table sections in file order; `cameras` is the one array of tables.

@@ -5,6 +5,7 @@
     picar hq watchlist publish FILE --key KEY --host H --port P [--vehicle ID] [--tls] [--ca CA]
                                [--cert C] [--keyfile K] [--credentials F] [--prefix picar/v1]
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
+    picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
 """
 
 from __future__ import annotations
@@ -124,11 +125,15 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db`; returns the process exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
         return monitor_main(argv[1:])
+    if argv and argv[0] == "db":
+        from picar.hq.store.cli import db_main
+
+        return db_main(argv[1:])
     ap = argparse.ArgumentParser(prog="picar hq", description="HQ tools: signing keys and watchlist updates.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("keygen", help="new Ed25519 key pair: KEYBASE.key (0600) and KEYBASE.pub")

@@ -3,6 +3,7 @@
     {prefix}/{vehicle}/{kind}       car -> HQ: events (read, hit, disposition, k9, heat, ...), status, position
     {prefix}/{vehicle}/watchlist    HQ -> one car: a watchlist update
     {prefix}/{vehicle}/cmd          HQ -> one car: a command
+    {prefix}/{vehicle}/ack          HQ -> one car: the events HQ has committed to its database (end-to-end ack)
     {prefix}/fleet/watchlist        HQ -> every car: a watchlist update
 
 `broker_acl()` is the Mosquitto ACL that enforces those directions per user (docs/mqtt.md, "Access
@@ -20,11 +21,12 @@ STATUS = "status"
 POSITION = "position"
 WATCHLIST = "watchlist"
 COMMAND = "cmd"
+ACK = "ack"
 # Kinds the link itself uses: an event may not take one of them.
-RESERVED_KINDS = frozenset({STATUS, POSITION, WATCHLIST, COMMAND})
+RESERVED_KINDS = frozenset({STATUS, POSITION, WATCHLIST, COMMAND, ACK})
 # The events a car sends. The broker ACL lets a car write exactly these (plus status and position) under its
 # own id, and Mosquitto drops any other publish without telling the car, so the link refuses other kinds.
-EVENT_KINDS = ("read", "hit", "disposition", "k9", "heat")
+EVENT_KINDS = ("read", "hit", "image", "disposition", "k9", "heat")
 HQ_USER = "hq"  # HQ's MQTT username in the ACL; no vehicle may take it (nor FLEET) as its id
 RESERVED_VEHICLE_IDS = frozenset({FLEET, HQ_USER})
 
@@ -52,22 +54,24 @@ def levels(topic: str, prefix: str) -> list[str] | None:
 
 def broker_acl(prefix: str = DEFAULT_PREFIX, hq_user: str = HQ_USER) -> str:
     """The Mosquitto `acl_file` for this tree: each car (username = vehicle id, Mosquitto's `%u`) writes its
-    own events, status and position and reads its own watchlist and commands and the fleet watchlist;
-    HQ reads everything and writes only watchlists and commands. Anything not granted is refused."""
+    own events, status and position and reads its own watchlist, commands and acks and the fleet watchlist;
+    HQ reads everything and writes only watchlists, commands and acks. Anything not granted is refused."""
     car_writes = [vehicle_topic(prefix, "%u", kind) for kind in (STATUS, POSITION, *EVENT_KINDS)]
     car_reads = [vehicle_topic(prefix, "%u", WATCHLIST), vehicle_topic(prefix, "%u", COMMAND),
-                 fleet_topic(prefix, WATCHLIST)]
+                 vehicle_topic(prefix, "%u", ACK), fleet_topic(prefix, WATCHLIST)]
     lines = [
         "# Each car: username = its vehicle id (%u). It writes only its own events, status and position",
-        "# (never its own watchlist or cmd: only HQ writes those) and reads its own watchlist and cmd and",
-        "# the fleet watchlist. `pattern` lines apply to every user, HQ's included.",
+        "# (never its own watchlist, cmd or ack: only HQ writes those) and reads its own watchlist, cmd and",
+        "# ack and the fleet watchlist. `pattern` lines apply to every user, HQ's included.",
         *(f"pattern write {topic}" for topic in car_writes),
         *(f"pattern read {topic}" for topic in car_reads),
         "",
-        "# HQ reads every car's topics and writes only watchlists (fleet and per car) and commands.",
+        "# HQ reads every car's topics and writes only watchlists (fleet and per car), commands and the",
+        "# acknowledgements of what its database committed.",
         f"user {hq_user}",
         f"topic read {prefix}/#",
         f"topic write {every_vehicle(prefix, WATCHLIST)}",
         f"topic write {every_vehicle(prefix, COMMAND)}",
+        f"topic write {every_vehicle(prefix, ACK)}",
     ]
     return "\n".join(lines) + "\n"

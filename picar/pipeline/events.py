@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from picar.isotime import event_iso
 from picar.types import Fix, Hit, PlateRead
+
+IMAGE_ROLES = ("crop", "frame")  # the plate crop and the context frame of a hit
+# An evidence image larger than this is not sent to HQ (it stays on the car): it travels through the outbox and
+# the broker as one base64 message. A context frame at the car's JPEG quality is about 50-200 KB.
+MAX_IMAGE_BYTES = 1024 * 1024
 
 
 def position_json(fix: Fix | None) -> dict[str, Any] | None:
@@ -66,4 +72,22 @@ def hit_payload(hit: Hit, crop: str | None = None, frame: str | None = None,
         "frame": frame,
         "repeat_of": repeat_of,
         "recheck": recheck,
+    }
+
+
+def image_payload(hit: Hit, role: str, jpeg: bytes) -> dict[str, Any]:
+    """One evidence image of a hit for HQ (its own event, sent after the hit). The event id is derived from
+    the hit's, so the same image is always the same event."""
+    if role not in IMAGE_ROLES:
+        raise ValueError(f"image role {role!r}: one of {', '.join(IMAGE_ROLES)}")
+    if len(jpeg) > MAX_IMAGE_BYTES:
+        raise ValueError(f"{role} image of hit {hit.event_id}: {len(jpeg)} bytes, more than {MAX_IMAGE_BYTES}")
+    return {
+        "event_id": f"{hit.event_id}-{role}",
+        "hit_event_id": hit.event_id,
+        "vehicle": hit.read.vehicle_id,
+        "role": role,
+        "time": event_iso(hit.read.captured_at),
+        "content_type": "image/jpeg",
+        "data": base64.b64encode(jpeg).decode("ascii"),
     }

@@ -9,7 +9,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from picar.isotime import event_iso
-from picar.pipeline.events import hit_payload, read_payload
+from picar.pipeline.events import MAX_IMAGE_BYTES, hit_payload, image_payload, read_payload
 from picar.pipeline.store import Store
 from picar.pipeline.tracker import VotedRead
 from picar.types import Hit, PlateRead
@@ -80,6 +80,22 @@ class ReadSink:
         if self.push is not None:
             self.push("read", summary)
 
+    def _send_images(self, hit: Hit, saved: dict[str, str | None]) -> None:
+        """The hit's saved images to HQ, each its own event behind the hit (the evidence HQ keeps)."""
+        for role, rel in saved.items():
+            if rel is None:
+                continue
+            try:
+                jpeg = (self.store.image_dir / rel).read_bytes()
+            except OSError as exc:
+                log.error("hit %s: %s image %s not sent to HQ: %s", hit.event_id, role, rel, exc)
+                continue
+            if len(jpeg) > MAX_IMAGE_BYTES:
+                log.warning("hit %s: %s image is %d bytes, more than %d: kept on the car, not sent to HQ",
+                            hit.event_id, role, len(jpeg), MAX_IMAGE_BYTES)
+                continue
+            self.publish("image", image_payload(hit, role, jpeg))
+
     def on_hit(self, hit: Hit, voted: VotedRead | None, recheck: bool = False) -> None:
         """A hit of the loop (with the track's images) or of a recheck of past reads (`voted` None)."""
         crop = frame = None
@@ -90,6 +106,7 @@ class ReadSink:
         self.store.add_hit(hit, crop, frame)
         payload = hit_payload(hit, crop, frame, repeat_of=repeat_of, recheck=recheck)
         self.publish("hit", payload)
+        self._send_images(hit, {"crop": crop, "frame": frame})
         self.audit("daemon", "hit", {"event_id": hit.event_id, "plate": hit.entry.plate, "list": hit.entry.list,
                                      "match": hit.match.describe(), "covert": hit.entry.covert})
         if hit.entry.covert or repeat_of is not None:

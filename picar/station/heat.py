@@ -108,6 +108,7 @@ class HeatMonitor:
         self._last: HeatReading | None = None
         self._last_at: float | None = None
         self._silent = False
+        self._silent_s = 0.0
         self._started_at = clock()
         self._since = wall_clock()
         self.lines_ok = 0
@@ -154,6 +155,7 @@ class HeatMonitor:
             if quiet <= self.silence_s or self._state == "alarm":
                 return
             self._silent = True
+            self._silent_s = quiet
             changed = self._set("warning", f"sensor silent for {quiet:.0f} s")
         if changed:
             self._report(changed)
@@ -193,6 +195,8 @@ class HeatMonitor:
             "since": self._since,
             "reading_age_s": age,
             "lines_bad": self.lines_bad,
+            # Seconds without a valid line when that is the reason for the state (the page words it itself).
+            "silent_s": round(self._silent_s) if self._silent else None,
         }
 
     def _report(self, snap: dict[str, Any]) -> None:

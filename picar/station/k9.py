@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from picar.i18n import N_, Message, TranslatableError
 from picar.isotime import utc_iso
 from picar.sources.serial_lines import LineError, SerialLines, checked_text
 from picar.sqlite_files import connect, open_or_replace
@@ -76,8 +77,19 @@ CREATE TABLE IF NOT EXISTS k9_track (
 """
 
 
-class K9Error(ValueError):
-    """Bad input to the K9 log; the message names the field and the allowed values."""
+# What a field is called in a message (translated with it); the API's own key where the two differ.
+FIELD_NAMES = {
+    "dog": N_("dog"), "handler": N_("handler"), "type": N_("type"), "case_number": N_("case number"),
+    "notes": N_("notes"), "outcome": N_("outcome"), "trigger": N_("trigger"),
+}
+
+
+class K9Error(TranslatableError):
+    """Bad input to the K9 log; the message names the field and the allowed values (translatable)."""
+
+
+def _field(name: str) -> Message:
+    return Message.of(FIELD_NAMES.get(name, name))
 
 
 class PublishDeferred(Exception):
@@ -122,18 +134,20 @@ def _text(field: str, value: object, *, required: bool, limit: int = MAX_TEXT) -
     if value is None:
         value = ""
     if not isinstance(value, str):
-        raise K9Error(f"{field} must be text, got {value!r}")
+        raise K9Error(N_("{field} must be text, got {value!r}"), field=_field(field), value=value)
     value = value.strip()
     if required and not value:
-        raise K9Error(f"{field} is required")
+        raise K9Error(N_("{field} is required"), field=_field(field))
     if len(value) > limit:
-        raise K9Error(f"{field} is {len(value)} characters, at most {limit} allowed")
+        raise K9Error(N_("{field} is {length} characters, at most {limit} allowed"), field=_field(field),
+                      length=len(value), limit=limit)
     return value
 
 
 def _choice(field: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise K9Error(f"{field} {value!r} is not allowed; use one of: {', '.join(allowed)}")
+        raise K9Error(N_("{field} {value!r} is not allowed; use one of: {allowed}"), field=_field(field), value=value,
+                      allowed=", ".join(allowed))
     return str(value)
 
 
@@ -223,9 +237,10 @@ class K9Log:
                 "SELECT ended_at FROM k9_deployment WHERE id=?", (deployment_id,)
             ).fetchone()
             if row is None:
-                raise KeyError(f"no K9 deployment {deployment_id!r}")
+                raise KeyError(Message.of(N_("no K9 deployment {deployment_id!r}"), deployment_id=deployment_id))
             if row["ended_at"] is not None:
-                raise K9Error(f"K9 deployment {deployment_id} already ended at {iso(row['ended_at'])}")
+                raise K9Error(N_("K9 deployment {deployment_id} already ended at {ended}"),
+                              deployment_id=deployment_id, ended=iso(row["ended_at"]))
             self._append_position(deployment_id, force=True)
             self._db.execute(
                 "UPDATE k9_deployment SET ended_at=?, outcome=?, end_notes=? WHERE id=?",
@@ -248,7 +263,7 @@ class K9Log:
         with self._lock:
             row = self._db.execute("SELECT * FROM k9_deployment WHERE id=?", (deployment_id,)).fetchone()
             if row is None:
-                raise KeyError(f"no K9 deployment {deployment_id!r}")
+                raise KeyError(Message.of(N_("no K9 deployment {deployment_id!r}"), deployment_id=deployment_id))
             track = self._track(deployment_id)
         return self._as_dict(row, track, with_track)
 

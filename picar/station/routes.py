@@ -21,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from picar.i18n import N_, Language, Message, cookie_language, parse_language, translator
+from picar.i18n import STATIC_DIR as I18N_STATIC_DIR
+from picar.i18n.page import page_catalogue
 from picar.station.security import SECURITY_HEADERS, StationGuard, error_answer, json_answer
 from picar.types import REJECT_REASONS
 
@@ -34,7 +37,9 @@ STATIC_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
+    "i18n.js": "text/javascript; charset=utf-8",
 }
+STATIC_DIRS = {"i18n.js": I18N_STATIC_DIR}  # shared with other pages; the rest are the station's own
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
 MAX_BODY = 64 * 1024
 MAX_NOTE = 1000
@@ -47,34 +52,40 @@ EVENT_STREAM_HEADERS = {
 
 
 class HttpError(Exception):
-    """An error answer with a status code and a message for the page."""
+    """An error answer with a status code and a message for the page, translated when it is answered.
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    `message` is a msgid (`N_("no such page {path!r}")` with `path=...`) or a Message. Text only a script or
+    a technician can cause (a bad body, an image path) is left untranslated: it is its own msgid.
+    """
+
+    def __init__(self, status: int, message: Message | str, **params: Any) -> None:
+        self.message = message if isinstance(message, Message) else Message.of(message, **params)
+        super().__init__(str(self.message))
         self.status = status
-        self.message = message
 
 
 def parse_disposition(body: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """Validate a disposition request body; returns (decision, reason, officer_note)."""
     decision = body.get("decision")
     if decision not in ("accept", "reject"):
-        raise HttpError(400, f"decision {decision!r} is not allowed; use accept or reject")
+        raise HttpError(400, N_("decision {decision!r} is not allowed; use accept or reject"), decision=decision)
     note = body.get("note")
     if note is not None and not isinstance(note, str):
-        raise HttpError(400, "note must be text")
+        raise HttpError(400, N_("note must be text"))
     note = (note or "").strip() or None
     if note is not None and len(note) > MAX_NOTE:
-        raise HttpError(400, f"note is {len(note)} characters, at most {MAX_NOTE} allowed")
+        raise HttpError(400, N_("note is {length} characters, at most {limit} allowed"), length=len(note),
+                        limit=MAX_NOTE)
     reason = body.get("reason")
     if decision == "accept":
         if body.get("confirmed") is not True:
-            raise HttpError(400, "accept needs confirmed: true (plate and state checked by the officer)")
+            raise HttpError(400, N_("accept needs confirmed: true (plate and state checked by the officer)"))
         return "accept", None, note
     if reason not in REJECT_REASONS:
-        raise HttpError(400, f"reason {reason!r} is not allowed; use one of: {', '.join(REJECT_REASONS)}")
+        raise HttpError(400, N_("reason {reason!r} is not allowed; use one of: {allowed}"), reason=reason,
+                        allowed=", ".join(REJECT_REASONS))
     if reason == "other" and note is None:
-        raise HttpError(400, "reason 'other' needs a note")
+        raise HttpError(400, N_("reason 'other' needs a note"))
     return "reject", reason, note
 
 
@@ -98,6 +109,12 @@ def resolve_image(image_dir: Path, rel: str) -> Path:
 def _station(request: Request) -> StationServer:
     station: StationServer = request.app.state.station
     return station
+
+
+def page_language(request: Request) -> Language:
+    """The language of this page: asked for (?lang=), else the officer's choice (cookie), else the car's."""
+    return (parse_language(request.query_params.get("lang")) or cookie_language(request.headers.get("Cookie"))
+            or _station(request).language)
 
 
 def _file(path: Path, ctype: str, cache: str) -> Response:
@@ -137,7 +154,7 @@ async def _act(request: Request, action: Callable[[dict[str, Any]], dict[str, An
         raise
     except Exception as exc:
         log.exception("station: %s failed", request.url.path)
-        raise HttpError(500, f"internal error: {type(exc).__name__}: {exc}") from exc
+        raise HttpError(500, N_("internal error: {error}"), error=f"{type(exc).__name__}: {exc}") from exc
 
 
 # GET
@@ -150,18 +167,23 @@ async def index(request: Request) -> Response:
 async def static(request: Request) -> Response:
     name = request.path_params["name"]
     if name not in STATIC_FILES:
-        raise HttpError(404, f"no such file {name!r}")
-    return _file(STATIC_DIR / name, STATIC_FILES[name], "no-cache")
+        raise HttpError(404, N_("no such file {name!r}"), name=name)
+    return _file(STATIC_DIRS.get(name, STATIC_DIR) / name, STATIC_FILES[name], "no-cache")
 
 
 async def events(request: Request) -> Response:
     if request.method == "HEAD":
-        raise HttpError(405, "the event stream needs GET")
+        raise HttpError(405, N_("the event stream needs GET"))
     return StreamingResponse(_station(request).stream(), headers=EVENT_STREAM_HEADERS)
 
 
 def api_state(request: Request) -> Response:
     return json_answer(200, _station(request).state())
+
+
+def api_i18n(request: Request) -> Response:
+    """The page's catalogue, terms and formats in its language, and the car's own language."""
+    return json_answer(200, {**page_catalogue(page_language(request)), "default": _station(request).language})
 
 
 def api_k9(request: Request) -> Response:
@@ -193,8 +215,8 @@ async def k9_end(request: Request) -> Response:
 async def not_found(request: Request) -> Response:
     if request.method == "POST":
         await read_json(request)  # a bad body is reported before an unknown action, as it always was
-        raise HttpError(404, f"no such action {request.url.path!r}")
-    raise HttpError(404, f"no such page {request.url.path!r}")
+        raise HttpError(404, N_("no such action {path!r}"), path=request.url.path)
+    raise HttpError(404, N_("no such page {path!r}"), path=request.url.path)
 
 
 # errors
@@ -202,7 +224,8 @@ async def not_found(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HttpError)
-    return error_answer(request.url.path, request.method, exc.status, exc.message)
+    text = translator(page_language(request)).message(exc.message)
+    return error_answer(request.url.path, request.method, exc.status, text)
 
 
 async def _starlette_error(request: Request, exc: Exception) -> Response:
@@ -221,13 +244,14 @@ def build_app(station: StationServer, token: str | None) -> Starlette:
             Route("/events", events, methods=get),
             Route("/api/state", api_state, methods=get),
             Route("/api/k9", api_k9, methods=get),
+            Route("/api/i18n", api_i18n, methods=get),
             Route("/images/{rel:path}", image, methods=get),
             Route("/api/hits/{hit_id}/disposition", disposition, methods=["POST"]),
             Route("/api/k9/start", k9_start, methods=["POST"]),
             Route("/api/k9/{deployment_id}/end", k9_end, methods=["POST"]),
             Route("/{path:path}", not_found, methods=["GET", "POST"]),
         ],
-        middleware=[Middleware(StationGuard, token=token)],
+        middleware=[Middleware(StationGuard, token=token, language=station.language)],
         exception_handlers={HttpError: _http_error, HTTPException: _starlette_error},
     )
     app.state.station = station

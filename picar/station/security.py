@@ -20,6 +20,8 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from picar.i18n import DEFAULT_LANGUAGE, N_, Language, cookie_language, translator
+
 COOKIE = "picar_station"
 COOKIE_MAX_AGE_S = 30 * 24 * 3600
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9._~-]{8,200}$")
@@ -57,7 +59,7 @@ def is_loopback_host(host_header: str | None) -> bool:
 def check_access(token: str | None, query: dict[str, list[str]], headers: Headers, client_host: str) -> str | None:
     """None if the request may proceed, else why not. A valid ?token= is reported as 'set-cookie'."""
     if token is None:
-        return None if is_loopback(client_host) else "only loopback clients without a token"
+        return None if is_loopback(client_host) else N_("only loopback clients without a token")
     want = token.encode()
     if "token" in query and hmac.compare_digest(query["token"][0].encode(), want):
         return "set-cookie"
@@ -68,7 +70,7 @@ def check_access(token: str | None, query: dict[str, list[str]], headers: Header
         name, _, value = part.strip().partition("=")
         if name == COOKIE and hmac.compare_digest(value.encode(), want):
             return None
-    return "token missing or wrong"
+    return N_("token missing or wrong")
 
 
 def token_cookie(token: str) -> str:
@@ -98,9 +100,10 @@ def error_answer(path: str, method: str, status: int, message: str) -> Response:
 class StationGuard:
     """ASGI middleware: the token (or loopback), the token-to-cookie redirect and the same-origin rule for actions."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, language: Language = DEFAULT_LANGUAGE) -> None:
         self.app = app
         self.token = token
+        self.language = language  # the car's: refusals are told in the officer's language when the page set one
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -108,9 +111,10 @@ class StationGuard:
             return
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
+        _ = translator(cookie_language(headers.get("Cookie")) or self.language)._
         response: Response | None = None
         if method not in METHODS:
-            response = error_answer(path, method, 501, f"Unsupported method ({method!r})")
+            response = error_answer(path, method, 501, _("Unsupported method ({method!r})", method=method))
         else:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             client = scope.get("client")
@@ -124,15 +128,17 @@ class StationGuard:
             elif self.token is None and not is_loopback_host(headers.get("Host")):
                 # Without a token the page trusts loopback clients; a DNS-rebinding page reaches loopback
                 # too, but under its own name in Host.
-                response = error_answer(path, method, 403, f"host {headers.get('Host', '')!r} refused: "
-                                        "without a token this station answers only to localhost")
+                response = error_answer(path, method, 403, _(
+                    "host {host!r} refused: without a token this station answers only to localhost",
+                    host=headers.get("Host", "")))
             elif verdict not in (None, "set-cookie"):
-                response = error_answer(path, method, 401,
-                                        f"Not authorised ({verdict}). Open the station link with ?token=...")
+                response = error_answer(path, method, 401, _(
+                    "Not authorised ({why}). Open the station link with ?token=...", why=_(verdict)))
             elif method == "POST":
                 origin = headers.get("Origin")
                 if origin and urlsplit(origin).netloc != headers.get("Host"):
-                    response = error_answer(path, method, 403, f"cross-origin request from {origin} refused")
+                    response = error_answer(path, method, 403, _("cross-origin request from {origin} refused",
+                                                                 origin=origin))
         if response is None:
             await self.app(scope, receive, send)
         else:

@@ -23,6 +23,7 @@ from typing import Any
 
 import uvicorn
 
+from picar.i18n import DEFAULT_LANGUAGE, N_, Language, message_of, parse_language
 from picar.station.k9 import KINDS as K9_KINDS
 from picar.station.k9 import OUTCOMES, K9Error, K9Log
 from picar.station.routes import STATIC_DIR, HttpError, build_app, parse_disposition, resolve_image
@@ -94,9 +95,14 @@ class StationServer:
         on_disposition: OnDisposition,
         k9: K9Log | None,
         image_dir: Path,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
         if token is not None and not TOKEN_PATTERN.match(token):
             raise ValueError("station token must be 8-200 characters of A-Z a-z 0-9 . _ ~ - (it goes in a cookie)")
+        lang = parse_language(language)
+        if lang is None:
+            raise ValueError(f"station language {language!r} is not one of the catalogues' languages")
+        self.language: Language = lang  # the car's; an officer may choose another on the page
         self.bind = bind
         self.port = port
         self._token = token
@@ -283,14 +289,14 @@ class StationServer:
     def disposition(self, hit_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Accept or reject a hit through the daemon, then tell every page."""
         if not _ID.match(hit_id):
-            raise HttpError(400, f"bad hit id {hit_id!r}")
+            raise HttpError(400, N_("bad hit id {hit_id!r}"), hit_id=hit_id)
         decision, reason, note = parse_disposition(body)
         try:
             stored = self._on_disposition(hit_id, decision, reason, note)
         except KeyError as exc:
-            raise HttpError(404, f"no hit {hit_id}: {exc}") from exc
+            raise HttpError(404, N_("no hit {hit_id}: {error}"), hit_id=hit_id, error=message_of(exc)) from exc
         except ValueError as exc:
-            raise HttpError(400, str(exc)) from exc
+            raise HttpError(400, message_of(exc)) from exc
         record: dict[str, Any] = dict(stored) if isinstance(stored, dict) else {}
         if record.get("event_id") not in (None, hit_id):
             record["disposition_event_id"] = record["event_id"]  # the daemon's own id for the HQ message
@@ -306,7 +312,7 @@ class StationServer:
                             case_number=body.get("case_number"), notes=body.get("notes") or "",
                             trigger="manual")
         except K9Error as exc:
-            raise HttpError(400, str(exc)) from exc
+            raise HttpError(400, message_of(exc)) from exc
 
     def k9_end(self, deployment_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """End a K9 deployment from the page."""
@@ -314,12 +320,12 @@ class StationServer:
         try:
             return k9.end(deployment_id, body.get("outcome", ""), body.get("notes") or "")
         except KeyError as exc:
-            raise HttpError(404, str(exc)) from exc
+            raise HttpError(404, message_of(exc)) from exc
         except K9Error as exc:
-            raise HttpError(400, str(exc)) from exc
+            raise HttpError(400, message_of(exc)) from exc
 
     def need_k9(self) -> K9Log:
         """The K9 log, or a 404 for a car without a K9 unit."""
         if self._k9 is None:
-            raise HttpError(404, "no K9 unit configured in this car")
+            raise HttpError(404, N_("no K9 unit configured in this car"))
         return self._k9

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from picar.i18n.message import N_
 from picar.watchlist.builder import WatchlistBuilder
 from picar.watchlist.entries import WatchlistError
 from picar.watchlist.index import Watchlist
@@ -118,12 +119,13 @@ class WatchlistStore:
         self.audit = audit
         self._public_key = load_public_key(public_key) if public_key is not None else None
         # What is wrong with the list in force, for the status HQ and the page see; None when all is well.
+        # The page translates the sentence (a msgid) and shows the detail in brackets as it is.
         # A car without a key still starts (it reads plates and reports them) and refuses every update,
         # as check-config warns.
         self.problem: str | None = None
         self._no_key = require_signature and self._public_key is None
         if self._no_key:
-            self.problem = "no public key configured: every watchlist update is refused"
+            self.problem = N_("no public key configured: every watchlist update is refused")
             log.error("watchlist: %s", self.problem)
         self._current = WatchlistBuilder(self.options).build()
         self._swap_lock = threading.Lock()
@@ -167,7 +169,7 @@ class WatchlistStore:
         if unreadable:
             # Empty is not the same as no list: say so until HQ's next update arrives (the retained list
             # comes again with every connection).
-            self._set_problem("saved list unreadable, no list in force until HQ sends one (" +
+            self._set_problem(N_("saved list unreadable, no list in force until HQ sends one") + " (" +
                               "; ".join(unreadable) + ")")
             log.critical("watchlist: %s", self.problem)
         else:
@@ -176,7 +178,7 @@ class WatchlistStore:
 
     def _set_problem(self, text: str | None) -> None:
         self.problem = text if text is not None or not self._no_key else (
-            "no public key configured: every watchlist update is refused")
+            N_("no public key configured: every watchlist update is refused"))
 
     def apply_update(self, data: bytes, origin: str) -> UpdateResult:
         """Verify and apply one update (signed envelope bytes); never raises.

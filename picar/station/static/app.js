@@ -1,6 +1,8 @@
 // PiCAR station page: live hits, reads, status, K9 and kennel heat over Server-Sent Events.
 // No framework, no build step, nothing fetched from outside the car. All text goes in with
 // textContent: hit fields come from HQ's watchlist and are never treated as markup.
+// Text is in the officer's language: _(), ngettext(), term() and the fmt*() formats come from
+// /static/i18n.js (picar/i18n), loaded first.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -33,16 +35,16 @@ function toDate(t) {
 
 function clock(t) {
   const d = toDate(t);
-  return d ? d.toLocaleTimeString([], { hour12: false }) : "?";
+  return d ? fmtTime(d) : "?";
 }
 
 function ago(t) {
   const d = toDate(t);
   if (!d) return "";
   const s = Math.max(0, Math.round((Date.now() - d.getTime()) / 1000));
-  if (s < 60) return s + " s ago";
-  if (s < 3600) return Math.floor(s / 60) + " min ago";
-  return Math.floor(s / 3600) + " h ago";
+  if (s < 60) return _("{n} s ago", { n: fmtInteger(s) });
+  if (s < 3600) return _("{n} min ago", { n: fmtInteger(Math.floor(s / 60)) });
+  return _("{n} h ago", { n: fmtInteger(Math.floor(s / 3600)) });
 }
 
 function imageUrl(rel) {
@@ -50,15 +52,20 @@ function imageUrl(rel) {
 }
 
 async function api(path, body) {
-  const res = await fetch(path, {
-    method: body === undefined ? "GET" : "POST",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    credentials: "same-origin",
-    cache: "no-store",
-  });
+  let res;
+  try {
+    res = await fetch(path, {
+      method: body === undefined ? "GET" : "POST",
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+  } catch (err) {  // the browser's own message would be in the browser's language
+    throw new Error(_("The car's station did not answer. Try again."));
+  }
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(data.error || res.status + " " + res.statusText);
+  if (!res.ok) throw new Error(data.error || _("The station refused: {status}", { status: res.status }));
   return data;
 }
 
@@ -136,7 +143,7 @@ const sound = {
 
 function renderSoundButton() {
   const b = $("sound-toggle");
-  b.textContent = sound.on() ? "SOUND ON" : "ENABLE SOUND";
+  b.textContent = sound.on() ? _("SOUND ON") : _("ENABLE SOUND");
   b.className = "tool " + (sound.on() ? "on" : "off");
 }
 
@@ -154,7 +161,7 @@ function updateAlarm() {
 
 function applyTheme(theme) {
   document.documentElement.dataset.theme = theme;
-  $("theme-toggle").textContent = theme === "night" ? "DAY" : "NIGHT";
+  $("theme-toggle").textContent = theme === "night" ? _("DAY") : _("NIGHT");
   localStorage.setItem("picar.theme", theme);
 }
 
@@ -197,27 +204,28 @@ function renderHit() {
   $("no-hit").hidden = !!hit;
   $("hit").hidden = !hit;
   const lastRead = state.reads[state.reads.length - 1];
-  $("no-hit-detail").textContent = lastRead ? "Last read " + lastRead.plate + " " + ago(lastRead.time) : "";
+  $("no-hit-detail").textContent = lastRead ? _("Last read {plate} {ago}", { plate: lastRead.plate, ago: ago(lastRead.time) }) : "";
   if (!hit) return;
   const prio = Math.min(4, Math.max(1, Number(hit.priority) || 4));
   $("hit-head").className = "hit-head p" + prio;
   $("hit-priority").textContent = "P" + (hit.priority ?? "?");
-  $("hit-list").textContent = String(hit.list || "").replace(/_/g, " ");
+  $("hit-priority-name").textContent = upper(term("priority", prio));
+  $("hit-list").textContent = upper(term("list", hit.list || ""));
   $("hit-age").textContent = ago(hit.time);
   $("hit-plate").textContent = hit.plate || "";
-  $("hit-region").textContent = hit.region ? "STATE " + hit.region : "";
-  const conf = typeof hit.confidence === "number" ? " (" + Math.round(hit.confidence * 100) + "%)" : "";
-  $("hit-read").textContent = "camera read " + (hit.read_text || "?") + conf;
+  $("hit-region").textContent = hit.region ? _("STATE {region}", { region: hit.region }) : "";
+  $("hit-read").textContent = typeof hit.confidence === "number"
+    ? _("camera read {text} ({confidence})", { text: hit.read_text || "?", confidence: fmtPercent(hit.confidence) })
+    : _("camera read {text}", { text: hit.read_text || "?" });
   $("hit-reason").textContent = hit.reason || "-";
   $("hit-description").textContent = hit.description || "-";
-  // The daemon sends match as {kind, distance, differences, text}; a plain string is accepted too.
-  const match = hit.match && typeof hit.match === "object" ? hit.match.text || hit.match.kind : hit.match;
-  $("hit-match").textContent = (match || "-") + (hit.recheck ? " · found on re-check of an earlier read" : "");
+  $("hit-match").textContent = matchText(hit.match) + (hit.recheck ? " · " + _("found on re-check of an earlier read") : "");
   $("hit-notes").textContent = hit.notes || "";
   $("hit-notes").hidden = $("hit-notes-label").hidden = !hit.notes;
+  // Coordinates keep the decimal point in every language: they are read out and typed into maps as they are.
   const where = typeof hit.lat === "number" && typeof hit.lon === "number"
-    ? hit.lat.toFixed(5) + ", " + hit.lon.toFixed(5) : "no GPS fix";
-  $("hit-where").textContent = where + (hit.camera ? " · camera " + hit.camera : "");
+    ? hit.lat.toFixed(5) + ", " + hit.lon.toFixed(5) : _("no GPS fix");
+  $("hit-where").textContent = where + (hit.camera ? " · " + _("camera {name}", { name: hit.camera }) : "");
   $("hit-when").textContent = clock(hit.time) + " (" + ago(hit.time) + ")";
   for (const [id, rel] of [["hit-crop", hit.crop], ["hit-frame", hit.frame]]) {
     const img = $(id);
@@ -229,7 +237,7 @@ function renderHit() {
   const box = $("hit-pending");
   box.replaceChildren();
   if (others.length) {
-    box.append(others.length + " MORE");
+    box.append(ngettext("{n} MORE", "{n} MORE", others.length));
     for (const h of others.slice(0, 2)) {
       box.append(el("button", { type: "button", textContent: "P" + h.priority + " " + h.plate,
         onclick: () => { state.current = h.event_id; render(); } }));
@@ -239,17 +247,28 @@ function renderHit() {
   $("hit-done").hidden = !d;
   $("hit-actions").hidden = !!d;
   if (d) {
-    $("hit-done").textContent = d.decision === "accept" ? "ACCEPTED" :
-      "REJECTED: " + String(d.reason || "").replace(/_/g, " ").toUpperCase();
+    $("hit-done").textContent = d.decision === "accept" ? _("ACCEPTED") :
+      _("REJECTED: {reason}", { reason: upper(term("reject_reason", d.reason || "")) });
   }
   $("btn-silence").hidden = state.silenced.has(hit.event_id);
+}
+
+// The daemon sends match as {kind, distance, differences: [{position, read, listed}], text}: worded here in
+// the page's language from its fields (`text` is the daemon's English). A plain string is shown as it is.
+function matchText(match) {
+  if (!match) return "-";
+  if (typeof match !== "object") return String(match);
+  if (!Array.isArray(match.differences)) return match.text || term("match_kind", match.kind);
+  const diffs = match.differences.map((d) => _("pos {position}: read {read} listed {listed}",
+    { position: d.position, read: d.read || "-", listed: d.listed || "-" }));
+  return term("match_kind", match.kind) + (diffs.length ? " (" + diffs.join(", ") + ")" : "");
 }
 
 function openAccept() {
   const hit = state.hits.get(state.current);
   if (!hit) return;
   $("confirm-plate-text").textContent = hit.plate;
-  $("confirm-state-text").textContent = hit.region || "AS LISTED";
+  $("confirm-state-text").textContent = hit.region || _("AS LISTED");
   press($("confirm-plate"), false);
   press($("confirm-state"), false);
   $("accept-note").value = "";
@@ -304,7 +323,7 @@ function renderReads() {
   const body = $("reads-body");
   body.replaceChildren();
   for (const r of state.reads.slice().reverse()) {
-    const conf = typeof r.confidence === "number" ? Math.round(r.confidence * 100) + "%" : "";
+    const conf = typeof r.confidence === "number" ? fmtPercent(r.confidence) : "";
     body.append(el("tr", {},
       el("td", { textContent: clock(r.time) }),
       el("td", { className: "plate-cell", textContent: r.plate || r.text || "" }),
@@ -329,45 +348,68 @@ function renderStatus() {
   for (const c of s.cameras || []) {
     const ok = c.state === "streaming" || c.state === "ok";
     const level = ok ? "ok" : c.state === "starting" || c.state === "reconnecting" ? "warn" : "bad";
-    const fps = typeof c.fps === "number" ? " " + c.fps.toFixed(0) + "fps" : "";
-    cams.append(el("span", { className: "chip " + level,
-      textContent: "CAM " + c.name + (ok ? fps : " " + String(c.state || "?").toUpperCase()) }));
+    const what = ok ? (typeof c.fps === "number" ? _("{fps} fps", { fps: fmtInteger(c.fps) }) : "")
+      : upper(term("camera_state", c.state || "?"));
+    cams.append(el("span", { className: "chip " + level, textContent: _("CAM {name} {state}", { name: c.name, state: what }).trim() }));
   }
   const g = s.gps;
-  if (!g) chip("st-gps", "GPS ?", "");
-  else if (!g.fix || g.fix === "none") chip("st-gps", "NO FIX", "bad");
-  else chip("st-gps", "GPS " + String(g.fix).toUpperCase() + (g.age_s > 5 ? " " + Math.round(g.age_s) + "s OLD" : ""),
-    g.age_s > 5 ? "warn" : "ok");
+  if (!g) chip("st-gps", _("GPS ?"), "");
+  else if (!g.fix || g.fix === "none") chip("st-gps", _("NO FIX"), "bad");
+  else if (g.age_s > 5) chip("st-gps", _("GPS {fix} {age} s OLD", { fix: upper(g.fix), age: fmtInteger(g.age_s) }), "warn");
+  else chip("st-gps", _("GPS {fix}", { fix: upper(g.fix) }), "ok");
   const hq = s.hq;
-  if (!hq) chip("st-hq", "HQ ?", "");
+  if (!hq) chip("st-hq", _("HQ ?"), "");
   else {
     const backlog = Number(hq.backlog) || 0;
-    chip("st-hq", (hq.connected ? "HQ OK" : "HQ DOWN") + (backlog ? " · " + backlog + " QUEUED" : ""),
+    chip("st-hq", (hq.connected ? _("HQ OK") : _("HQ DOWN")) + (backlog ? " · " + _("{n} QUEUED", { n: fmtInteger(backlog) }) : ""),
       hq.connected ? (backlog > 20 ? "warn" : "ok") : "bad");
   }
   if (s.watchlist_problem) {
     // No list in force (unreadable, or no key to verify one): say it, the officer gets no hits.
-    chip("st-watchlist", "NO LIST", "bad");
-    $("st-watchlist").title = String(s.watchlist_problem);
+    // The reason is the daemon's (for the technician); the chip says what the officer needs to know.
+    chip("st-watchlist", _("NO LIST"), "bad");
+    $("st-watchlist").title = _("No watchlist in force: no hits can be shown. Reason: {reason}",
+      { reason: problemText(String(s.watchlist_problem)) });
   } else {
-    chip("st-watchlist", "LIST " + (s.watchlist_version ?? "?"), s.watchlist_version ? "ok" : "warn");
-    $("st-watchlist").title = "";
+    chip("st-watchlist", _("LIST {version}", { version: s.watchlist_version ?? "?" }), s.watchlist_version ? "ok" : "warn");
+    $("st-watchlist").removeAttribute("title");
   }
-  chip("st-rate", (typeof s.reads_per_min === "number" ? Math.round(s.reads_per_min) : "-") + " READS/MIN", "");
+  chip("st-rate", _("{n} READS/MIN", { n: typeof s.reads_per_min === "number" ? fmtInteger(s.reads_per_min) : "-" }), "");
 }
 
 function renderHeat() {
   const h = state.heat;
   $("st-heat").hidden = !h;
   if (!h) { $("heat-banner").hidden = true; return; }
-  const temp = typeof h.temp_c === "number" ? h.temp_c.toFixed(1) + "°C" : "?";
-  chip("st-heat", "KENNEL " + temp, h.state === "alarm" ? "bad" : h.state === "warning" ? "warn" : "ok");
+  const temp = typeof h.temp_c === "number" ? fmtCelsius(h.temp_c) : "?";
+  chip("st-heat", _("KENNEL {temp}", { temp }), h.state === "alarm" ? "bad" : h.state === "warning" ? "warn" : "ok");
   const banner = $("heat-banner");
   banner.hidden = h.state === "normal";
   banner.className = "banner" + (h.state === "alarm" ? " alarm" : "");
-  $("heat-title").textContent = h.state === "alarm" ? "KENNEL HEAT ALARM" : "KENNEL HEAT WARNING";
-  $("heat-detail").textContent = h.reason || temp;
+  $("heat-title").textContent = h.state === "alarm" ? _("KENNEL HEAT ALARM") : _("KENNEL HEAT WARNING");
+  $("heat-detail").textContent = heatDetail(h, temp);
   $("heat-silence").hidden = state.heatSilenced;
+}
+
+// The daemon's reason is a sentence of the catalogue, maybe with a technical detail in brackets (file
+// names, the error) that is shown as it is.
+function problemText(problem) {
+  const m = /^(.*?)( \(.*\))?$/s.exec(problem);
+  return _(m[1]) + (m[2] || "");
+}
+
+// What the heat monitor found, from its fields (its `reason` is the daemon's English, for the log).
+function heatDetail(h, temp) {
+  if (h.silent_s !== null && h.silent_s !== undefined && h.state !== "alarm") {
+    return _("sensor silent for {n} s", { n: fmtInteger(h.silent_s) });
+  }
+  if (typeof h.temp_c !== "number") return _("no reading yet");
+  let text = temp;
+  if (h.state === "alarm") text = _("{temp} (alarm at {limit})", { temp, limit: fmtCelsius(h.alarm_c) });
+  else if (h.state === "warning") text = _("{temp} (warning at {limit})", { temp, limit: fmtCelsius(h.warn_c) });
+  if (h.engine === true) text += " · " + _("engine on");
+  if (h.engine === false) text += " · " + _("engine OFF");
+  return text;
 }
 
 // The car's disk is full: reads, hits and decisions wait in memory until it has room (never lost),
@@ -377,8 +419,8 @@ function renderStorage() {
   const pending = Number(st.pending) || 0;
   const lost = Number(st.lost) || 0;
   $("storage-banner").hidden = !st.full && !lost;
-  $("storage-detail").textContent = "Storage full: " + pending + " record" + (pending === 1 ? "" : "s") +
-    " kept in memory" + (lost ? ", " + lost + " lost" : "");
+  $("storage-detail").textContent = ngettext("Storage full: {n} record kept in memory",
+    "Storage full: {n} records kept in memory", pending) + (lost ? ", " + ngettext("{n} lost", "{n} lost", lost) : "");
 }
 
 // ---------- K9 ----------
@@ -394,20 +436,23 @@ function renderK9() {
   for (const d of k9.active) {
     box.append(el("div", { className: "k9-card" },
       el("div", {},
-        el("div", { className: "who", textContent: d.dog + " · " + String(d.type).replace(/_/g, " ").toUpperCase() }),
-        el("div", { className: "muted", textContent: "handler " + d.handler + " · since " + clock(d.started_at) +
-          " (" + ago(d.started_at) + ")" + (d.trigger === "door" ? " · DOOR POP" : "") +
-          (d.case_number ? " · case " + d.case_number : "") })),
-      el("button", { type: "button", className: "big reject", textContent: "END",
+        el("div", { className: "who", textContent: d.dog + " · " + upper(term("k9_type", d.type)) }),
+        el("div", { className: "muted", textContent:
+          _("handler {handler} · since {time} ({ago})", { handler: d.handler, time: clock(d.started_at), ago: ago(d.started_at) }) +
+          (d.trigger === "door" ? " · " + upper(term("k9_trigger", "door")) : "") +
+          (d.case_number ? " · " + _("case {case}", { case: d.case_number }) : "") })),
+      el("button", { type: "button", className: "big reject", textContent: _("END"),
         onclick: () => openK9End(d) })));
   }
   const types = $("k9-types");
   if (!types.childElementCount) {
     for (const t of k9.types) {
-      types.append(el("button", { type: "button", className: "big choice", textContent: t.replace(/_/g, " ").toUpperCase(),
+      types.append(el("button", { type: "button", className: "big choice",
         onclick: (e) => { k9Type = t; types.querySelectorAll("button").forEach((b) => press(b, b === e.currentTarget)); } }));
       types.lastChild.dataset.type = t;
+      types.lastChild.dataset.term = "k9_type:" + t;
     }
+    applyStatic(types);
   }
 }
 
@@ -422,12 +467,14 @@ function openK9End(d) {
   const box = $("k9-outcomes");
   box.replaceChildren();
   for (const o of state.k9.outcomes) {
-    const b = el("button", { type: "button", className: "big choice", textContent: o.replace(/_/g, " ").toUpperCase(),
+    const b = el("button", { type: "button", className: "big choice",
       onclick: () => { k9Outcome = o; box.querySelectorAll("button").forEach((x) => press(x, x === b));
         $("btn-k9-end-send").disabled = false; } });
     b.dataset.outcome = o;
+    b.dataset.term = "k9_outcome:" + o;
     box.append(b);
   }
+  applyStatic(box);
   $("k9-end-notes").value = "";
   $("btn-k9-end-send").disabled = true;
   showError("k9-end-error", null);
@@ -483,7 +530,7 @@ async function refreshState() {
 }
 
 function setLink(live) {
-  chip("st-link", live ? "LIVE" : "OFFLINE", live ? "ok" : "bad");
+  chip("st-link", live ? _("LIVE") : _("OFFLINE"), live ? "ok" : "bad");
   document.body.dataset.live = live ? "1" : "0";
 }
 
@@ -509,10 +556,54 @@ function connect() {
   }
 }
 
+// ---------- language ----------
+
+function currentLanguage() { return i18n.data ? i18n.data.language : "en"; }
+
+// The switch shows every language's code, and the sheet each language's name in itself, so an officer
+// finds their own language whichever one the page is in.
+function renderLanguageButton() {
+  const codes = i18n.data ? Object.keys(i18n.data.languages) : ["en"];
+  $("lang-toggle").replaceChildren(...codes.map((code) =>
+    el("span", { className: code === currentLanguage() ? "on" : "", textContent: code.toUpperCase() })));
+}
+
+function openLanguages() {
+  const box = $("lang-choices");
+  box.replaceChildren();
+  for (const [code, name] of Object.entries(i18n.data ? i18n.data.languages : { en: "English" })) {
+    const b = el("button", { type: "button", className: "big choice", textContent: name, lang: code,
+      onclick: () => chooseLanguage(code) });
+    b.dataset.lang = code;
+    press(b, code === currentLanguage());
+    box.append(b);
+  }
+  showError("lang-error", null);
+  $("sheet-lang").hidden = false;
+}
+
+async function chooseLanguage(code) {
+  try {
+    await loadLanguage(code);
+    $("sheet-lang").hidden = true;
+    relabel();
+  } catch (err) {
+    showError("lang-error", _("Could not load the language: {error}", { error: err.message || err }));
+  }
+}
+
+// Everything the script wrote, again in the language now in force.
+function relabel() {
+  applyTheme(document.documentElement.dataset.theme || "night");
+  renderSoundButton();
+  renderLanguageButton();
+  setLink(document.body.dataset.live === "1");
+  render();
+}
+
 // ---------- wiring ----------
 
-function wire() {
-  applyTheme(localStorage.getItem("picar.theme") || "night");
+async function wire() {
   $("theme-toggle").onclick = () => applyTheme(document.documentElement.dataset.theme === "night" ? "day" : "night");
   $("sound-toggle").onclick = () => { sound.enable(); sound.playing = ""; updateAlarm(); };
   document.querySelectorAll(".tab").forEach((t) => { t.onclick = () => showView(t.dataset.view); });
@@ -545,7 +636,7 @@ function wire() {
   $("k9-handler").value = localStorage.getItem("picar.k9.handler") || "";
   $("k9-start-form").onsubmit = async (e) => {
     e.preventDefault();
-    if (!k9Type) return showError("k9-error", "Choose the deployment type.");
+    if (!k9Type) return showError("k9-error", _("Choose the deployment type."));
     const body = { dog: $("k9-dog").value.trim(), handler: $("k9-handler").value.trim(), type: k9Type,
       case_number: $("k9-case").value.trim() || null, notes: $("k9-notes").value.trim() };
     $("btn-k9-start").disabled = true;
@@ -571,7 +662,19 @@ function wire() {
     } catch (err) { showError("k9-end-error", err); $("btn-k9-end-send").disabled = false; }
   };
 
-  renderSoundButton();
+  $("lang-toggle").onclick = openLanguages;
+  $("btn-lang-cancel").onclick = () => { $("sheet-lang").hidden = true; };
+
+  // The officer's language (a cookie), else the car's; English if the catalogue cannot be had.
+  try {
+    await loadLanguage(chosenLanguage());
+  } catch (err) {
+    console.warn("language", err);
+    document.documentElement.dataset.i18nReady = "none";
+  }
+  document.documentElement.dataset.theme = localStorage.getItem("picar.theme") || "night";
+  document.body.dataset.live = "0";
+  relabel();
   setInterval(() => { renderHit(); }, 1000);  // keeps the "n s ago" fresh
   connect();
 }
