@@ -19,6 +19,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from hw_sim.broker import make_tls_files
+from hw_sim.hq_web import start_console as start_demo_console
 from hw_sim.postgres import Postgres
 from picar.hq.config import HqConfigError, load_hq_config, parse_hq_config
 from picar.hq.console.app import PAGES, create_app
@@ -170,3 +171,16 @@ def test_a_database_that_does_not_answer_is_said_in_the_operators_language(postg
         assert status == 503 and "Baza de date a sediului nu răspunde" in page  # the console's default: ro
     finally:
         running.stop()
+
+
+def test_the_demo_console_lets_its_printed_login_in(hq_dsn: str, tmp_path: Path) -> None:
+    served, username, password = start_demo_console(hq_dsn, tmp_path)
+    try:
+        http = Http(served.url)
+        status, headers, _ = http.request("POST", "/login", {"username": username, "password": password,
+                                                             "csrf": http.csrf()}, {"Origin": served.url})
+        assert status == 303 and headers["location"] == "/"
+        assert http.request("GET", "/")[0] == 200
+        assert (tmp_path / "console-session.key").stat().st_mode & 0o777 == 0o600  # made on first start
+    finally:
+        served.stop()
