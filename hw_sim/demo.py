@@ -16,11 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hw_sim.sim import SimOptions, Simulation, expected_hits
 from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEMO_DIR
+
+if TYPE_CHECKING:
+    from picar.hq.console.server import ConsoleThread
 
 
 def _say(line: str) -> None:
@@ -84,12 +87,18 @@ def demo_main(argv: list[str]) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="picar-demo-"))
     sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast,
                                       extra_config=f"\n[models]\n{models}" if models else ""))
+    console: ConsoleThread | None = None
     try:
         _say(f"demo: working in {work}")
         sim.start_world()
         _say(f"demo: broker on 127.0.0.1:{sim.broker.port} (TLS, a certificate and user for the car and for HQ, "
              "per-vehicle ACL)")
         dsn = _start_hq(sim, work)
+        if dsn:
+            from hw_sim.hq_web import start_console
+
+            console, user, password = start_console(dsn, work)
+            _say(f"demo: HQ console {console.url} (login {user} / {password}; the operator's screens in Romanian)")
         hq = sim.subscriber([every_vehicle(DEFAULT_PREFIX, "hit"), every_vehicle(DEFAULT_PREFIX, "read")])
         sim.publish_watchlist()
         _say("demo: HQ signed the demo watchlist (Ed25519) and published it as version 1")
@@ -139,6 +148,8 @@ def demo_main(argv: list[str]) -> int:
             _say(f"demo: HQ's database is MISSING {len(seen) - stored['hits']} hit(s)")
         return 0 if seen and not missing and stored["hits"] >= len(seen) else 1
     finally:
+        if console is not None:
+            console.stop()
         sim.stop()
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -59,7 +59,8 @@ def start_console(dsn: str, tmp: Path, *, mqtt: MqttSettings | None = None,
                   watchlist: WatchlistSettings | None = None, **settings: Any) -> RunningConsole:
     """The console on 127.0.0.1 and a free port; `settings` override ConsoleSettings (tls files, tile_url ...);
     `mqtt` and `watchlist` are those tables of HQ's config (publishing watchlists)."""
-    config = HqConfig(database=DatabaseSettings(dsn=dsn), mqtt=mqtt or MqttSettings(), watchlist=watchlist or WatchlistSettings(),
+    config = HqConfig(database=DatabaseSettings(dsn=dsn), mqtt=mqtt or MqttSettings(),
+                      watchlist=watchlist or WatchlistSettings(),
                       console=ConsoleSettings(
         bind="127.0.0.1", port=0, session_secret_file=tmp / "session.key", **settings))
     secret = secrets.token_hex(32).encode()
