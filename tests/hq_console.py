@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import secrets
@@ -26,7 +27,7 @@ from picar.hq.console.app import create_app
 from picar.hq.console.server import ConsoleThread
 from picar.hq.store import accounts, connect
 from picar.hq.store.events import parse
-from picar.hq.store.writes import partitions_for, write_batch
+from picar.hq.store.writes import store_batch
 from picar.isotime import event_iso
 from picar.link.connection import offline_status, online_status
 from picar.pipeline.events import hit_payload, image_payload
@@ -66,7 +67,7 @@ def start_console(dsn: str, tmp: Path, *, mqtt: MqttSettings | None = None,
     secret = secrets.token_hex(32).encode()
     app = create_app(config, secret=secret, position_every_s=0.3)
     served = ConsoleThread(app, config)
-    running_config = config.model_copy(update={"console": config.console.model_copy(update={"port": served.port})})
+    running_config = dataclasses.replace(config, console=dataclasses.replace(config.console, port=served.port))
     return RunningConsole(served.url, dsn, running_config, served, app, secret)
 
 
@@ -123,17 +124,15 @@ def _quietly(page: Page, condition: str) -> bool:
         return False
 
 
-# --- test data through the real ingest path: the car's own payload builders, parse, write_batch ---------------
+# --- test data through the real ingest path: the car's own payload builders, parse, store_batch --------------
 
 
 def ingest(dsn: str, vehicle: str, kind: str, payload: dict[str, Any]) -> None:
-    """Store one car message as HQ's ingest does (parse, partitions, write_batch in one transaction: its
-    NOTIFY reaches the console at commit)."""
+    """Store one car message as HQ's ingest does (store_batch: partitions, one transaction whose
+    NOTIFYs reach the console at commit, then the car's row)."""
     events = [parse(vehicle, kind, json.dumps(payload).encode())]
     with connect(dsn) as conn:
-        partitions_for(conn, events)
-        with conn.transaction():
-            write_batch(conn, events)
+        store_batch(conn, events)
 
 
 def car_status(vehicle: str, *, online: bool = True, backlog: int = 0, watchlist_version: int | None = 7,

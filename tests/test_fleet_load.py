@@ -16,7 +16,7 @@ from hw_sim.fleet_check import Produced, check_database, summarise
 from hw_sim.fleet_load import Plan, run
 from picar.hq.store import connect
 from picar.hq.store.events import parse
-from picar.hq.store.writes import partitions_for, write_batch
+from picar.hq.store.writes import store_batch
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -56,9 +56,7 @@ def test_the_check_sees_a_lost_and_a_duplicated_event(hq_dsn: str) -> None:
               # the same event id again with another time: a partitioned table's key cannot refuse it
               parse("car0001", "read", read("r2", now - 1)), parse("car0001", "read", read("stray", now))]
     with connect(hq_dsn) as conn:
-        partitions_for(conn, events)
-        with conn.transaction():
-            write_batch(conn, events)
+        store_batch(conn, events)
         produced = Produced(ids={"read": {"r1", "r2", "r3"}})
         checks = check_database(conn, produced, ["car0001"], since)
     total = summarise(checks)

@@ -17,7 +17,7 @@ from picar.hq.exports import ANB_COLUMNS, BOM, K9_COLUMNS
 from picar.hq.store import connect
 from picar.hq.store.events import parse
 from picar.hq.store.queries import search_audit
-from picar.hq.store.writes import partitions_for, write_batch
+from picar.hq.store.writes import store_batch
 from picar.pipeline.events import read_payload
 from picar.types import Fix, PlateRead
 from tests.browser import Browser, Page, chromium_binary
@@ -40,9 +40,7 @@ def chromium() -> Iterator[Browser]:
 
 def store(dsn: str, events: list[Any]) -> None:
     with connect(dsn) as conn:
-        partitions_for(conn, events)
-        with conn.transaction():
-            write_batch(conn, events)
+        store_batch(conn, events)
 
 
 def a_read(event_id: str, plate: str, t: dt.datetime, vehicle: str, lat: float, lon: float) -> Any:

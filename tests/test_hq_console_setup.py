@@ -46,11 +46,11 @@ def test_the_example_config_loads_and_bad_keys_are_named(tmp_path: Path) -> None
     assert config.console.session_secret_file == Path("/var/lib/picar/hq/console-session.key")
     db = {"dsn": "dbname=x"}
     assert "console.colour: unknown key" in problems({"database": db, "console": {"colour": "red"}}, tmp_path)
-    assert "database: required key is missing" in problems({}, tmp_path)
+    assert "database: required table is missing" in problems({}, tmp_path)
     text = problems({"database": db, "console": {"port": 99999, "language": "de", "time_zone": "Mars/Olympus",
                                                   "tile_url": "ftp://tiles/{z}"}}, tmp_path)
-    for key in ("console.port = 99999", "console.language = 'de'", "console.time_zone = 'Mars/Olympus'",
-                "console.tile_url = 'ftp://tiles/{z}'"):
+    for key in ("console.port = 99999", 'console.language = "de"', 'console.time_zone = "Mars/Olympus"',
+                'console.tile_url = "ftp://tiles/{z}"'):
         assert key in text
     # Off this machine only with TLS, or behind a TLS proxy said so explicitly.
     assert "give tls_cert_file and tls_key_file" in problems({"database": db, "console": {"bind": "0.0.0.0"}},

@@ -6,7 +6,6 @@ and the console shows that car holding it. NCIC imports list their errors by lin
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-from hw_sim.sim import HQ_USER, VEHICLE_ID, SimOptions, Simulation
-from picar.hq.config import MqttSettings, WatchlistSettings
+from hw_sim.sim import HQ_PASSWORD, HQ_USER, VEHICLE_ID, SimOptions, Simulation
+from picar.hq.config import DatabaseSettings, HqConfig, MqttSettings, WatchlistSettings
+from picar.hq.ingest.worker import IngestWorker
 from picar.hq.store import connect
-from picar.hq.store.events import BadEvent, parse
 from picar.hq.store.queries import watchlist_versions
-from picar.hq.store.writes import write_batch
 from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, add_accounts, console, login, start_console
 from tests.hq_pages import choose_file, settle, shoot, submit
@@ -59,45 +57,32 @@ def in_romanian(page: Page) -> None:
 
 
 class StatusIngest:
-    """The cars' status messages into HQ's database through the store's ingest path (events.parse, then
-    writes.write_batch, as HQ's ingest worker writes them), so vehicles.watchlist_version follows each car."""
+    """HQ's ingest worker (the real one, on the simulator's broker, as HQ's user) storing what the cars send,
+    and a watch on the cars' status messages (which watchlist version each says it holds)."""
 
-    def __init__(self, sim: Simulation, dsn: str) -> None:
+    def __init__(self, sim: Simulation, dsn: str, mqtt: MqttSettings) -> None:
         self.sub = sim.subscriber(["picar/v1/+/status"])
         self.dsn = dsn
-        self.stop = threading.Event()
-        self.written = 0
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.worker = IngestWorker(HqConfig(database=DatabaseSettings(dsn=dsn), mqtt=mqtt), username=HQ_USER,
+                                   password=HQ_PASSWORD)
+        self.worker.start()
 
-    def _run(self) -> None:
+    def stored_status(self) -> bool:
         with connect(self.dsn) as conn:
-            while not self.stop.wait(0.2):
-                new = self.sub.messages[self.written:]
-                events = []
-                for m in new:
-                    try:
-                        events.append(parse(m.topic.split("/")[2], "status", m.payload))
-                    except BadEvent:
-                        pass
-                if events:
-                    with conn.transaction():
-                        write_batch(conn, events)
-                self.written += len(new)
+            return conn.execute("SELECT count(*) FROM vehicles WHERE status_time IS NOT NULL").fetchone() != (0,)
 
     def versions(self) -> list[int | None]:
         return [m.json().get("watchlist_version") for m in self.sub.messages]
 
     def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
+        self.worker.stop()
         self.sub.stop()
 
 
 @pytest.fixture
 def world(tmp_path: Path, hq_dsn: str) -> Iterator[tuple[Simulation, RunningConsole, StatusIngest]]:
     """The simulator's broker and car (the real daemon, camera on one still frame), HQ's console configured to
-    publish with HQ's MQTT user and signing key, and the cars' status flowing into HQ's database."""
+    publish with HQ's MQTT user and signing key, and HQ's ingest storing what the car sends."""
     add_accounts(hq_dsn)
     sim = Simulation(tmp_path / "sim", SimOptions(realtime=False, use_mjpeg=False, ui=False))
     sim.start_world()
@@ -108,15 +93,15 @@ def world(tmp_path: Path, hq_dsn: str) -> Iterator[tuple[Simulation, RunningCons
         frames.mkdir()
         cv2.imwrite(str(frames / "0001.jpg"), np.full((480, 640, 3), 90, np.uint8))
         sim.camera_source = str(frames)
-        ingest = StatusIngest(sim, hq_dsn)
-        sim.start_daemon()
         tls, key = sim.broker.tls, Path(f"{sim.key}.key")
         hq = tls.client(HQ_USER)
         mqtt = MqttSettings(host="127.0.0.1", port=sim.broker.port, tls=True, ca_file=tls.ca_file,
                             cert_file=hq.cert_file, key_file=hq.key_file, credentials_file=sim.work / "hq.credentials")
+        ingest = StatusIngest(sim, hq_dsn, mqtt)
+        sim.start_daemon()
         running = start_console(hq_dsn, tmp_path, mqtt=mqtt,
                                 watchlist=WatchlistSettings(signing_key_file=key, list_id="md-police"))
-        assert wait_until(lambda: ingest is not None and ingest.written > 0, 60), sim.daemon_log()[-3000:]
+        assert wait_until(lambda: ingest is not None and ingest.stored_status(), 60), sim.daemon_log()[-3000:]
         yield sim, running, ingest
     finally:
         if running is not None:

@@ -22,7 +22,7 @@ from picar.hq.store import connect
 from picar.hq.store.events import parse
 from picar.hq.store.queries import k9_report, search_reads, watchlist_versions
 from picar.hq.store.records import ReadQuery, Searcher
-from picar.hq.store.writes import partitions_for, write_batch
+from picar.hq.store.writes import store_batch
 from picar.hq.watchlists import Broker, PublishError, in_force, next_version, publish_snapshot
 from picar.link.mqtt import HqLink
 from picar.link.outbox import Outbox
@@ -121,9 +121,7 @@ def a_read(event_id: str, plate: str, t: dt.datetime, vehicle: str = "car1") -> 
 def test_the_analysts_notebook_export_parses_back(db: psycopg.Connection) -> None:
     t1, t2 = NOW - dt.timedelta(hours=3), NOW - dt.timedelta(hours=1)
     events = [a_read("r1", "AB123CD", t1), a_read("r2", "AB123CD", t2, "car2")]
-    partitions_for(db, events)
-    with db.transaction():
-        write_batch(db, events)
+    store_batch(db, events)
     result = search_reads(db, ReadQuery(plate="AB123CD"), Searcher("ana", "=HYPERLINK(1)", "export test"))
     text = reads_csv(result.reads, "=HYPERLINK(1)")
     assert text.startswith(BOM) and "\r\n" in text
@@ -146,8 +144,7 @@ def test_the_k9_report_csv(db: psycopg.Connection) -> None:
     end = {**start, "event_id": "k9-d1-end", "event": "k9_end", "ended_at": (NOW - dt.timedelta(hours=1)).isoformat(),
            "outcome": "found", "end_notes": "", "duration_s": 3600.0, "track_length_m": 950.0}
     events = [parse("car1", "k9", json.dumps(p).encode()) for p in (start, end)]
-    with db.transaction():
-        write_batch(db, events)
+    store_batch(db, events)
     rows = list(csv.DictReader(io.StringIO(k9_csv(k9_report(db, NOW - dt.timedelta(days=1), NOW)).removeprefix(BOM))))
     assert list(rows[0]) == list(K9_COLUMNS)
     assert [(r["Car"], r["Dog"], r["Handler"], r["Outcome"], r["Duration (s)"], r["Notes"]) for r in rows] == [

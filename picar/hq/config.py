@@ -19,9 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -122,15 +120,14 @@ class HqRetentionConfig:
                          self.heat_days)
 
 
-CONSOLE_TABLE = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 PortOrAny = Annotated[StrictInt, Field(ge=0, le=65535)]  # 0: a free port (tests)
 
 
-class ConsoleSettings(BaseModel):
+@dataclass(frozen=True, config=TABLE)
+class ConsoleSettings:
     """`picar hq serve`. Off loopback the console needs TLS (tls_cert_file + tls_key_file) unless
     allow_plain_http says the TLS ends in front of it (a reverse proxy on the same machine)."""
 
-    model_config = CONSOLE_TABLE
     bind: Annotated[str, Field(min_length=1)] = "127.0.0.1"
     port: PortOrAny = 8443
     tls_cert_file: Path | None = None
@@ -183,11 +180,11 @@ class ConsoleSettings(BaseModel):
         return ZoneInfo(self.time_zone)
 
 
-class WatchlistSettings(BaseModel):
+@dataclass(frozen=True, config=TABLE)
+class WatchlistSettings:
     """Publishing watchlists from the console: HQ's private signing key (`picar hq keygen`; the cars hold its
     public half) and the list id the snapshots carry."""
 
-    model_config = CONSOLE_TABLE
     signing_key_file: Path | None = None  # without it the console imports and reviews, and cannot publish
     list_id: Annotated[str, Field(max_length=64)] = ""
 
