@@ -193,6 +193,11 @@ class Mosquitto:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (to measure its CPU)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def __enter__(self) -> Mosquitto:
         return self.start()
 

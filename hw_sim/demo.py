@@ -1,9 +1,10 @@
 """`picar demo`: the whole system on the recorded-frame simulator.
 
-Starts a local Mosquitto (TLS, client certificates, passwords), signs and publishes the demo
-watchlist as HQ would, starts the virtual GPS on a pseudo-terminal and the MJPEG camera replay of
-the demo drive, then runs the real daemon against them and shows the hits arriving at HQ with their
-positions. The hits come from the shipped models reading the rendered plates.
+Starts a local Mosquitto (TLS, client certificates, passwords) and HQ (its own PostgreSQL and an ingest
+worker), signs and publishes the demo watchlist as HQ would, starts the virtual GPS on a pseudo-terminal and
+the MJPEG camera replay of the demo drive, then runs the real daemon against them and shows the hits
+arriving at HQ with their positions, and what HQ's database stored. The hits come from the shipped models
+reading the rendered plates.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hw_sim.sim import SimOptions, Simulation, expected_hits
 from picar.link.topics import DEFAULT_PREFIX, every_vehicle
 from picar.paths import DEMO_DIR
+
+if TYPE_CHECKING:
+    from picar.hq.console.server import ConsoleThread
 
 
 def _say(line: str) -> None:
@@ -32,6 +36,35 @@ def _hit_line(hit: dict[str, Any]) -> str:
     tag = " (covert: HQ only)" if hit.get("covert") else ""
     return (f"  HIT {hit['plate']:<9} read {hit['read_text']:<9} {hit['list']:<16} priority {hit['priority']}  "
             f"{hit['match']['text']}  at {where}  {hit['time']}{tag}")
+
+
+def _start_hq(sim: Simulation, work: Path) -> str | None:
+    """HQ's PostgreSQL and ingest; None (and why) where the `hq` extra is not installed."""
+    try:
+        import psycopg  # noqa: F401  (the hq extra: psycopg, alembic)
+    except ImportError:
+        _say("demo: HQ's database skipped: `pip install picar[hq]` (./scripts/demo installs it)")
+        return None
+    dsn = sim.start_hq()
+    _say(f"demo: HQ's PostgreSQL at {sim.postgres.host}:{sim.postgres.port} (database picar_hq), ingest worker "
+         f"{sim.ingest.client_id} storing what the car sends (config {work / 'hq.toml'})")
+    return dsn
+
+
+def _hq_stored(dsn: str, hits: set[str], timeout: float) -> dict[str, int]:
+    """What HQ's database holds, once it has every hit HQ saw go by (or after ``timeout``)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            have = {r[0] for r in conn.execute("SELECT event_id FROM hits")}
+            if hits <= have or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        counts = {table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
+                  for table in ("reads", "hits", "images")}
+    return counts
 
 
 def demo_main(argv: list[str]) -> int:
@@ -54,11 +87,18 @@ def demo_main(argv: list[str]) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="picar-demo-"))
     sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast,
                                       extra_config=f"\n[models]\n{models}" if models else ""))
+    console: ConsoleThread | None = None
     try:
         _say(f"demo: working in {work}")
         sim.start_world()
         _say(f"demo: broker on 127.0.0.1:{sim.broker.port} (TLS, a certificate and user for the car and for HQ, "
              "per-vehicle ACL)")
+        dsn = _start_hq(sim, work)
+        if dsn:
+            from hw_sim.hq_web import start_console
+
+            console, user, password = start_console(dsn, work)
+            _say(f"demo: HQ console {console.url} (login {user} / {password}; the operator's screens in Romanian)")
         hq = sim.subscriber([every_vehicle(DEFAULT_PREFIX, "hit"), every_vehicle(DEFAULT_PREFIX, "read")])
         sim.publish_watchlist()
         _say("demo: HQ signed the demo watchlist (Ed25519) and published it as version 1")
@@ -90,6 +130,10 @@ def demo_main(argv: list[str]) -> int:
                     break
             time.sleep(0.2)
         hq.stop()
+        stored = _hq_stored(dsn, set(seen), args.timeout) if dsn else {"hits": len(seen)}
+        if dsn:
+            _say(f"demo: HQ stored {stored['reads']} read(s) and {stored['hits']} hit(s) with {stored['images']} "
+                 "evidence image(s) in PostgreSQL, each confirmed back to the car")
         expected = expected_hits(args.demo_dir)
         listed = {h["plate"] for h in seen.values()}
         missing = sorted(p for p in expected if p not in listed)
@@ -100,8 +144,12 @@ def demo_main(argv: list[str]) -> int:
         no_fix = [h["plate"] for h in seen.values() if (h.get("position") or {}).get("lat") is None]
         if no_fix:
             _say(f"demo: hits without a GPS position: {', '.join(no_fix)}")
-        return 0 if seen and not missing else 1
+        if stored["hits"] < len(seen):
+            _say(f"demo: HQ's database is MISSING {len(seen) - stored['hits']} hit(s)")
+        return 0 if seen and not missing and stored["hits"] >= len(seen) else 1
     finally:
+        if console is not None:
+            console.stop()
         sim.stop()
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -101,18 +101,20 @@ class Vehicle:
     keys: tuple[Key, ...]
     facing: str = "rear"  # rear: we see its back; front: oncoming
     plate_seed: int = 0  # picks the plate's font and furniture among the style's variations
+    groups: str = ""  # the printed groups ("K BA 257"), for a plate-grammar style; default: from the text
 
 
 PLATE_WIDTH_M = {"us": 0.305, "br_mercosur": 0.40, "eu_square": 0.28, "moto": 0.20}  # others 0.52 m
 
 VEHICLES: tuple[Vehicle, ...] = (
-    Vehicle("v1", "md", "CDK418", "sedan", (40, 40, 150),
-            ((0.0, 0.2, 17.0, -2), (2.6, 0.2, 5.2, -2), (3.4, 1.6, 4.5, 9), (4.2, 3.4, 4.2, 2))),
+    Vehicle("v1", "md_series", "CDK418", "sedan", (40, 40, 150),
+            ((0.0, 0.2, 17.0, -2), (2.6, 0.2, 5.2, -2), (3.4, 1.6, 4.5, 9), (4.2, 3.4, 4.2, 2)),
+            plate_seed=3),  # the current series' look: the flag over MD, the inspection badge
     Vehicle("v2", "de", "BMK4021", "suv", (150, 150, 150),
             ((3.4, 3.0, 19.0, 3), (6.4, 3.0, 7.0, 2))),
     Vehicle("v3", "ro", "CJ07BOX", "sedan", (60, 120, 40),
             ((4.2, 0.2, 18.0, 1.5), (6.9, 0.2, 5.4, 1.5), (7.6, 1.6, 4.8, 10), (8.4, 3.4, 4.4, 2))),
-    Vehicle("v4", "ua", "BH4729KA", "sedan", (200, 200, 205),
+    Vehicle("v4", "ua_series", "BH4729KA", "sedan", (200, 200, 205),
             ((6.5, 0.1, 19.5, -1), (11.5, 0.1, 4.4, -1), (13.7, 0.1, 4.4, -1), (15.5, 0.1, 9.0, 0),
              (17.0, 0.1, 24.0, 0))),
     Vehicle("v5", "br_mercosur", "RIO2A18", "sedan", (30, 30, 30),
@@ -124,24 +126,34 @@ VEHICLES: tuple[Vehicle, ...] = (
              (21.4, 1.7, 3.8, 10), (22.2, 3.4, 3.6, 2))),
     Vehicle("v8", "eu_square", "TL62HEX", "sedan", (20, 90, 160),
             ((20.6, 0.2, 11.5, 1), (23.4, 0.2, 3.7, 1), (25.2, 0.2, 3.5, 1))),
-    Vehicle("v9", "md", "KBA257", "sedan", (90, 90, 90),
-            ((21.0, 3.0, 17.5, 2), (24.0, 3.0, 7.0, 2))),
+    Vehicle("v9", "md_series", "KBA257", "sedan", (90, 90, 90),
+            ((18.4, 3.0, 18.5, 2), (24.9, 3.0, 6.0, 2)), plate_seed=1,
+            groups="K BA 257"),  # pre-2015: Chisinau's K, the series, the digits, the arms between
 )
 
-# (plate as listed, list, priority, covert, description, reason, notes, source, vehicle, how it hits)
+# (plate, list, priority, covert, description, reason, notes, source, vehicle, how it hits): the list of a
+# Moldovan HQ, its texts in Romanian and Russian (issue 19).
 HIT_ENTRIES: tuple[tuple[str, str, int, bool, str, str, str, str, str, str], ...] = (
-    ("CDK418", "stolen_vehicle", 1, False, "Dacia Logan, dark red", "stolen 2026-11-20, Buiucani",
+    ("CDK418", "stolen_vehicle", 1, False, "Dacia Logan, roșu închis", "furat 2026-11-20, Buiucani",
      "", "IGP Moldova", "v1", "exact"),
-    ("BH4729KA", "amber", 1, False, "silver sedan, UA plates", "missing child, 7, seen in the car",
-     "approach with care", "Interpol yellow notice", "v4", "exact"),
-    ("CJ07B0X", "stolen_vehicle", 2, False, "green sedan, RO plates", "stolen in Cluj-Napoca",
-     "listed with a zero; the plate has the letter O", "Politia Romana via SIS", "v3", "confusable"),
-    ("BMK4021", "surveillance", 3, True, "grey SUV, DE plates", "subject of an open investigation",
-     "do not stop, report position only", "IGP Moldova, DIC", "v2", "exact"),
+    ("BH4729KA", "amber", 1, False, "седан серебристый, номера Украины", "пропал ребёнок, 7 лет, видели в машине",
+     "abordare cu prudență", "Interpol, notificare galbenă", "v4", "exact"),
+    ("CJ07B0X", "stolen_vehicle", 2, False, "autoturism verde, numere RO", "furat în Cluj-Napoca",
+     "listat cu zero; pe placă este litera O", "Poliția Română prin SIS", "v3", "confusable"),
+    ("BMK4021", "surveillance", 3, True, "SUV gri, numere DE", "subiectul unei investigații în curs",
+     "nu opriți, raportați doar poziția", "IGP Moldova, DIC", "v2", "exact"),
+    ("KBA257", "stolen_vehicle", 2, False, "ВАЗ-2107, серый", "угон 2026-11-28, Бельцы",
+     "", "IGP Moldova", "v9", "exact"),
 )
+# How a listed plate is typed in the CSV when not as the OCR reads it: a Russian-speaking operator's
+# Cyrillic К В А with spaces, which the importer turns into KBA257.
+LISTED_AS = {"KBA257": "К ВА 257"}
 DECOY_REGIONS = ("MD", "RO", "UA", "D", "PL", "US", "BR", "")
-WATCHLIST_HEADER = ("plate", "region", "list", "priority", "covert", "effective", "expires",
+WATCHLIST_FIELDS = ("plate", "region", "list", "priority", "covert", "effective", "expires",
                     "description", "reason", "notes", "source")
+# The demo's list is a Moldovan HQ's: its columns in Romanian (picar.watchlist.io.HEADER_ALIASES).
+WATCHLIST_HEADER = ("Număr de înmatriculare", "Regiune", "Listă", "Prioritate", "Secret", "Valabil de la",
+                    "Valabil până la", "Descriere", "Motiv", "Note", "Sursa")
 
 
 def _shade(c: Color, k: float) -> Color:
@@ -581,7 +593,7 @@ def make_world(seed: int) -> World:
     plates: dict[str, RenderedPlate] = {}
     for i, v in enumerate(VEHICLES):
         rng = np.random.default_rng([seed, i, v.plate_seed])
-        plate = render_plate(rng, v.style, v.text)
+        plate = render_plate(rng, v.style, v.groups or v.text)
         if plate.text != v.text:
             raise RuntimeError(f"{v.name}: render_plate drew {plate.text!r}, asked for {v.text!r}")
         plates[v.name] = plate
@@ -718,8 +730,8 @@ def watchlist_rows(seed: int, n_decoys: int = 20) -> list[dict[str, str]]:
 
     rows: list[dict[str, str]] = []
     for plate, lst, prio, covert, desc, reason, notes, source, _v, _how in HIT_ENTRIES:
-        rows.append({"plate": plate, "region": "", "list": lst, "priority": str(prio),
-                     "covert": "true" if covert else "false", "effective": "", "expires": "",
+        rows.append({"plate": LISTED_AS.get(plate, plate), "region": "", "list": lst, "priority": str(prio),
+                     "covert": "da" if covert else "nu", "effective": "", "expires": "",
                      "description": desc, "reason": reason, "notes": notes, "source": source})
     rng = np.random.default_rng([seed, 2000])
     lists = ("stolen_vehicle", "stolen_vehicle", "wanted_person", "stolen_plate", "insurance", "amber")
@@ -731,21 +743,21 @@ def watchlist_rows(seed: int, n_decoys: int = 20) -> list[dict[str, str]]:
             continue
         lst = lists[int(rng.integers(len(lists)))]
         rows.append({"plate": plate, "region": region, "list": lst, "priority": str(int(rng.integers(1, 5))),
-                     "covert": "false", "effective": "",
+                     "covert": "nu", "effective": "",
                      "expires": "" if rng.random() < 0.6 else "2031-12-31",
-                     "description": "", "reason": {"stolen_vehicle": "stolen", "stolen_plate": "plate stolen",
-                                                   "wanted_person": "registered keeper wanted",
-                                                   "insurance": "no valid insurance",
-                                                   "amber": "missing person"}[lst],
-                     "notes": "", "source": "demo decoy"})
+                     "description": "", "reason": {"stolen_vehicle": "furat", "stolen_plate": "placă furată",
+                                                   "wanted_person": "proprietarul este căutat",
+                                                   "insurance": "fără asigurare valabilă",
+                                                   "amber": "persoană dispărută"}[lst],
+                     "notes": "", "source": "demo, intrare de control"})
     return rows
 
 
 def write_watchlist(path: Path, rows: Sequence[dict[str, str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
-        wr = csv.DictWriter(fh, fieldnames=WATCHLIST_HEADER, lineterminator="\n")
-        wr.writeheader()
-        wr.writerows(rows)
+        wr = csv.writer(fh, lineterminator="\n")
+        wr.writerow(WATCHLIST_HEADER)
+        wr.writerows([row[k] for k in WATCHLIST_FIELDS] for row in rows)
 
 
 # --------------------------------------------------------------------------- main

@@ -53,24 +53,30 @@ class Postgres:
     """
 
     def __init__(self, *, fsync: bool = True, port: int | None = None, keep: bool = False,
-                 settings: dict[str, str] | None = None) -> None:
+                 settings: dict[str, str] | None = None, workdir: Path | None = None) -> None:
+        """``workdir``: a directory of the caller's to keep the server in (kept on stop; a server
+        initialised there before is started again with its data) instead of a fresh one under /tmp."""
         self.bindir = bindir()
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.fsync = fsync
-        self.keep = keep  # leave the directory behind on stop (to look at the log)
+        self.keep = keep or workdir is not None  # leave the directory behind on stop (to look at the log)
         self.settings = dict(settings or {})
         self._as_service_user = os.geteuid() == 0
         # A fresh directory of its own under /tmp, not the caller's (pytest's tmp_path is 0700 root and the
         # `postgres` user could not enter it); unix socket paths must also stay short (107 bytes).
-        self.workdir = Path(tempfile.mkdtemp(prefix="picar-pg-"))
+        if workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="picar-pg-"))
+        else:
+            self.workdir = Path(workdir).resolve()
+            self.workdir.mkdir(parents=True, exist_ok=True)
         self.datadir = self.workdir / "data"
         self.socket_dir = self.workdir
         self.log_path = self.workdir / "postgres.log"
         if self._as_service_user:
             user = pwd.getpwnam(SERVICE_USER)
             os.chown(self.workdir, user.pw_uid, user.pw_gid)
-        self._initialised = False
+        self._initialised = (self.datadir / "PG_VERSION").is_file()
         self._running = False
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -107,8 +113,8 @@ class Postgres:
 
     def stop(self, mode: str = "fast", timeout: float = 60.0) -> None:
         """Shut the server down (``fast``: roll back open transactions, checkpoint) and remove its directory
-        unless ``keep``."""
-        if self._running:
+        unless ``keep``. A server an earlier process left running in ``workdir`` is stopped too."""
+        if self._running or (self.datadir / "postmaster.pid").is_file():
             try:
                 self._run(["pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "-t", str(int(timeout)), "stop"],
                           timeout + 10)
@@ -176,3 +182,31 @@ class Postgres:
             raise RuntimeError(
                 f"{' '.join(argv[:2])} failed (rc {proc.returncode}, {time.monotonic() - started:.1f} s): "
                 f"{proc.stderr.strip()[-2000:]}\n{self.log_text()[-3000:]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hw_sim.postgres start|stop --dir DIR`: a server kept in DIR for long measurements (prints its
+    DSN), e.g. the 10-million-read search benchmark of docs/scale.md."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m hw_sim.postgres")
+    ap.add_argument("action", choices=("start", "stop"))
+    ap.add_argument("--dir", type=Path, required=True, help="the server's directory (data, socket, log)")
+    ap.add_argument("--port", type=int, help="TCP port (default: a free one; the same one for a restart)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a server setting")
+    args = ap.parse_args(argv)
+    port_file = args.dir / "port"
+    port = args.port or (int(port_file.read_text()) if port_file.is_file() else None)
+    settings = dict(item.split("=", 1) for item in args.set)
+    pg = Postgres(workdir=args.dir, port=port, settings=settings)
+    if args.action == "stop":
+        pg.stop()
+        return 0
+    pg.start()
+    port_file.write_text(str(pg.port))
+    print(pg.dsn("postgres"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

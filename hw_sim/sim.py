@@ -23,12 +23,12 @@ CAR_USER, CAR_PASSWORD = VEHICLE_ID, "car-demo-password"  # the broker ACL needs
 HQ_USER, HQ_PASSWORD = "hq", "hq-demo-password"
 
 
-def demo_broker(work: Path, users: dict[str, str]) -> Mosquitto:
+def demo_broker(work: Path, users: dict[str, str], extra_config: tuple[str, ...] = ()) -> Mosquitto:
     """The broker the demo and the simulator run, not yet started: persistence, TLS with one client
     certificate per user, a password per user and the per-vehicle ACL (cars' usernames = vehicle ids)."""
     from hw_sim.broker import Mosquitto
 
-    return Mosquitto(work, persistence=True, tls=True, users=users)
+    return Mosquitto(work, persistence=True, tls=True, users=users, extra_config=extra_config)
 
 
 def _q(p: Path | str) -> str:
@@ -42,6 +42,8 @@ class SimOptions:
     use_mjpeg: bool = True  # serve the drive over HTTP MJPEG (the network-camera path) or read the file
     loop_gps: bool = True
     extra_config: str = ""
+    mqtt_extra: str = ""  # lines added to the car's [mqtt] table (e.g. hq_ack_timeout_s = 3.0)
+    broker_config: tuple[str, ...] = ()  # lines added to the broker's config (e.g. "autosave_interval 60")
     ui: bool = True
     gps_faults: Any = None
     # How to start the daemon: this Python by default; an installed `picar` script to test a wheel.
@@ -64,6 +66,9 @@ class Simulation:
     gps_device: str = ""
     ui_port: int = 0
     log_path: Path | None = None
+    postgres: Any = None
+    ingest: Any = None
+    hq_dsn: str = ""
 
     # --- the world around the car -------------------------------------------------------------
 
@@ -71,7 +76,8 @@ class Simulation:
         from hw_sim.broker import free_port
 
         self.work.mkdir(parents=True, exist_ok=True)
-        self.broker = demo_broker(self.work, {CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD}).start()
+        self.broker = demo_broker(self.work, {CAR_USER: CAR_PASSWORD, HQ_USER: HQ_PASSWORD},
+                                  self.options.broker_config).start()
         self._write_credentials()
         self.key = self.work / "hq-signing"
         from picar.hq.cli import hq_main
@@ -140,6 +146,45 @@ class Simulation:
         return Subscriber(self.broker, topics, client_id=client_id, clean_session=clean_session,
                           identity=HQ_USER).start()
 
+    def start_hq(self, fsync: bool = True) -> str:
+        """HQ's PostgreSQL and one ingest worker (in this process), configured by an hq.toml as HQ would be;
+        returns the database's DSN."""
+        from hw_sim.postgres import Postgres
+
+        self.postgres = Postgres(fsync=fsync).start()
+        self.hq_dsn = self.postgres.create_database("picar_hq")
+        tls = self.broker.tls
+        hq = tls.client(HQ_USER)
+        config = self.work / "hq.toml"
+        config.write_text(f"""# Written by the simulator (hw_sim/sim.py): HQ's ingest for one run.
+[database]
+dsn = {_q(self.hq_dsn)}
+
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker.port}
+tls = true
+ca_file = {_q(tls.ca_file)}
+cert_file = {_q(hq.cert_file)}
+key_file = {_q(hq.key_file)}
+credentials_file = {_q(self.work / "hq.credentials")}
+""")
+        self.start_ingest()
+        return self.hq_dsn
+
+    def start_ingest(self) -> None:
+        """(Re)start HQ's ingest worker from the run's hq.toml (the same worker: the same broker session)."""
+        from picar.hq.config import load_hq_config
+        from picar.hq.ingest.worker import IngestWorker
+
+        self.ingest = IngestWorker(load_hq_config(self.work / "hq.toml"), username=HQ_USER, password=HQ_PASSWORD)
+        self.ingest.start()
+
+    def stop_ingest(self) -> None:
+        if self.ingest is not None:
+            self.ingest.stop()
+            self.ingest = None
+
     # --- the car --------------------------------------------------------------------------------
 
     def write_config(self) -> Path:
@@ -179,6 +224,7 @@ cert_file = {_q(car.cert_file)}
 key_file = {_q(car.key_file)}
 credentials_file = {_q(self.work / "car.credentials")}
 position_interval_s = 2.0
+{self.options.mqtt_extra}
 
 [storage]
 data_dir = {_q(self.work / "data")}
@@ -225,7 +271,7 @@ level = "info"
 
     def stop(self) -> None:
         self.stop_daemon()
-        for part in (self.replay, self.gps, self.broker):
+        for part in (self.replay, self.gps, self.ingest, self.broker, self.postgres):
             if part is not None:
                 try:
                     part.stop()

@@ -167,7 +167,8 @@ class Daemon:
             ca_file=m.ca_file, cert_file=m.cert_file, key_file=m.key_file, username=user, password=password,
             keepalive_s=m.keepalive_s, topic_prefix=m.topic_prefix, client_id=m.client_id,
             max_inflight=m.max_inflight, status_provider=self.status_summary,
-            on_command=commands.on_command,
+            on_command=commands.on_command, hq_ack=m.hq_ack, hq_ack_timeout_s=m.hq_ack_timeout_s,
+            hq_ack_max_s=m.hq_ack_max_s,
         )
         hq.start()
         return hq

@@ -34,9 +34,12 @@ LAYERS = {  # output name: (folder in the wheel, attribute fields kept)
     "capitals": ("naturalearth_cities", {"name": "name"}),
 }
 DECIMALS = 3
+# The tables' encoding is in the .cpg beside them; the cities' one has no letter for some names and the source
+# wrote "?" there instead. The ones an operator of this product sees are restored.
+LOST_LETTERS = {"Chi?in?u": "Chișinău", "?saka": "Ōsaka"}
 
 
-def read_dbf(data: bytes) -> list[dict[str, str]]:
+def read_dbf(data: bytes, encoding: str = "cp1252") -> list[dict[str, str]]:
     """The records of a dBASE III table as text fields (the attribute table beside a shapefile)."""
     count, header_len, record_len = struct.unpack_from("<IHH", data, 4)
     fields: list[tuple[str, int]] = []
@@ -52,7 +55,8 @@ def read_dbf(data: bytes) -> list[dict[str, str]]:
             continue
         off, row = 1, {}
         for name, width in fields:
-            row[name] = rec[off:off + width].decode("utf-8", "replace").strip()
+            text = rec[off:off + width].decode(encoding).strip()
+            row[name] = LOST_LETTERS.get(text, text)
             off += width
         records.append(row)
     return records
@@ -97,7 +101,9 @@ def read_shapes(data: bytes) -> list[dict[str, Any] | None]:
 def layer(wheel: zipfile.ZipFile, folder: str, keep: dict[str, str]) -> dict[str, Any]:
     base = f"geopandas/datasets/{folder}/{folder}"
     shapes = read_shapes(wheel.read(base + ".shp"))
-    rows = read_dbf(wheel.read(base + ".dbf"))
+    names = set(wheel.namelist())
+    encoding = wheel.read(base + ".cpg").decode("ascii").strip() if base + ".cpg" in names else "cp1252"
+    rows = read_dbf(wheel.read(base + ".dbf"), encoding)
     if len(shapes) != len(rows):
         raise ValueError(f"{folder}: {len(shapes)} shapes but {len(rows)} attribute rows")
     feats = [{"type": "Feature", "properties": {out: row.get(src, "") for src, out in keep.items()}, "geometry": g}

@@ -95,8 +95,8 @@ def test_a_car_cannot_forge_another_cars_hits(broker: Mosquitto) -> None:
         assert forged(hq.messages) == []
 
 
-def test_a_car_cannot_send_another_car_commands_or_watchlists(broker: Mosquitto) -> None:
-    topics = (f"{PREFIX}/car2/cmd", f"{PREFIX}/car2/watchlist")
+def test_a_car_cannot_send_another_car_commands_watchlists_or_acks(broker: Mosquitto) -> None:
+    topics = (f"{PREFIX}/car2/cmd", f"{PREFIX}/car2/watchlist", f"{PREFIX}/car2/ack")
     with client(broker, "car2", topics) as car2, client(broker, "car1") as car1, client(broker, "hq") as hq:
         for topic in topics:
             car1.publish(topic, FORGED)
@@ -106,8 +106,9 @@ def test_a_car_cannot_send_another_car_commands_or_watchlists(broker: Mosquitto)
         assert forged(car2.messages) == []
 
 
-def test_a_car_cannot_write_its_own_commands_or_watchlist(broker: Mosquitto) -> None:
-    topics = (f"{PREFIX}/car1/cmd", f"{PREFIX}/car1/watchlist")
+def test_a_car_cannot_write_its_own_commands_watchlist_or_acks(broker: Mosquitto) -> None:
+    # A forged acknowledgement would make the car let go of events HQ never stored.
+    topics = (f"{PREFIX}/car1/cmd", f"{PREFIX}/car1/watchlist", f"{PREFIX}/car1/ack")
     with client(broker, "car1", topics) as car1, client(broker, "hq") as hq:
         for topic in topics:
             car1.publish(topic, FORGED, retain=True)
@@ -116,7 +117,7 @@ def test_a_car_cannot_write_its_own_commands_or_watchlist(broker: Mosquitto) -> 
         assert forged(car1.messages) == []
 
 
-def test_hq_writes_only_watchlists_and_commands(broker: Mosquitto) -> None:
+def test_hq_writes_only_watchlists_commands_and_acks(broker: Mosquitto) -> None:
     with client(broker, "hq", (f"{PREFIX}/#",)) as hq, client(broker, "car2") as car2:
         hq.publish(f"{PREFIX}/car2/hit", FORGED)  # HQ reads every car's events but writes none
         hq.publish(f"{PREFIX}/car2/status", FORGED, retain=True)

@@ -3,9 +3,9 @@ and, once the models are committed, the real detector and OCR read the plates th
 
 from __future__ import annotations
 
-import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,7 @@ from hw_sim.make_demo import read_drive
 from hw_sim.track import load_track
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR, DEMO_DIR
 from picar.watchlist.builder import WatchlistBuilder
-from picar.watchlist.entries import ENTRY_FIELDS
-
-WATCHLIST_HEADER = ["plate", "region", "list", "priority", "covert", "effective", "expires",
-                    "description", "reason", "notes", "source"]
+from picar.watchlist.io import read_csv
 
 
 @pytest.fixture(scope="module")
@@ -28,28 +25,9 @@ def expected() -> dict[str, Any]:
     return json.loads((DEMO_DIR / "expected.json").read_text(encoding="utf-8"))
 
 
-def _watch_rows() -> list[dict[str, str]]:
-    with (DEMO_DIR / "watchlist.csv").open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        assert reader.fieldnames == WATCHLIST_HEADER
-        return list(reader)
-
-
-def _record(row: dict[str, str]) -> dict[str, Any]:
-    """A CSV row as the watchlist's JSON entry record (empty cells left out)."""
-    rec: dict[str, Any] = {}
-    for name in ENTRY_FIELDS:
-        value = row[name].strip()
-        if not value:
-            continue
-        if name == "priority":
-            rec[name] = int(value)
-        elif name == "covert":
-            assert value in ("true", "false"), f"covert {value!r}"
-            rec[name] = value == "true"
-        else:
-            rec[name] = value
-    return rec
+def _watch_records() -> list[dict[str, Any]]:
+    """The demo's list as HQ imports it (`picar watchlist import`): a Moldovan HQ's CSV."""
+    return read_csv(DEMO_DIR / "watchlist.csv")
 
 
 def test_assets_are_small_enough_for_the_repo() -> None:
@@ -136,19 +114,28 @@ def test_track_is_a_plausible_drive_in_chisinau(expected: dict[str, Any]) -> Non
     assert min(p.speed_kmh for p in points) == 0  # the stop at the red light
 
 
+def test_watchlist_is_a_moldovan_list_in_romanian_with_cyrillic_texts() -> None:
+    raw = (DEMO_DIR / "watchlist.csv").read_text(encoding="utf-8")
+    assert raw.startswith("Număr de înmatriculare,")
+    assert "К ВА 257" in raw  # a plate typed in Cyrillic look-alikes, imported as KBA257
+    recs = _watch_records()
+    assert any(r["plate"] == "KBA257" for r in recs)
+    assert any(re.search("[а-яА-Я]", r.get("description", "")) for r in recs)
+
+
 def test_watchlist_hits_are_the_expected_vehicles(expected: dict[str, Any]) -> None:
-    rows = _watch_rows()
+    recs = _watch_records()
     builder = WatchlistBuilder()
-    for i, row in enumerate(rows, start=2):
-        assert row["effective"] == ""
-        assert row["expires"] == "" or row["expires"] > "2030"
-        builder.add_record(_record(row), f"watchlist.csv:{i}")
+    for i, rec in enumerate(recs, start=2):
+        assert "effective" not in rec
+        assert rec.get("expires", "2031") > "2030"
+        builder.add_record(rec, f"watchlist.csv:{i}")
     wl = builder.build()
     assert len(wl) >= 20
     hits = {v["plate"]: v["watchlist"] for v in expected["vehicles"] if v["watchlist"]}
     assert {h["match"] for h in hits.values()} == {"exact", "confusable"}
     assert sum(h["covert"] for h in hits.values()) == 1
-    listed = {r["plate"] for r in rows}
+    listed = {r["plate"] for r in recs}
     at = None
     for v in expected["vehicles"]:
         found = wl.match([(v["plate"], 1.0)], at=at)

@@ -30,3 +30,12 @@ def test_fleet_view_tracks_state_positions_hits_and_dispositions() -> None:
     assert v.snapshot(now=300)["car1"]["reads_per_min"] == 0
     text = v.render(now=130)
     assert "car1" in text and "reject (misread)" in text
+
+
+def test_hqs_own_messages_to_a_car_are_not_signs_of_the_car() -> None:
+    v = FleetView("picar/v1")
+    for kind in ("ack", "cmd", "watchlist"):
+        v.feed(f"picar/v1/car9/{kind}", b'{"events": ["e1"]}', now=100.0)
+    assert v.snapshot(now=101.0) == {}
+    v.feed("picar/v1/car9/read", b'{"event_id": "e1"}', now=100.0)
+    assert list(v.snapshot(now=101.0)) == ["car9"]

@@ -38,7 +38,7 @@ from picar.hq.store.queries import (
 )
 from picar.hq.store.records import Area, ReadQuery, Searcher
 from picar.hq.store.retention import Retention, purge, purge_log
-from picar.hq.store.writes import partitions_for, write_batch
+from picar.hq.store.writes import partitions_for, store_batch, write_batch
 from picar.pipeline.events import hit_payload, image_payload, read_payload
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 from picar.watchlist.entries import DEFAULT_CONFUSABLES
@@ -71,9 +71,7 @@ def message(kind: str, payload: dict, vehicle: str = "car1"):  # type: ignore[no
 
 
 def store(conn: psycopg.Connection, events: list) -> object:  # type: ignore[type-arg]
-    partitions_for(conn, events)
-    with conn.transaction():
-        return write_batch(conn, events)
+    return store_batch(conn, events)
 
 
 def test_migrations_go_up_down_and_up_again(postgres_server: Postgres) -> None:
@@ -279,3 +277,34 @@ def test_picar_hq_db_upgrade_on_the_command_line(postgres_server: Postgres, caps
     assert main(["hq", "db", "upgrade", "--dsn", postgres_server.dsn("no_such_db")]) == 1
     assert "no_such_db" in capsys.readouterr().err
     postgres_server.drop_database("cli_upgrade")
+
+
+def test_two_workers_needing_the_same_new_partition_create_it_once(hq_dsn: str) -> None:
+    import threading
+
+    from psycopg import sql
+
+    from tests.waiting import wait_until
+
+    day = dt.date(2031, 1, 1)
+    name = partitions.partition_name("reads", day)
+    with connect(hq_dsn) as a, connect(hq_dsn) as b:
+        outcome: list[object] = []
+        with a.transaction():  # A creates it, holding the partition lock, while B comes for the same day
+            a.execute("SELECT pg_advisory_xact_lock(%s)", (partitions._LOCK,))
+            a.execute(sql.SQL("CREATE TABLE {} PARTITION OF reads FOR VALUES FROM ('2031-01-01 00:00+00') "
+                              "TO ('2031-01-02 00:00+00')").format(sql.Identifier(name)))
+
+            def second() -> None:
+                try:
+                    outcome.append(partitions.ensure(b, "reads", [day]))
+                except Exception as exc:
+                    outcome.append(exc)
+
+            t = threading.Thread(target=second)
+            t.start()
+            assert wait_until(lambda: a.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                                                "AND NOT granted").fetchone() == (1,), 10)
+        t.join(10)
+        assert outcome == [[]]  # B found it made, and made nothing
+        assert [p.name for p in partitions.existing(b, "reads")] == [name]

@@ -142,7 +142,7 @@ def test_every_style_renders_a_registration_and_degrade_keeps_the_shape() -> Non
     rng = np.random.default_rng(5)
     for style in STYLES:
         plate = render_plate(rng, style)
-        assert plate.style == style and plate.rows in (1, 2)
+        assert plate.style == style and plate.rows in (1, 2, 3)  # three: Ukrainian motorcycles
         assert plate.image.dtype == np.uint8 and plate.image.ndim == 3 and plate.image.shape[2] == 3
         assert plate.text.isalnum() and plate.text.isupper() or plate.text.isdigit()
         assert 4 <= len(plate.text) <= 10, (style, plate.text)

@@ -119,8 +119,8 @@ def test_a_really_full_disk_raises_outbox_full_and_keeps_what_was_stored(tiny_fi
             for i in range(10_000):
                 stored.append(ob.put("t/read", blob, event_id=f"e{i}"))
         assert stored and ob.backlog() == len(stored)
-        with pytest.raises(OutboxFullError):
-            ob.put("t/read", b"small", event_id="still-full")
+        with pytest.raises(OutboxFullError):  # (a few bytes may still fit in a page SQLite holds)
+            ob.put("t/read", blob, event_id="still-full")
     with Outbox(path) as again:
         assert [i.event_id for i in again.pending(10_000)] == stored
     db = sqlite3.connect(path)
@@ -204,3 +204,62 @@ def test_a_damaged_outbox_is_kept_for_inspection_and_a_new_one_started(tmp_path:
         assert ob.backlog() == 1
     (kept,) = tmp_path.glob("outbox.db.damaged-*")
     assert kept.read_bytes() == junk
+
+
+def test_hq_acknowledgements_backlog_resend_schedule_and_purge(tmp_path: Path) -> None:
+    now = [1000.0]
+    with Outbox(tmp_path / "o.db", clock=lambda: now[0]) as ob:
+        old = ob.put("t/read", {"n": 0})
+        ob.mark_acked(old)  # delivered by the broker before HQ's acknowledgements were awaited
+        assert ob.hq_acks_from() is None and ob.resend_unconfirmed(1.0, 8.0) == 0
+        ob.await_hq_acks(ob.next_seq())
+        a, b = ob.put("t/read", {"n": 1}), ob.put("t/read", {"n": 2})
+        ob.mark_acked_many([a, b])
+        assert ob.backlog() == 2 and ob.awaiting_hq() == 2 and ob.pending(10) == []
+        ob.mark_hq_acked([a])
+        assert ob.backlog() == 1
+        now[0] += 9.9
+        assert ob.resend_unconfirmed(10.0, 40.0) == 0  # not yet due
+        now[0] += 0.2
+        assert ob.resend_unconfirmed(10.0, 40.0) == 1
+        (again,) = ob.pending(10)
+        assert again.event_id == b and again.resends == 1
+        ob.mark_acked(b)
+        now[0] += 19.0
+        assert ob.resend_unconfirmed(10.0, 40.0) == 0  # the wait doubled: 20 s after this acknowledgement
+        now[0] += 1.1
+        assert ob.resend_unconfirmed(10.0, 40.0) == 1
+        ob.mark_acked(b)
+        # After a reconnect, what the broker acknowledged since the cutoff goes again at once.
+        assert ob.resend_unconfirmed(10.0, 40.0, broker_acked_since=now[0] - 1) == 1
+        ob.mark_acked(b)
+        # Retention: an event HQ has not confirmed is kept however old; a confirmed one goes.
+        now[0] += 100.0
+        assert ob.purge_acked(50.0) == 2  # `old` (before the wait began) and `a` (confirmed)
+        assert ob.get(b) is not None and ob.backlog() == 1
+        ob.mark_hq_acked([b])
+        assert ob.backlog() == 0
+        now[0] += 100.0
+        assert ob.purge_acked(50.0) == 1
+        ob.await_hq_acks(None)
+        assert ob.hq_acks_from() is None
+    with Outbox(tmp_path / "o.db") as reopened:  # ending the wait is remembered too
+        assert reopened.hq_acks_from() is None
+
+
+def test_an_outbox_from_before_hq_acknowledgements_opens_with_its_events(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("""CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE,
+        topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL, created_at REAL NOT NULL, sent_at REAL,
+        acked_at REAL);
+        INSERT INTO events (event_id, topic, payload, qos, created_at) VALUES ('e1', 't/read', x'7b7d', 1, 1.0);""")
+    db.close()
+    with Outbox(path) as ob:
+        (item,) = ob.pending(10)
+        assert item.event_id == "e1" and item.hq_acked_at is None and item.resends == 0
+        ob.await_hq_acks(1)
+        ob.mark_hq_acked(["e1"])
+        assert ob.backlog() == 0
+    with Outbox(path) as ob:
+        assert ob.hq_acks_from() == 1 and ob.get("e1").hq_acked_at is not None  # type: ignore[union-attr]

@@ -160,3 +160,51 @@ def test_publish_to_missing_broker_fails_cleanly(tmp_path: Path, capsys: pytest.
     rc = hq_main(["watchlist", "publish", str(snap), "--key", str(tmp_path / "hq.key"), "--host", "127.0.0.1",
                   "--port", str(free_port()), "--timeout", "2"])
     assert rc == 1 and "refused" in capsys.readouterr().err.lower()
+
+
+# A Moldovan HQ's lists: Romanian or Russian headers, Cyrillic descriptions, plates typed in Cyrillic.
+CSV_RO = ("Număr de înmatriculare,Motiv,Prioritate,Descriere,Secret\n"
+          "ABC 123,furt,1,Dacia Logan albă,nu\n"
+          "C AB 123,căutat,2,Автомобиль ВАЗ-2107 синий,da\n")
+CSV_RU = ("Госномер;Причина;Приоритет;Описание\n"
+          "ВХ 1234 АХ;угон;1;Тойота Камри, чёрная\n"
+          "Т 123 ЕК;розыск;3;грузовик МАЗ\n")
+
+
+def test_csv_with_romanian_headers_imports_and_matches(tmp_path: Path) -> None:
+    path = tmp_path / "lista.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + CSV_RO.encode())  # UTF-8 with a byte order mark, as Excel saves it
+    recs = read_csv(path)
+    assert recs[0] == {"plate": "ABC123", "reason": "furt", "priority": 1, "description": "Dacia Logan albă"}
+    assert recs[1]["plate"] == "CAB123" and recs[1]["covert"] is True
+    assert recs[1]["description"] == "Автомобиль ВАЗ-2107 синий"
+    wl = Watchlist.from_records(recs)
+    assert [e.description for e, _ in wl.match([("CAB123", 0.9)], at=AT)] == ["Автомобиль ВАЗ-2107 синий"]
+
+
+def test_csv_with_russian_headers_reads_cyrillic_plates_as_latin(tmp_path: Path) -> None:
+    path = tmp_path / "spisok.csv"
+    path.write_text(CSV_RU, encoding="utf-8")  # no BOM; ';' as Excel saves it where ',' is the decimal mark
+    recs = read_csv(path)
+    # В Х А Т Е К are Cyrillic on the list: the OCR reads their Latin look-alikes
+    assert [r["plate"] for r in recs] == ["BX1234AX", "T123EK"]
+    assert recs[0] == {"plate": "BX1234AX", "reason": "угон", "priority": 1, "description": "Тойота Камри, чёрная"}
+    wl = Watchlist.from_records(recs)
+    assert [(e.plate, m.kind) for e, m in wl.match([("BX1234AX", 0.9)], at=AT)] == [("BX1234AX", "exact")]
+
+
+def test_csv_russian_quoted_description_keeps_its_comma(tmp_path: Path) -> None:
+    text = 'Номер,Причина,Описание\n"ВХ-1234-АХ",угон,"Тойота Камри, чёрная"\n'
+    recs = read_csv(tmp_path / "l.csv", text)
+    assert recs == [{"plate": "BX1234AX", "reason": "угон", "description": "Тойота Камри, чёрная"}]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # Ж and Ц have no Latin twin: the line and the column are named, and the letters
+    ("Номер,Причина\nВХ1234АХ,угон\n7686ЖЦ,угон\n", r"line 3, column 'Номер': plate '7686ЖЦ' has Ж, Ц"),
+    ("Număr de înmatriculare,Prioritate\nABC123,înaltă\n", r"line 2, column 'Prioritate': 'înaltă' is not an integer"),
+    ("Număr de înmatriculare,Culoare\nABC123,roșu\n", r"line 1, column 2: unknown column 'Culoare'"),
+])
+def test_csv_localised_errors_name_line_and_column(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(WatchlistImportError, match=message):
+        read_csv(tmp_path / "bad.csv", text)

@@ -13,15 +13,26 @@ import tomllib
 import types
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from picar.config.errors import Allowed, ConfigError, Invalid, show
 from picar.config.models import CONFIG, Config
+
+T = TypeVar("T")
+
+
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {Config: CONFIG}
+
+
+def _adapter(root: type[T]) -> TypeAdapter[T]:
+    if root not in _ADAPTERS:
+        _ADAPTERS[root] = TypeAdapter(root)
+    return _ADAPTERS[root]
 
 
 def parse_config(data: Mapping[str, Any], base_dir: Path, source_path: Path | None = None) -> Config:
@@ -29,16 +40,26 @@ def parse_config(data: Mapping[str, Any], base_dir: Path, source_path: Path | No
 
     Raises ConfigError listing every problem found, not only the first.
     """
-    context = {"base_dir": Path(os.path.normpath(Path(base_dir).expanduser().absolute())),
-               "source_path": source_path}
-    try:
-        return CONFIG.validate_python(dict(data), context=context)
-    except ValidationError as exc:
-        raise ConfigError([line for error in exc.errors() for line in _problem(error)]) from None
+    return parse_toml(data, base_dir, Config, source_path)
 
 
 def load_config(path: Path) -> Config:
     """Read and validate the TOML file at `path`; raises ConfigError naming file, line and key."""
+    return load_toml(path, Config)
+
+
+def parse_toml(data: Mapping[str, Any], base_dir: Path, root: type[T], source_path: Path | None = None) -> T:
+    """`parse_config` for any schema of frozen pydantic dataclasses built like Config (`root`: HQ's too)."""
+    context = {"base_dir": Path(os.path.normpath(Path(base_dir).expanduser().absolute())),
+               "source_path": source_path}
+    try:
+        return _adapter(root).validate_python(dict(data), context=context)
+    except ValidationError as exc:
+        raise ConfigError([line for error in exc.errors() for line in _problem(error, root)]) from None
+
+
+def load_toml(path: Path, root: type[T]) -> T:
+    """`load_config` for any schema of frozen pydantic dataclasses built like Config (`root`)."""
     path = Path(path).expanduser()
     try:
         with path.open("rb") as fh:
@@ -55,7 +76,7 @@ def load_config(path: Path) -> Config:
         # The message already ends with "(at line L, column C)".
         raise ConfigError([f"{path}: TOML syntax error: {exc}"]) from None
     try:
-        return parse_config(data, path.absolute().parent, source_path=path.absolute())
+        return parse_toml(data, path.absolute().parent, root, source_path=path.absolute())
     except ConfigError as exc:
         raise ConfigError([f"{path}: {p}" for p in exc.problems]) from None
 
@@ -71,9 +92,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
-def _owner(loc: tuple[int | str, ...]) -> type:
+def _owner(loc: tuple[int | str, ...], root: type) -> type:
     """The table (dataclass) that holds the last key of `loc`."""
-    owner: Any = Config
+    owner: Any = root
     for part in loc[:-1]:  # an index steps into tuple[CameraConfig, ...]
         owner = get_args(owner)[0] if isinstance(part, int) else owner.__pydantic_fields__[part].annotation
     return owner
@@ -123,12 +144,12 @@ def _unknown_key(where: str, key: str, owner: type) -> str:
     return f"{where}{key}: unknown key{hint}; allowed keys: {', '.join(allowed)}"
 
 
-def _problem(error: ErrorDetails) -> list[str]:
+def _problem(error: ErrorDetails, root: type) -> list[str]:
     """One pydantic error as problem lines (usually one)."""
     loc, kind, value = tuple(error["loc"]), error["type"], error["input"]
     path, key = _key_path(loc), loc[-1] if loc else ""
     where = _key_path(loc[:-1]) + "." if len(loc) > 1 else ""
-    owner = _owner(loc) if loc else Config
+    owner = _owner(loc, root) if loc else root
     field = _field(owner, key)
     words = _allowed_words(field)
     cause = (error.get("ctx") or {}).get("error")

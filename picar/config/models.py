@@ -184,6 +184,9 @@ class MqttConfig:
     max_inflight: Int = Field(default=20, ge=1, le=MAX_INFLIGHT)
     client_id: Annotated[Str, Allowed("1-128 printable characters without spaces")] = derived(
         '"picar-" + vehicle.id', pattern=r"^[!-~]{1,128}$")
+    hq_ack: Literal["auto", "on", "off"] = "auto"  # picar.link.hq_ack.HQ_ACK_MODES (a test keeps them in step)
+    hq_ack_timeout_s: Annotated[Float, Field(gt=0, le=86400)] = 60.0
+    hq_ack_max_s: Annotated[Float, Field(gt=0, le=86400)] = 900.0
 
     @field_validator("key_file")
     @classmethod
@@ -201,6 +204,15 @@ class MqttConfig:
         if problems:
             raise Invalid(lines=lambda where: [problem(where) for problem in problems])
         return key_file
+
+    @field_validator("hq_ack_max_s")
+    @classmethod
+    def _hq_ack_max(cls, value: float, info: ValidationInfo) -> float:
+        first = info.data.get("hq_ack_timeout_s")
+        if first is not None and value < first:
+            raise Invalid(lines=lambda where: [f"{where}hq_ack_max_s = {show(value)}: allowed: at least "
+                                               f"{where}hq_ack_timeout_s ({show(first)})"])
+        return value
 
     @field_validator("credentials_file")
     @classmethod

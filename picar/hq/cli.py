@@ -6,6 +6,11 @@
                                [--cert C] [--keyfile K] [--credentials F] [--prefix picar/v1]
     picar hq monitor ...  (the live fleet console, picar.hq.monitor)
     picar hq db upgrade|current --dsn DSN  (HQ's database schema, picar.hq.store)
+    picar hq ingest --config hq.toml | --dsn DSN --host H ...  (the fleet into the database, picar.hq.ingest)
+    picar hq fill-reads --dsn DSN [--reads 10000000]  (made-up reads for the search benchmark)
+    picar hq bench-search --dsn DSN [--queries 200]   (the console's search, timed: docs/scale.md)
+    picar hq serve --config hq.toml  (the web console, picar.hq.console)
+    picar hq account add|list|disable|enable|passwd ...  (the console's accounts)
 """
 
 from __future__ import annotations
@@ -125,15 +130,35 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def hq_main(argv: list[str]) -> int:
-    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db`; returns the process exit code."""
+    """`picar hq keygen|watchlist sign|watchlist publish|monitor|db|ingest|serve|account|...`; the exit code."""
     if argv and argv[0] == "monitor":
         from picar.hq.monitor import monitor_main
 
         return monitor_main(argv[1:])
+    if argv and argv[0] == "serve":
+        from picar.hq.console.cli import serve_main
+
+        return serve_main(argv[1:])
+    if argv and argv[0] == "account":
+        from picar.hq.console.cli import account_main
+
+        return account_main(argv[1:])
     if argv and argv[0] == "db":
         from picar.hq.store.cli import db_main
 
         return db_main(argv[1:])
+    if argv and argv[0] == "ingest":
+        from picar.hq.ingest.cli import ingest_main
+
+        return ingest_main(argv[1:])
+    if argv and argv[0] == "fill-reads":
+        from picar.hq.fill_reads import fill_main
+
+        return fill_main(argv[1:])
+    if argv and argv[0] == "bench-search":
+        from picar.hq.bench_search import bench_main
+
+        return bench_main(argv[1:])
     ap = argparse.ArgumentParser(prog="picar hq", description="HQ tools: signing keys and watchlist updates.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("keygen", help="new Ed25519 key pair: KEYBASE.key (0600) and KEYBASE.pub")

@@ -19,7 +19,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from picar.link.topics import DEFAULT_PREFIX, FLEET, every_vehicle, levels
+from picar.link.topics import ACK, COMMAND, DEFAULT_PREFIX, FLEET, WATCHLIST, every_vehicle, levels
 
 
 @dataclass
@@ -53,6 +53,8 @@ class FleetView:
         if len(parts) != 2 or parts[0] == FLEET:
             return
         vehicle, kind = parts
+        if kind in (ACK, COMMAND, WATCHLIST):  # HQ's own messages to the car: not a sign of the car
+            return
         try:
             data = json.loads(payload) if payload else {}
         except (json.JSONDecodeError, UnicodeDecodeError):

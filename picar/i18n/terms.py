@@ -53,6 +53,7 @@ TERMS: dict[str, dict[str, str]] = {
     "list": {
         "stolen_vehicle": N_("stolen vehicle"),
         "stolen_plate": N_("stolen plates"),
+        "felony_vehicle": N_("felony vehicle"),  # NCIC's felony vehicle category (picar.watchlist.ncic)
         "wanted": N_("wanted"),
         "wanted_person": N_("wanted person"),
         "missing_person": N_("missing person"),

@@ -10,6 +10,7 @@ import re
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,17 @@ def online_status(vehicle_id: str, version: str, time: str, backlog: int, extra:
     return json.dumps(body, separators=(",", ":"), default=str)
 
 
+def provided_status(provider: Callable[[], dict[str, Any]] | None, log: logging.Logger) -> dict[str, Any]:
+    """The status provider's fields; none (and the failure logged) if it fails."""
+    if provider is None:
+        return {}
+    try:
+        return dict(provider())
+    except Exception:
+        log.exception("HQ status provider failed; sending status without its fields")
+        return {}
+
+
 def offline_status(vehicle_id: str, version: str, reason: str, time: str) -> str:
     """The retained status after a clean stop, and the last will ("connection lost")."""
     body: dict[str, Any] = {"state": "offline", "vehicle": vehicle_id, "version": version, "reason": reason}
@@ -127,6 +139,18 @@ def describe_connect_error(exc: BaseException | None) -> tuple[str, int]:
     if exc is None:
         return "connection failed", logging.WARNING
     return f"connection failed: {type(exc).__name__}: {exc}", logging.WARNING
+
+
+def describe_disconnect(vehicle_id: str, where: str, reason: object, stopping: bool, was_connected: bool,
+                        inflight: int) -> tuple[str, int]:
+    """What to log when the connection closes: a stop, a lost connection, or one refused before it began."""
+    if stopping:
+        return f"HQ link {vehicle_id} disconnected from {where}", logging.INFO
+    if was_connected:
+        return (f"HQ link {vehicle_id} lost connection to {where} ({reason}); reconnecting with back-off, "
+                f"{inflight} events in flight"), logging.WARNING
+    return (f"HQ broker {where} closed the connection before accepting it ({reason}): check the TLS client "
+            "certificate and broker limits; retrying with back-off"), logging.ERROR
 
 
 class ProblemLog:

@@ -1,10 +1,11 @@
 """The car's link to HQ over MQTT: events are written to the on-disk outbox first, then sent from it.
 
-Delivery rule: an event leaves the outbox backlog only when the broker acknowledged it (PUBACK for its
-message id). A sender thread drains the outbox in seq order with at most ``max_inflight`` unacknowledged
-publishes. While the connection is down nothing is lost: paho retransmits what was in flight when it
-reconnects, and every reconnect rescans the outbox for anything else not acknowledged; a restarted
-process replays the whole backlog. Duplicates are therefore possible; HQ recognises them by event_id.
+Delivery rule: an event leaves the outbox backlog when the broker acknowledged it (PUBACK for its message
+id) and, once HQ acknowledges events end to end, when HQ's database has it (link/hq_ack.py). A sender
+thread drains the outbox in seq order with at most ``max_inflight`` unacknowledged publishes. While the
+connection is down nothing is lost: paho retransmits what was in flight when it reconnects, and every
+reconnect rescans the outbox for anything else not acknowledged; a restarted process replays the whole
+backlog. Duplicates are therefore possible; HQ recognises them by event_id.
 Topic tree and payloads: docs/mqtt.md.
 """
 
@@ -31,12 +32,16 @@ from picar.link.connection import (
     ProblemLog,
     check_settings,
     describe_connect_error,
+    describe_disconnect,
     make_client,
     offline_status,
     online_status,
+    provided_status,
 )
+from picar.link.hq_ack import HqAcks
 from picar.link.outbox import Outbox
 from picar.link.topics import (
+    ACK,
     COMMAND,
     DEFAULT_PREFIX,
     EVENT_KINDS,
@@ -47,6 +52,8 @@ from picar.link.topics import (
     vehicle_topic,
 )
 from picar.link.window import SendWindow
+
+_OK = MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 class HqLink:
@@ -83,6 +90,9 @@ class HqLink:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 60.0,
         ready_timeout_s: float = 5.0,
+        hq_ack: str = "auto",
+        hq_ack_timeout_s: float = 60.0,
+        hq_ack_max_s: float = 900.0,
     ) -> None:
         prefix = check_settings(vehicle_id, topic_prefix, port, keepalive_s, reconnect_min_s, reconnect_max_s,
                                 max_inflight, tls, ca_file, cert_file, key_file)
@@ -106,6 +116,9 @@ class HqLink:
             self.topic(WATCHLIST),
             self.topic(COMMAND),
         )
+        self.ack_topic = self.topic(ACK)
+        self._acks = HqAcks(outbox, hq_ack, hq_ack_timeout_s, hq_ack_max_s, clock)
+        self._subscriptions = (*self.command_topics, *((self.ack_topic,) if self._acks.listening else ()))
 
         self._cond = threading.Condition()
         self._connected = False
@@ -139,8 +152,6 @@ class HqLink:
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
 
-    # ---- public API ----------------------------------------------------------------------------------
-
     def topic(self, kind: str) -> str:
         """The topic this vehicle uses for ``kind`` (``{prefix}/{vehicle}/{kind}``)."""
         return vehicle_topic(self.prefix, self.vehicle_id, kind)
@@ -163,15 +174,16 @@ class HqLink:
             self._commands.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Drain what can be sent within ``timeout``, publish retained offline status, disconnect.
-
-        Whatever is not acknowledged stays in the outbox for the next start.
-        """
+        """Drain what can be sent within ``timeout`` (and wait for HQ's acknowledgements when they are awaited),
+        publish the retained offline status, disconnect. What is not delivered stays in the outbox."""
         with self._cond:
             if not self._started or self._stopping:
                 return
             # Offline there is nothing to drain into; do not hold up shutdown waiting for a reconnect.
+            end = time.monotonic() + timeout
             self._cond.wait_for(lambda: self._drained() or not self._connected, timeout)
+            while self._connected and self.outbox.awaiting_hq() and time.monotonic() < end:  # HQ's last acks
+                self._cond.wait(min(0.1, end - time.monotonic()))
             self._stopping = True
             connected = self._connected
             self._cond.notify_all()
@@ -208,12 +220,8 @@ class HqLink:
 
     def publish_position(self, fix_json: dict[str, Any]) -> bool:
         """Send a position (QoS 0, not stored). Dropped and counted while offline; True if handed to MQTT."""
-        if not self.connected:
-            with self._cond:
-                self._stats["positions_dropped"] += 1
-            return False
-        info = self._client.publish(self.position_topic, json.dumps(fix_json, separators=(",", ":")), qos=0)
-        ok = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        body = json.dumps(fix_json, separators=(",", ":"))
+        ok = self.connected and self._client.publish(self.position_topic, body, qos=0).rc == _OK
         with self._cond:
             self._stats["positions_sent" if ok else "positions_dropped"] += 1
         return ok
@@ -232,25 +240,22 @@ class HqLink:
 
     @property
     def backlog(self) -> int:
-        """Events stored but not yet acknowledged by the broker."""
+        """Events stored but not yet delivered (acknowledged by the broker and, when awaited, by HQ)."""
         return self.outbox.backlog()
 
     def stats(self) -> dict[str, Any]:
         """Counters and state for health reporting."""
         with self._cond:
-            out: dict[str, Any] = dict(self._stats)
-            out.update(
-                connected=self._connected,
-                inflight=len(self._window),
-                connected_since=None if self._connected_since is None else event_iso(self._connected_since),
-                last_problem=self._problems.last,
-                connect_failures=self._problems.failures,
-            )
-        out["backlog"] = self.outbox.backlog()
-        return out
+            since = None if self._connected_since is None else event_iso(self._connected_since)
+            out: dict[str, Any] = dict(self._stats, connected=self._connected, inflight=len(self._window),
+                                       connected_since=since, last_problem=self._problems.last,
+                                       connect_failures=self._problems.failures)
+        return dict(out, backlog=self.outbox.backlog(), awaiting_hq=self.outbox.awaiting_hq(),
+                    hq_acked=self._acks.acked, resent_unconfirmed=self._acks.resent)
 
     def flush_acks(self) -> None:
-        """Write the acknowledgements received so far to the outbox now (the sender does this anyway)."""
+        """Write the broker's and HQ's acknowledgements received so far to the outbox now (the sender does
+        this anyway)."""
         self._flush_acks()
 
     def wait_ready(self, timeout: float) -> bool:
@@ -259,19 +264,13 @@ class HqLink:
             return self._cond.wait_for(lambda: self._connected and self._ready_epoch == self._epoch, timeout)
 
     def wait_drained(self, timeout: float) -> bool:
-        """Wait until everything in the outbox has been sent and acknowledged (for tests and shutdown)."""
+        """Wait until everything in the outbox has been sent and acknowledged by the broker (HQ's
+        acknowledgements may follow: `outbox.backlog()` counts what still waits for them)."""
         with self._cond:
             return self._cond.wait_for(self._drained, timeout)
 
-    # ---- payloads ------------------------------------------------------------------------------------
-
     def _online_payload(self) -> str:
-        extra: dict[str, Any] = {}
-        if self._status_provider is not None:
-            try:
-                extra = dict(self._status_provider())
-            except Exception:
-                self._log.exception("HQ status provider failed; sending status without its fields")
+        extra = provided_status(self._status_provider, self._log)
         return online_status(self.vehicle_id, self.version, event_iso(self._clock()), self.outbox.backlog(), extra)
 
     def _offline_payload(self, reason: str) -> str:
@@ -298,6 +297,7 @@ class HqLink:
         return (
             self._stopping
             or bool(self._window.acked)
+            or self._acks.pending()
             or (self._ready() and self._epoch != epoch_seen)
             or (self._ready() and seen_gen != self._put_gen and len(self._window) < self.max_inflight)
         )
@@ -318,8 +318,11 @@ class HqLink:
                     self._idle = False
                 can_send = self._ready() and len(self._window) < self.max_inflight
                 gen = self._put_gen
+                ready = self._ready()
             try:
                 self._flush_acks()
+                if ready and self._acks.resend_due():  # HQ has not acknowledged some: they are pending again
+                    cursor, seen_gen = 0, -1
                 if new_connection:
                     self.publish_status()
                 if can_send and (seen_gen != gen or new_connection):
@@ -389,6 +392,7 @@ class HqLink:
     def _flush_acks(self) -> None:
         # The flush lock makes a caller wait for a concurrent flush, so "flushed" means written.
         with self._flush_lock:
+            self._acks.flush()
             with self._cond:
                 acked = self._window.take_acked()
             if not acked:
@@ -421,11 +425,12 @@ class HqLink:
             self._stats["connects"] += 1
             self._problems.clear()
             inflight = len(self._window)
+        self._acks.connected()
         self._log.info(
             "HQ link %s connected to %s:%d (session present: %s, %d in flight to resend)",
             self.vehicle_id, self.host, self.port, flags.session_present, inflight,
         )
-        _, mid = client.subscribe([(t, 1) for t in self.command_topics])
+        _, mid = client.subscribe([(t, 1) for t in self._subscriptions])
         with self._cond:
             self._sub_mid = mid
             self._cond.notify_all()
@@ -446,22 +451,17 @@ class HqLink:
             if was_connected:
                 self._stats["disconnects"] += 1
             self._cond.notify_all()
-        if stopping:
-            self._log.info("HQ link %s disconnected from %s:%d", self.vehicle_id, self.host, self.port)
-        elif was_connected:
-            self._log.warning(
-                "HQ link %s lost connection to %s:%d (%s); reconnecting with back-off, %d events in flight",
-                self.vehicle_id, self.host, self.port, reason, inflight,
-            )
+        if was_connected:
+            self._acks.connection_lost()
+        text, level = describe_disconnect(self.vehicle_id, f"{self.host}:{self.port}", reason, stopping,
+                                          was_connected, inflight)
+        if stopping or was_connected:
+            self._log.log(level, text)
         elif not quiet:
-            self._problems.report(
-                f"HQ broker {self.host}:{self.port} closed the connection before accepting it ({reason}): "
-                "check the TLS client certificate and broker limits; retrying with back-off",
-                logging.ERROR,
-            )
+            self._problems.report(text, level)
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, codes: Any, props: Any) -> None:
-        refused = [t for t, c in zip(self.command_topics, codes, strict=False) if c.is_failure]
+        refused = [t for t, c in zip(self._subscriptions, codes, strict=False) if c.is_failure]
         if refused:
             self._log.error("HQ broker %s:%d refused subscriptions %s", self.host, self.port, refused)
         with self._cond:
@@ -485,6 +485,11 @@ class HqLink:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         # The handler runs on the command worker; the PUBACK follows it (manual_ack), so a command is not
         # lost if the car dies while handling it, and a slow one (a national list) does not stall the link.
+        if msg.topic == self.ack_topic:
+            self._acks.on_message(client, msg)
+            with self._cond:
+                self._cond.notify_all()
+            return
         with self._cond:
             self._stats["commands"] += 1
         if self._commands is None:

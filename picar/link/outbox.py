@@ -1,9 +1,11 @@
 """Durable on-disk queue of events for HQ: nothing accepted here is lost, even across SIGKILL or power cut.
 
-The HQ link writes every event here first and sends from here; an event leaves the backlog only once the
-broker acknowledged it (PUBACK). SQLite in WAL mode with ``synchronous=FULL``: in WAL mode NORMAL only
-survives an application crash, and a patrol car loses power (ignition off, flat battery) far more often
-than a server does, so every commit is fsynced before ``put`` returns.
+The HQ link writes every event here first and sends from here; an event leaves the backlog once the broker
+acknowledged it (PUBACK) and, when HQ confirms events end to end, once HQ acknowledged that its database
+committed it (`hq_acked_at`; from the seq kept in `meta` on, see picar/link/hq_ack.py). SQLite in WAL
+mode with ``synchronous=FULL``: in WAL mode NORMAL only survives an application crash, and a patrol car
+loses power (ignition off, flat battery) far more often than a server does, so every commit is fsynced
+before ``put`` returns.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ CREATE TABLE IF NOT EXISTS events (
     acked_at   REAL
 );
 CREATE INDEX IF NOT EXISTS events_unacked ON events (seq) WHERE acked_at IS NULL;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Added for HQ's end-to-end acknowledgements; an outbox written by an older PiCAR gains them when opened.
+_ADDED_COLUMNS = {"hq_acked_at": "REAL", "resends": "INTEGER NOT NULL DEFAULT 0"}
+_ADDED_INDEX = "CREATE INDEX IF NOT EXISTS events_unconfirmed ON events (seq) WHERE hq_acked_at IS NULL"
+HQ_ACK_FROM = "hq_ack_from_seq"  # meta key: events from this seq on wait for HQ's acknowledgement
+_NEVER = 1 << 62  # a seq no event reaches: "HQ's acknowledgements are not awaited"
 
-_COLUMNS = "seq, event_id, topic, payload, qos, created_at, sent_at, acked_at"
+_COLUMNS = "seq, event_id, topic, payload, qos, created_at, sent_at, acked_at, hq_acked_at, resends"
 
 
 class OutboxError(RuntimeError):
@@ -55,7 +63,9 @@ class OutboxItem:
     qos: int
     created_at: float
     sent_at: float | None
-    acked_at: float | None
+    acked_at: float | None  # the broker's PUBACK
+    hq_acked_at: float | None = None  # HQ's acknowledgement that its database committed the event
+    resends: int = 0  # times sent again because HQ had not acknowledged it
 
 
 class Outbox:
@@ -89,6 +99,13 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA secure_delete=ON")  # a purged event's plate and position are overwritten
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE events ADD COLUMN {column} {kind}")
+            self._db.execute(_ADDED_INDEX)
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (HQ_ACK_FROM,)).fetchone()
+            self._hq_from = _NEVER if row is None else int(row[0])
             if max_size_bytes is not None:
                 page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
                 pages = max(1, max_size_bytes // page_size)
@@ -149,15 +166,87 @@ class Outbox:
         """Acknowledge several events in one transaction (one fsync instead of one per event)."""
         self._update("UPDATE events SET acked_at = ? WHERE event_id = ? AND acked_at IS NULL", event_ids)
 
+    def mark_hq_acked(self, event_ids: Iterable[str]) -> None:
+        """HQ committed these events to its database: they are delivered, whatever the broker does next."""
+        self._update("UPDATE events SET hq_acked_at = ? WHERE event_id = ? AND hq_acked_at IS NULL", event_ids)
+
+    # ---- HQ's end-to-end acknowledgements ---------------------------------------------------------------
+
+    def hq_acks_from(self) -> int | None:
+        """The first seq that waits for HQ's acknowledgement, or None while they are not awaited."""
+        with self._lock:
+            return None if self._hq_from == _NEVER else self._hq_from
+
+    def await_hq_acks(self, from_seq: int | None) -> None:
+        """Events from ``from_seq`` on stay in the backlog until HQ acknowledges them (None: never wait)."""
+        with self._lock:
+            try:
+                if from_seq is None:
+                    self._db.execute("DELETE FROM meta WHERE key = ?", (HQ_ACK_FROM,))
+                else:
+                    self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                     (HQ_ACK_FROM, str(int(from_seq))))
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"record HQ acknowledgements in {self.path}") from exc
+            self._hq_from = _NEVER if from_seq is None else int(from_seq)
+
+    def next_seq(self) -> int:
+        """The seq the next stored event will get at the earliest."""
+        return int(self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", ())[0][0])
+
+    def first_unconfirmed(self, broker_acked_since: float, event_ids: Iterable[str] = ()) -> int:
+        """The lowest seq HQ has not acknowledged among events not yet sent, acknowledged by the broker at or
+        after ``broker_acked_since``, or in ``event_ids``; ``next_seq()`` if none."""
+        ids = list(event_ids)
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            "SELECT MIN(seq) FROM events WHERE hq_acked_at IS NULL AND (acked_at IS NULL OR acked_at >= ?"
+            + (f" OR event_id IN ({marks}))" if ids else ")"), (broker_acked_since, *ids))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else self.next_seq()
+
+    def resend_unconfirmed(self, base_s: float, max_s: float, broker_acked_since: float | None = None) -> int:
+        """Put back in the send queue the events HQ has not acknowledged: those the broker acknowledged at or
+        after ``broker_acked_since`` (it may have lost them), and those whose wait ran out (``base_s`` after
+        the broker's acknowledgement, doubling with each resend up to ``max_s``). Returns how many."""
+        now = self._clock()
+        since = now + 1e9 if broker_acked_since is None else broker_acked_since
+        with self._lock:
+            if self._hq_from == _NEVER:
+                return 0
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = self._db.execute(
+                        "UPDATE events SET acked_at = NULL, resends = resends + 1 WHERE hq_acked_at IS NULL "
+                        "AND acked_at IS NOT NULL AND seq >= ? AND (acked_at >= ? OR "
+                        "acked_at < ? - MIN(? * (1 << MIN(resends, 20)), ?))",
+                        (self._hq_from, since, now, base_s, max_s))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, f"queue unconfirmed events again in {self.path}") from exc
+        return int(cur.rowcount)
+
+    def awaiting_hq(self) -> int:
+        """Events the broker acknowledged that still wait for HQ's acknowledgement."""
+        with self._lock:
+            start = self._hq_from
+        return int(self._query("SELECT COUNT(*) FROM events WHERE hq_acked_at IS NULL AND acked_at IS NOT NULL "
+                               "AND seq >= ?", (start,))[0][0])
+
     def purge_acked(self, older_than_s: float) -> int:
-        """Delete events acknowledged more than ``older_than_s`` seconds ago; return how many."""
+        """Delete delivered events acknowledged more than ``older_than_s`` seconds ago; return how many.
+        While HQ's acknowledgements are awaited, an event HQ has not acknowledged is not delivered."""
         cutoff = self._clock() - older_than_s
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     cur = self._db.execute(
-                        "DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?", (cutoff,)
+                        "DELETE FROM events WHERE COALESCE(hq_acked_at, acked_at) < ? AND (hq_acked_at IS NOT NULL "
+                        "OR (acked_at IS NOT NULL AND seq < ?))", (cutoff, self._hq_from)
                     )
                     self._db.execute("COMMIT")
                 except BaseException:
@@ -172,11 +261,13 @@ class Outbox:
     # ---- reading -------------------------------------------------------------------------------------
 
     def pending(self, limit: int = 100, after_seq: int = 0) -> list[OutboxItem]:
-        """Unacknowledged events with seq > ``after_seq``, oldest first, at most ``limit``."""
+        """Events to send (neither the broker nor HQ acknowledged them) with seq > ``after_seq``, oldest first,
+        at most ``limit``."""
         if limit <= 0:
             return []
         rows = self._query(
-            f"SELECT {_COLUMNS} FROM events WHERE acked_at IS NULL AND seq > ? ORDER BY seq LIMIT ?",
+            f"SELECT {_COLUMNS} FROM events WHERE acked_at IS NULL AND hq_acked_at IS NULL AND seq > ? "
+            "ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
         return [_item(r) for r in rows]
@@ -187,8 +278,12 @@ class Outbox:
         return _item(rows[0]) if rows else None
 
     def backlog(self) -> int:
-        """How many events are not yet acknowledged by the broker."""
-        return int(self._query("SELECT COUNT(*) FROM events WHERE acked_at IS NULL", ())[0][0])
+        """How many events are not yet delivered: not acknowledged by the broker, or (while HQ's
+        acknowledgements are awaited) not by HQ."""
+        with self._lock:
+            start = self._hq_from
+        return int(self._query("SELECT COUNT(*) FROM events WHERE hq_acked_at IS NULL AND (acked_at IS NULL "
+                               "OR seq >= ?)", (start,))[0][0])
 
     def close(self) -> None:
         """Close the database; further calls fail."""
@@ -258,6 +353,8 @@ def _item(row: tuple) -> OutboxItem:
         created_at=float(row[5]),
         sent_at=None if row[6] is None else float(row[6]),
         acked_at=None if row[7] is None else float(row[7]),
+        hq_acked_at=None if row[8] is None else float(row[8]),
+        resends=int(row[9]),
     )
 
 

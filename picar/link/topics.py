@@ -52,13 +52,27 @@ def levels(topic: str, prefix: str) -> list[str] | None:
     return topic[len(head):].split("/") if topic.startswith(head) else None
 
 
+def car_grants(prefix: str, vehicle: str) -> tuple[list[str], list[str]]:
+    """What one car may (write, read): its own events, status and position; its own watchlist, commands and
+    acks and the fleet watchlist. Every broker's access rules are built from this and `hq_grants`."""
+    writes = [vehicle_topic(prefix, vehicle, kind) for kind in (STATUS, POSITION, *EVENT_KINDS)]
+    reads = [vehicle_topic(prefix, vehicle, WATCHLIST), vehicle_topic(prefix, vehicle, COMMAND),
+             vehicle_topic(prefix, vehicle, ACK), fleet_topic(prefix, WATCHLIST)]
+    return writes, reads
+
+
+def hq_grants(prefix: str) -> tuple[list[str], list[str]]:
+    """What HQ may (write, read): watchlists (fleet and per car), commands and acks; it reads everything."""
+    writes = [every_vehicle(prefix, WATCHLIST), every_vehicle(prefix, COMMAND), every_vehicle(prefix, ACK)]
+    return writes, [f"{prefix}/#"]
+
+
 def broker_acl(prefix: str = DEFAULT_PREFIX, hq_user: str = HQ_USER) -> str:
     """The Mosquitto `acl_file` for this tree: each car (username = vehicle id, Mosquitto's `%u`) writes its
     own events, status and position and reads its own watchlist, commands and acks and the fleet watchlist;
     HQ reads everything and writes only watchlists, commands and acks. Anything not granted is refused."""
-    car_writes = [vehicle_topic(prefix, "%u", kind) for kind in (STATUS, POSITION, *EVENT_KINDS)]
-    car_reads = [vehicle_topic(prefix, "%u", WATCHLIST), vehicle_topic(prefix, "%u", COMMAND),
-                 vehicle_topic(prefix, "%u", ACK), fleet_topic(prefix, WATCHLIST)]
+    car_writes, car_reads = car_grants(prefix, "%u")
+    hq_writes, hq_reads = hq_grants(prefix)
     lines = [
         "# Each car: username = its vehicle id (%u). It writes only its own events, status and position",
         "# (never its own watchlist, cmd or ack: only HQ writes those) and reads its own watchlist, cmd and",
@@ -69,9 +83,7 @@ def broker_acl(prefix: str = DEFAULT_PREFIX, hq_user: str = HQ_USER) -> str:
         "# HQ reads every car's topics and writes only watchlists (fleet and per car), commands and the",
         "# acknowledgements of what its database committed.",
         f"user {hq_user}",
-        f"topic read {prefix}/#",
-        f"topic write {every_vehicle(prefix, WATCHLIST)}",
-        f"topic write {every_vehicle(prefix, COMMAND)}",
-        f"topic write {every_vehicle(prefix, ACK)}",
+        *(f"topic read {topic}" for topic in hq_reads),
+        *(f"topic write {topic}" for topic in hq_writes),
     ]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from picar.pipeline.metrics import StageTimes
 from picar.pipeline.sink import ReadSink
 from picar.pipeline.store import Store
 from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.tools.stats import percentiles
 from picar.types import Hit, Match, PlateRead, WatchEntry
 
 
@@ -125,14 +125,6 @@ def _watchlist_matcher(path: Path) -> Any:
     return lambda read: list(wl.match(read.candidates))
 
 
-def _percentiles(values: Sequence[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan"), "n": 0}
-    p50, p95, p99 = np.percentile(np.asarray(values), [50, 95, 99])
-    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2),
-            "n": len(values)}
-
-
 def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, broker: str | None,
               detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
     import cv2
@@ -209,7 +201,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         "reads": pipeline.counters.reads,
         "hits": len(sink.capture_mono),
         "hit_mode": "watchlist" if watchlist else "every read is a hit",
-        "hit_latency_ms": _percentiles(latencies),
+        "hit_latency_ms": percentiles(latencies),
         "hits_delivered": len(latencies),
         "cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else 0.0,
         "peak_rss_mb": round(ru1.ru_maxrss / 1024, 1),

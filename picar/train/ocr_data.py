@@ -17,22 +17,27 @@ from torch.utils.data import Dataset
 from picar.train import real_crops
 from picar.train.ocr_model import INPUT_HEIGHT, INPUT_WIDTH, MAX_SLOTS, PAD, VOCAB
 from picar.train.plates import PLATE_FONTS, STYLES, degrade, render_plate
-from picar.train.real_crops import RealCrop
+from picar.train.real_crops import OI_CROPS, RealCrop
 
 if TYPE_CHECKING:  # splice imports this module's RealCrop for its types
     from picar.train.splice import Splicer
 
 TRAIN_WEIGHTS = {
-    "us_openalpr_seg_and_ocr": 0.36,
-    "br_openalpr_train_detector": 0.26,
-    "eu_openalpr_train_detector_eu2": 0.24,
-    "ro_dashcam_crops": 0.14,
+    "us_openalpr_seg_and_ocr": 0.30,
+    "br_openalpr_train_detector": 0.22,
+    "eu_openalpr_train_detector_eu2": 0.18,
+    "ro_dashcam_crops": 0.10,
+    # session 9: European one-row crops, Ukrainian photos, plates cut from the Open Images boxes
+    "eu_openalpr_train_detector_eu1": 0.22,
+    "ua_nomeroff_examples": 0.02,
+    OI_CROPS: 0.16,
 }
 # Synthetic style mix: the benchmark is US / EU / BR, the fleet drives in Moldova / Romania.
 STYLE_WEIGHTS = {
-    "md": 0.07, "ro": 0.07, "ro_temp": 0.03, "ua": 0.05, "pl": 0.05, "de": 0.06, "eu": 0.1,
-    "eu_square": 0.12, "moto": 0.04, "us": 0.2, "br_old": 0.06, "br_old_red": 0.04, "br_mercosur": 0.06,
-    "ar_mercosur": 0.04, "ar_old": 0.03,
+    "md": 0.01, "md_series": 0.1, "tn_series": 0.03, "ro_series": 0.04, "ua_series": 0.04, "ro": 0.05,
+    "ro_temp": 0.03, "ua": 0.05, "pl": 0.05, "de": 0.06, "eu": 0.1,
+    "eu_square": 0.12, "moto": 0.04, "us": 0.12, "us_frame": 0.08, "br_old": 0.06, "br_old_red": 0.04,
+    "br_mercosur": 0.06, "ar_mercosur": 0.04, "ar_old": 0.03,
 }
 assert set(STYLE_WEIGHTS) == set(STYLES)
 
@@ -283,8 +288,10 @@ class MixedPlates(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             else:
                 crop = crops[int(rng.integers(len(crops)))]
                 h, w = crop.image.shape[:2]
-                # real crops are already cut around the plate: the box is the whole crop
-                img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
+                if crop.box is not None:  # a plate in its photo: cut as a detector would, looser or tighter
+                    img = crop_warp(crop.image, crop.box, rng, loose=1.3)
+                else:  # real crops are already cut around the plate: the box is the whole crop
+                    img = crop_warp(crop.image, (0.0, 0.0, float(w), float(h)), rng, loose=0.6)
                 text = crop.text
             img = self._maybe_tilt(img, rng)
             img = photometric(img, rng, self.poor)

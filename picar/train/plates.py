@@ -90,6 +90,11 @@ STYLES: tuple[str, ...] = (
     "eu_square",  # EU two-row (square rear plates)
     "moto",  # small two-row motorbike plates
     "us",  # US 2:1 with state name and slogan
+    "us_frame",  # the same in a dealer frame with bolts (plates_frames.py)
+    "md_series",  # Moldova, every series of the plate grammar (plates_grammar.py)
+    "tn_series",  # Transnistria (plates_grammar.py)
+    "ro_series",  # Romania, every series of the plate grammar (plates_grammar.py)
+    "ua_series",  # Ukraine, every series of the plate grammar (plates_grammar.py)
     "br_old",  # Brazil grey ABC-1234 with city strip
     "br_old_red",  # Brazil commercial and taxi: the same in white on red (light on dark in gray)
     "br_mercosur",  # Brazil Mercosur ABC1D23 with blue band
@@ -140,6 +145,7 @@ class RenderedPlate:
     text: str  # registration only, A-Z0-9, no separators
     style: str
     rows: int
+    series: str = ""  # the plate grammar's series (picar.vision.grammar) for the *_series styles
 
 
 # --------------------------------------------------------------------------- text generators
@@ -370,6 +376,14 @@ def _draw_separator(canvas: np.ndarray, kind: str, x: int, y: int, w: int, h: in
         cv2.circle(canvas, (x + w // 2, y + h // 2 - r - 1), r, (190, 40, 40), -1)
         lower = tuple(int(v) for v in rng.integers(60, 200, 3))
         cv2.circle(canvas, (x + w // 2, y + h // 2 + r + 1), r, lower, -1)
+    elif kind == "badge":  # a current Moldovan plate's inspection badge between letters and digits
+        side = max(3, min(w, h * 2 // 3))
+        bx, by = x + (w - side) // 2, y + (h - side) // 2
+        cv2.rectangle(canvas, (bx, by), (bx + side, by + side), tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        cv2.circle(canvas, (bx + side // 2, by + side // 2), max(1, side // 3),
+                   tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        if rng.random() < 0.5:  # the year or month printed on it, too small to read
+            cv2.line(canvas, (bx + side // 4, by + side * 3 // 4), (bx + side * 3 // 4, by + side * 3 // 4), color, 1)
     elif kind == "emblem":  # a coat of arms / flag between groups (Moldova, Ukraine regions, Slovakia)
         r = max(2, min(w, h) // 3)
         col = tuple(int(v) for v in rng.integers(0, 230, 3))
@@ -657,6 +671,14 @@ def render_plate(
         style = STYLES[int(rng.integers(len(STYLES)))]
     if style not in STYLES:
         raise ValueError(f"unknown plate style {style!r}; known: {', '.join(STYLES)}")
+    if style == "us_frame":
+        from picar.train.plates_frames import render_us_frame  # it draws on this module's plates
+
+        return render_us_frame(rng, text, tuple(fonts))
+    if style.endswith("_series"):
+        from picar.train.plates_grammar import render_grammar_style  # it draws on this module's plates
+
+        return render_grammar_style(rng, style, text, fonts)
     look = _look(style, rng)
     if badges and look.rows == 2 and rng.random() < badges * 0.3:
         look = replace(look, band=("flag_left", "low_left")[int(rng.integers(2))])

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from picar.vision.grammar import to_latin
+from picar.vision.grammar_data import CYRILLIC_TO_LATIN
 from picar.watchlist.builder import WatchlistBuilder
 from picar.watchlist.entries import ENTRY_FIELDS, MAX_TEXT_LEN, WatchlistError
 
@@ -40,8 +44,70 @@ NCIC_COLUMNS: tuple[tuple[int, int, str], ...] = (
 NCIC_MIN_LENGTH = 14  # a line must reach the end of the plate field
 
 CSV_COLUMNS = ENTRY_FIELDS + ("state",)
-_TRUE = {"1", "y", "yes", "true", "t"}
-_FALSE = {"", "0", "n", "no", "false", "f"}
+# The column names of lists a Moldovan HQ holds, in Romanian and Russian -> the field they fill. A header
+# is compared by `_header_key`: case, diacritics (ă â î ș ț), dots, spaces and a final colon ignored.
+HEADER_ALIASES: dict[str, str] = {
+    **dict.fromkeys(("număr de înmatriculare", "numărul de înmatriculare", "număr înmatriculare",
+                     "nr. înmatriculare", "nr. de înmatriculare", "nr. auto", "număr auto", "număr", "nr."), "plate"),
+    **dict.fromkeys(("listă", "categorie"), "list"),
+    **dict.fromkeys(("regiune", "țara", "țară"), "region"),
+    **dict.fromkeys(("prioritate", "prioritatea"), "priority"),
+    **dict.fromkeys(("secret", "confidențial"), "covert"),
+    **dict.fromkeys(("valabil de la", "în vigoare de la"), "effective"),
+    **dict.fromkeys(("valabil până la", "expiră", "data expirării"), "expires"),
+    **dict.fromkeys(("descriere", "descrierea", "descriere vehicul", "vehicul"), "description"),
+    **dict.fromkeys(("motiv", "motivul"), "reason"),
+    **dict.fromkeys(("note", "observații", "mențiuni"), "notes"),
+    **dict.fromkeys(("sursa", "sursă"), "source"),
+    **dict.fromkeys(("номер", "госномер", "гос. номер", "государственный номер", "номерной знак",
+                     "рег. номер", "регистрационный номер"), "plate"),
+    **dict.fromkeys(("список", "категория"), "list"),
+    **dict.fromkeys(("регион", "страна"), "region"),
+    **dict.fromkeys(("приоритет",), "priority"),
+    **dict.fromkeys(("скрытно", "секретно"), "covert"),
+    **dict.fromkeys(("действует с",), "effective"),
+    **dict.fromkeys(("действует до", "срок действия"), "expires"),
+    **dict.fromkeys(("описание", "описание тс", "транспортное средство"), "description"),
+    **dict.fromkeys(("причина", "основание"), "reason"),
+    **dict.fromkeys(("примечание", "примечания"), "notes"),
+    **dict.fromkeys(("источник",), "source"),
+}
+_TRUE = {"1", "y", "yes", "true", "t", "da", "да"}
+_FALSE = {"", "0", "n", "no", "false", "f", "nu", "нет"}
+# Spaces and dashes of every kind inside a listed plate (a non-breaking space, an en dash ...).
+_PLATE_GAPS = re.compile(r"[\s\-\u2010-\u2015\u2212.]+")
+
+
+def _header_key(text: str) -> str:
+    """A header for matching: no diacritics (NFKD, marks dropped, so й is и), lower case, dots as spaces,
+    single spaces, no final colon."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return " ".join(plain.casefold().replace(".", " ").split()).rstrip(":").strip()
+
+
+_ALIASES = {_header_key(k): v for k, v in HEADER_ALIASES.items()}
+
+
+def column_field(header: str) -> str | None:
+    """The entry field a CSV header names: an English field name (`CSV_COLUMNS`) or a Romanian or
+    Russian column name (`HEADER_ALIASES`); None for a header that names none."""
+    key = _header_key(header)
+    if key in CSV_COLUMNS:
+        return key
+    return _ALIASES.get(key)
+
+
+def latin_plate(raw: str, where: str) -> str:
+    """A listed plate in the form the OCR reads: Cyrillic letters that look Latin (Ukrainian,
+    Transnistrian, Russian plates) as their Latin twins, spaces and dashes removed, upper case. A letter
+    with no Latin twin (Ж, Д, Ц ...) is an error naming `where`: no read could ever match it."""
+    text = to_latin(_PLATE_GAPS.sub("", raw.strip()))
+    foreign = sorted({c for c in text if c.isalpha() and not c.isascii()})
+    if foreign:
+        twins = " ".join(CYRILLIC_TO_LATIN)
+        raise WatchlistImportError(f"{where}: plate {raw!r} has {', '.join(foreign)}: letters with no Latin "
+                                   f"look-alike, which the OCR never reads (only {twins} are read as Latin)")
+    return text
 
 
 class WatchlistImportError(WatchlistError):
@@ -51,7 +117,11 @@ class WatchlistImportError(WatchlistError):
 def read_text(path: Path, encoding: str) -> str:
     """The file as text ('utf-8' or 'ascii'), a UTF-8 byte order mark dropped; a byte that is not
     text in that encoding is an error naming its line and column."""
-    data = Path(path).read_bytes()
+    return decode_text(Path(path).read_bytes(), Path(path).name, encoding)
+
+
+def decode_text(data: bytes, name: str, encoding: str) -> str:
+    """`read_text` for bytes already read (an upload): `name` names the file in the error."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -61,7 +131,7 @@ def read_text(path: Path, encoding: str) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         what = "not ASCII (the extract is fixed-width ASCII text)" if encoding == "ascii" else (
             "not UTF-8; save the file as UTF-8")
-        raise WatchlistImportError(f"{Path(path).name} line {line}, column {exc.start - line_start + 1}: "
+        raise WatchlistImportError(f"{name} line {line}, column {exc.start - line_start + 1}: "
                                    f"byte 0x{data[exc.start]:02X} is {what}") from None
 
 
@@ -101,23 +171,34 @@ def _list_name(value: str) -> tuple[str, int | None]:
     return value.strip().lower().replace(" ", "_").replace("-", "_"), None
 
 
+def _delimiter(text: str) -> str:
+    """The header's separator: ',' unless the header holds more ';' (Excel where a comma is the decimal
+    mark, as in Romanian and Russian) or tabs."""
+    head = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=lambda d: (head.count(d), d == ","))
+
+
 def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
-    """Parse a CSV watchlist with a header row; columns as in `CSV_COLUMNS` (state = region)."""
+    """Parse a CSV watchlist with a header row, separated by ',', ';' or tabs; columns as in `CSV_COLUMNS`
+    (state = region) or their Romanian or Russian names (`HEADER_ALIASES`)."""
     name = Path(path).name
     if text is None:
         text = read_text(path, "utf-8")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
     try:
         header = next(reader)
     except StopIteration:
         raise WatchlistImportError(f"{name}: empty file, expected a header row") from None
     except csv.Error as exc:
         raise _csv_error(name, reader.line_num, exc) from None
-    cols = [h.strip().lower() for h in header]
-    for i, col in enumerate(cols):
-        if col not in CSV_COLUMNS:
-            raise WatchlistImportError(f"{name} line 1, column {i + 1}: unknown column {header[i]!r}; "
-                               f"allowed {', '.join(CSV_COLUMNS)}")
+    cols: list[str] = []
+    for i, head in enumerate(header):
+        col = column_field(head)
+        if col is None:
+            raise WatchlistImportError(f"{name} line 1, column {i + 1}: unknown column {head!r}; allowed "
+                                       f"{', '.join(CSV_COLUMNS)} or their Romanian or Russian names "
+                                       "(docs/watchlist.md, 'CSV')")
+        cols.append(col)
     if "plate" not in cols:
         raise WatchlistImportError(f"{name} line 1: no 'plate' column in header {header!r}")
     if len(set(cols)) != len(cols) or ("state" in cols and "region" in cols):
@@ -132,23 +213,26 @@ def read_csv(path: Path, text: str | None = None) -> list[dict[str, Any]]:
             raise WatchlistImportError(f"{where}: {len(row)} columns, the header has {len(cols)}")
         rec: dict[str, Any] = {}
         default_prio = None
-        for col, raw in zip(cols, row, strict=True):
+        for col, head, raw in zip(cols, header, row, strict=True):
             value = raw.strip()
             if col == "state":
                 col = "region"
             if value == "":
                 continue
-            if col == "list":
+            if col == "plate":
+                rec["plate"] = latin_plate(value, f"{where}, column {head.strip()!r}")
+            elif col == "list":
                 rec["list"], default_prio = _list_name(value)
             elif col == "priority":
                 try:
                     rec["priority"] = int(value)
                 except ValueError:
-                    raise WatchlistImportError(f"{where}, column 'priority': {value!r} is not an integer "
+                    raise WatchlistImportError(f"{where}, column {head.strip()!r}: {value!r} is not an integer "
                                        "1 (highest) .. 9") from None
             elif col == "covert":
                 if value.lower() not in _TRUE | _FALSE:
-                    raise WatchlistImportError(f"{where}, column 'covert': {value!r} is not yes/no")
+                    raise WatchlistImportError(f"{where}, column {head.strip()!r}: {value!r} is not yes/no "
+                                               "(da/nu, да/нет)")
                 if value.lower() in _TRUE:
                     rec["covert"] = True
             else:
@@ -228,12 +312,14 @@ def read_ncic(path: Path, text: str | None = None, source: str | None = None) ->
 
 
 def read_file(path: Path, fmt: str | None = None) -> list[dict[str, Any]]:
-    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC."""
+    """Import by format name ('csv' or 'ncic'); by default `.csv` files are CSV, others NCIC (any shape)."""
     fmt = fmt or ("csv" if Path(path).suffix.lower() == ".csv" else "ncic")
     if fmt == "csv":
         return read_csv(path)
-    if fmt == "ncic":
-        return read_ncic(path)
+    if fmt == "ncic":  # the fixed-width extract, or an NCIC export tagged or delimited (picar.watchlist.ncic)
+        from picar.watchlist.ncic import read_ncic_any
+
+        return read_ncic_any(path)
     raise ValueError(f"format {fmt!r}: expected csv or ncic")
 
 

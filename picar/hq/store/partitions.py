@@ -10,8 +10,10 @@ lock so two never create the same one at once.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import psycopg
@@ -69,15 +71,47 @@ def ensure(conn: psycopg.Connection, table: str, days: Iterable[dt.date]) -> lis
     created = []
     for day in sorted(set(days)):
         name = partition_name(table, day)
+        if _exists(conn, name):
+            continue  # the usual case, answered without the lock
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
-            if conn.execute("SELECT to_regclass(%s)", (name,)).fetchone() != (None,):
+            if _exists(conn, name):  # another worker made it while this one waited
                 continue
             conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(name), sql.Identifier(table),
                 sql.Literal(_midnight(day)), sql.Literal(_midnight(day + dt.timedelta(days=1)))))
             created.append(name)
     return created
+
+
+def _exists(conn: psycopg.Connection, name: str) -> bool:
+    # pg_class read with the statement's snapshot: to_regclass() would answer from this session's cache, which
+    # still says "no such table" after another session created it while we waited for the lock.
+    return conn.execute("SELECT 1 FROM pg_class WHERE relname = %s AND relnamespace = current_schema()::regnamespace",
+                        (name,)).fetchone() is not None
+
+
+class KnownPartitions:
+    """The days whose partitions a writer has seen exist, so that a batch costs no DDL check when they all do.
+
+    An entry is trusted for ``ttl_s`` only: retention drops old days (never one a kept event needs, but
+    another worker with another retention could), so the check runs again now and then."""
+
+    def __init__(self, ttl_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._seen: dict[tuple[str, dt.date], float] = {}
+
+    def ensure(self, conn: psycopg.Connection, table: str, days: Iterable[dt.date]) -> list[str]:
+        """`ensure` for the days not seen within ``ttl_s``; returns the names created."""
+        now = self._clock()
+        wanted = {d for d in days if now - self._seen.get((table, d), -math.inf) > self.ttl_s}
+        if not wanted:
+            return []
+        created = ensure(conn, table, wanted)
+        for day in wanted:
+            self._seen[(table, day)] = now
+        return created
 
 
 def ensure_ahead(conn: psycopg.Connection, today: dt.date, ahead: int = AHEAD_DAYS) -> list[str]:

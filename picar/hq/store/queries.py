@@ -49,12 +49,33 @@ def fleet(conn: psycopg.Connection) -> list[Vehicle]:
             "last_position_time, status FROM vehicles ORDER BY id").fetchall()
 
 
+def vehicle(conn: psycopg.Connection, vehicle_id: str) -> Vehicle | None:
+    """One car as `fleet` shows it."""
+    with conn.cursor(row_factory=class_row(Vehicle)) as cur:
+        return cur.execute(
+            "SELECT id, online, last_seen, status_time, watchlist_version, backlog, last_lat, last_lon, "
+            "last_position_time, status FROM vehicles WHERE id = %s", (vehicle_id,)).fetchone()
+
+
+def seen_since(conn: psycopg.Connection, since: dt.datetime) -> list[Vehicle]:
+    """The cars HQ heard from after `since` (by HQ's clock): the console asks every few seconds which cars
+    moved, since positions are not announced one by one."""
+    with conn.cursor(row_factory=class_row(Vehicle)) as cur:
+        return cur.execute(
+            "SELECT id, online, last_seen, status_time, watchlist_version, backlog, last_lat, last_lon, "
+            "last_position_time, status FROM vehicles WHERE last_seen > %s ORDER BY id", (since,)).fetchall()
+
+
 def recent_hits(conn: psycopg.Connection, limit: int = 50, *, since: dt.datetime | None = None,
-                vehicle: str | None = None, unacknowledged: bool = False) -> list[Hit]:
-    """The newest hits by arrival at HQ (``since``: received after it), with image references and the last
-    disposition of each."""
+                vehicle: str | None = None, unacknowledged: bool = False,
+                priority: int | None = None) -> list[Hit]:
+    """The newest hits by arrival at HQ (``since``: received after it; ``priority``: of that priority only),
+    with image references and the last disposition of each."""
     where: list[str] = ["TRUE"]
     args: list[Any] = []
+    if priority is not None:
+        where.append("priority = %s")
+        args.append(priority)
     if since is not None:
         where.append("received_at > %s")
         args.append(since)
@@ -114,8 +135,21 @@ def heat_alarms(conn: psycopg.Connection, limit: int = 50, *, unacknowledged: bo
     where = "WHERE acknowledged_at IS NULL" if unacknowledged else ""
     with conn.cursor(row_factory=class_row(HeatAlarm)) as cur:
         return cur.execute(f"SELECT event_id, vehicle, state, temp_c, reason, time, received_at, acknowledged_at, "
-                           f"acknowledged_by FROM heat_alarms {where} ORDER BY received_at DESC LIMIT %s",
+                           f"acknowledged_by, payload FROM heat_alarms {where} ORDER BY received_at DESC LIMIT %s",
                            (limit,)).fetchall()
+
+
+def heat_alarm(conn: psycopg.Connection, event_id: str) -> HeatAlarm | None:
+    with conn.cursor(row_factory=class_row(HeatAlarm)) as cur:
+        return cur.execute("SELECT event_id, vehicle, state, temp_c, reason, time, received_at, acknowledged_at, "
+                           "acknowledged_by, payload FROM heat_alarms WHERE event_id = %s", (event_id,)).fetchone()
+
+
+def disposition_hit(conn: psycopg.Connection, disposition_event_id: str) -> str | None:
+    """The hit a disposition decides (its event id), or None for an unknown disposition."""
+    row = conn.execute("SELECT hit_event_id FROM dispositions WHERE event_id = %s",
+                       (disposition_event_id,)).fetchone()
+    return None if row is None else str(row[0])
 
 
 def acknowledge_heat(conn: psycopg.Connection, event_id: str, username: str) -> bool:
@@ -125,9 +159,11 @@ def acknowledge_heat(conn: psycopg.Connection, event_id: str, username: str) -> 
     return cur.rowcount == 1
 
 
-def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher) -> SearchResult:
+def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher, *,
+                 export: str | None = None) -> SearchResult:
     """Search the reads and write the audit entry (who, case, reason, query, how many) in one transaction:
-    there is no search without its entry."""
+    there is no search without its entry. ``export`` names the file the results leave HQ in ("csv"): the
+    entry records it with the query."""
     where, args = _read_filter(query)
     with conn.transaction():
         with conn.cursor(row_factory=class_row(Read)) as cur:
@@ -141,7 +177,7 @@ def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher)
             "INSERT INTO search_audit (account_id, username, case_number, reason, query, result_count) "
             "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
             (searcher.account_id, searcher.username, searcher.case_number.strip(), searcher.reason.strip(),
-             Jsonb(query.as_json()), len(reads))).fetchone()
+             Jsonb({**query.as_json(), **({"export": export} if export else {})}), len(reads))).fetchone()
     assert row is not None
     return SearchResult(reads, int(row[0]), truncated)
 

@@ -247,6 +247,7 @@ class HeatAlarm:
     received_at: dt.datetime
     acknowledged_at: dt.datetime | None
     acknowledged_by: str | None
+    payload: dict[str, Any] | None = field(default=None, repr=False)  # the car's whole heat snapshot
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,13 @@
 """How ingest writes a batch of the fleet's messages: one transaction, every event stored at most once.
 
-`write_batch` runs inside the caller's transaction; only after it commits may the caller acknowledge the
-batch (to the broker, and to each car). Every insert is ON CONFLICT DO NOTHING on the event's unique key,
-so a resent event is a no-op that is acknowledged again. Rows go in sorted by key so that two workers'
-batches lock in the same order (no deadlock between them on duplicates). New hits, dispositions, heat
-alarms and status changes are announced with NOTIFY on `picar_hq` (delivered at commit) for the console.
+`store_batch` is the whole of it: the day partitions the batch needs, then `write_batch` in one
+transaction, then `update_vehicles`; only after it returns may the caller acknowledge the batch (to the
+broker, and to each car). Every insert is ON CONFLICT DO NOTHING on the event's unique key, so a resent
+event is a no-op that is acknowledged again. Rows go in sorted by key so that two workers' batches lock in
+the same order (no deadlock between them on duplicates). The cars' rows in `vehicles` (last seen, last
+position, status) are derived state, updated after the commit in statements of their own: inside the batch
+they would hold every worker's batch for the same cars behind one another. New hits, dispositions, heat
+alarms and status changes are announced with NOTIFY on `picar_hq` for the console.
 """
 
 from __future__ import annotations
@@ -30,10 +33,10 @@ from picar.hq.store.events import (
     ReadEvent,
     StatusEvent,
 )
-from picar.hq.store.partitions import ensure
+from picar.hq.store.partitions import KnownPartitions, ensure
 
 _Timed = TypeVar("_Timed", ReadEvent, PositionEvent)
-CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"disposition"|"heat"|"status", "vehicle", "event_id"}
+CHANNEL = "picar_hq"  # LISTEN picar_hq: {"kind": "hit"|"image"|"disposition"|"heat"|"status", "vehicle", "event_id"}
 
 
 @dataclass
@@ -58,11 +61,14 @@ class Rejected:
     payload: bytes
 
 
-def partitions_for(conn: psycopg.Connection, events: Sequence[Event]) -> list[str]:
-    """Create the day partitions the batch's reads and positions need (outside the batch's transaction)."""
-    created = ensure(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
-    created += ensure(conn, "positions",
-                      {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
+def partitions_for(conn: psycopg.Connection, events: Sequence[Event],
+                   known: KnownPartitions | None = None) -> list[str]:
+    """Create the day partitions the batch's reads and positions need (outside the batch's transaction);
+    with ``known``, days a recent batch already ensured are not checked again (a writer's hot path)."""
+    make = ensure if known is None else known.ensure
+    created = make(conn, "reads", {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, ReadEvent)})
+    created += make(conn, "positions",
+                    {e.time.astimezone(dt.UTC).date() for e in events if isinstance(e, PositionEvent)})
     return created
 
 
@@ -77,7 +83,7 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], rejected: Seq
     cut = oldest or {}
     reads = _keep(res, "reads", [e for e in events if isinstance(e, ReadEvent)], cut.get("reads"))
     positions = _keep(res, "positions", [e for e in events if isinstance(e, PositionEvent)], cut.get("positions"))
-    _vehicles_seen(conn, events, rejected)
+    _new_vehicles(conn, events, rejected)
     _reads(conn, res, reads)
     _hits(conn, res, [e for e in events if isinstance(e, HitEvent)])
     _images(conn, res, [e for e in events if isinstance(e, ImageEvent)])
@@ -85,7 +91,6 @@ def write_batch(conn: psycopg.Connection, events: Sequence[Event], rejected: Seq
     _k9(conn, res, [e for e in events if isinstance(e, K9Event)])
     _heat(conn, res, [e for e in events if isinstance(e, HeatEvent)])
     _positions(conn, res, positions)
-    _statuses(conn, res, [e for e in events if isinstance(e, StatusEvent)])
     _rejected(conn, res, rejected)
     for kind, n in res.too_old.items():
         conn.execute("INSERT INTO purge_log (kind, action, cutoff, rows, detail) VALUES (%s, %s, %s, %s, %s)",
@@ -122,12 +127,49 @@ def _notify(conn: psycopg.Connection, kind: str, rows: list[tuple[object, ...]])
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(body)))
 
 
-def _vehicles_seen(conn: psycopg.Connection, events: Sequence[Event], rejected: Sequence[Rejected]) -> None:
+def _new_vehicles(conn: psycopg.Connection, events: Sequence[Event], rejected: Sequence[Rejected]) -> None:
+    # DO NOTHING takes no lock on a car already there.
     ids = sorted({e.vehicle for e in events} | {r.vehicle for r in rejected})
     if ids:
+        conn.execute("INSERT INTO vehicles (id, last_seen) SELECT v, now() FROM unnest(%s::text[]) AS v "
+                     "ON CONFLICT (id) DO NOTHING", (ids,))
+
+
+def store_batch(conn: psycopg.Connection, events: Sequence[Event], rejected: Sequence[Rejected] = (),
+                oldest: dict[str, dt.datetime] | None = None, known: KnownPartitions | None = None) -> BatchResult:
+    """The batch stored: partitions, one transaction, then the cars' rows. ``conn`` in autocommit mode."""
+    partitions_for(conn, events, known)
+    with conn.transaction():
+        res = write_batch(conn, events, rejected, oldest)
+    update_vehicles(conn, res, events, rejected)
+    return res
+
+
+def update_vehicles(conn: psycopg.Connection, res: BatchResult, events: Sequence[Event],
+                    rejected: Sequence[Rejected] = ()) -> None:
+    """Last seen, last position and status of the batch's cars, each statement its own short transaction.
+    Last seen is written at most once a second per car."""
+    ids = sorted({e.vehicle for e in events} | {r.vehicle for r in rejected})
+    if ids:
+        conn.execute("UPDATE vehicles SET last_seen = now() WHERE id = ANY(%s) AND "
+                     "(last_seen IS NULL OR last_seen < now() - interval '1 second')", (ids,))
+    latest: dict[str, PositionEvent] = {}
+    for p in events:
+        if isinstance(p, PositionEvent) and (p.vehicle not in latest or p.time > latest[p.vehicle].time):
+            latest[p.vehicle] = p
+    if latest:
+        # One statement for every car of the batch: a statement a car, each its own commit, was most of a
+        # batch's time at a thousand cars. The rows are locked in id order, as every worker does: no deadlock.
+        last = [latest[v] for v in sorted(latest)]
         conn.execute(
-            "INSERT INTO vehicles (id, last_seen) SELECT v, now() FROM unnest(%s::text[]) AS v "
-            "ON CONFLICT (id) DO UPDATE SET last_seen = now()", (ids,))
+            "WITH u AS (SELECT * FROM unnest(%s::text[], %s::float8[], %s::float8[], %s::timestamptz[]) "
+            "AS u(id, lat, lon, t)), "
+            "locked AS (SELECT v.id FROM vehicles v JOIN u ON u.id = v.id WHERE v.last_position_time IS NULL "
+            "OR v.last_position_time < u.t ORDER BY v.id FOR UPDATE OF v) "
+            "UPDATE vehicles AS v SET last_lat = u.lat, last_lon = u.lon, last_position_time = u.t FROM u, locked "
+            "WHERE v.id = u.id AND v.id = locked.id AND (v.last_position_time IS NULL OR v.last_position_time < u.t)",
+            ([p.vehicle for p in last], [p.lat for p in last], [p.lon for p in last], [p.time for p in last]))
+    _statuses(conn, res, [e for e in events if isinstance(e, StatusEvent)])
 
 
 def _reads(conn: psycopg.Connection, res: BatchResult, reads: list[ReadEvent]) -> None:
@@ -167,9 +209,12 @@ def _images(conn: psycopg.Connection, res: BatchResult, images: list[ImageEvent]
     rows = [(i.event_id, i.hit_event_id, i.vehicle, i.role, i.time, i.content_type, len(i.data), i.data)
             for i in sorted(images, key=lambda i: i.event_id)]
     new = _insert(conn, "INSERT INTO images (event_id, hit_event_id, vehicle, role, time, content_type, bytes, "
-                        "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id",
-                  rows)
+                        "data) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING event_id, "
+                        "vehicle, hit_event_id", rows)
     res.add("image", len(new), len(rows))
+    for event_id, vehicle, hit_event_id in new:  # the console adds the image to its hit's card
+        body = {"kind": "image", "event_id": event_id, "vehicle": vehicle, "hit_event_id": hit_event_id}
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, json.dumps(body)))
 
 
 def _dispositions(conn: psycopg.Connection, res: BatchResult, items: list[DispositionEvent]) -> None:
@@ -229,14 +274,6 @@ def _positions(conn: psycopg.Connection, res: BatchResult, items: list[PositionE
                         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING vehicle",
                   rows)
     res.add("position", len(new), len(rows))
-    latest: dict[str, PositionEvent] = {}
-    for p in items:
-        if p.vehicle not in latest or p.time > latest[p.vehicle].time:
-            latest[p.vehicle] = p
-    for v in sorted(latest):
-        p = latest[v]
-        conn.execute("UPDATE vehicles SET last_lat = %s, last_lon = %s, last_position_time = %s WHERE id = %s "
-                     "AND (last_position_time IS NULL OR last_position_time < %s)", (p.lat, p.lon, p.time, v, p.time))
 
 
 def _statuses(conn: psycopg.Connection, res: BatchResult, items: list[StatusEvent]) -> None:

@@ -538,7 +538,8 @@ function setLink(live) {
 function connect() {
   if (source) source.close();
   source = new EventSource("/events");
-  source.onopen = () => { retryMs = 1000; setLink(true); refreshState(); };
+  // Live once the state is in: an event pushed after that is newer than what the state said.
+  source.onopen = async () => { retryMs = 1000; await refreshState(); setLink(true); };
   source.onerror = () => {
     setLink(false);
     // EventSource retries by itself unless the server refused it (e.g. 401): then we retry.
