@@ -113,7 +113,8 @@ def test_wheel_and_sdist_carry_the_models_the_page_and_the_demo(dist: Path) -> N
     for f in ("models/plate_ocr.onnx", "models/plate_ocr.json", "models/plate_detector.onnx", "models/README.md",
               "picar/station/static/index.html", "picar/i18n/locale/ro/LC_MESSAGES/picar.mo", "babel.cfg",
               "hw_sim/demo/drive.mp4", "config/picar.example.toml",
-              "requirements/runtime.lock", "systemd/picar.service", "LICENSE"):
+              "requirements/runtime.lock", "systemd/picar.service", "systemd/picar-hq-ingest@.service",
+              "systemd/picar-hq-console.service", "LICENSE"):
         assert f in members, f"{f} is not in the sdist"
 
 
