@@ -15,6 +15,7 @@ on frames where runs the model is sure of (one class at 0.99 or more) are merged
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,19 +172,21 @@ def _arcs_by_class(a: Automaton) -> list[np.ndarray]:
     return hit[1]
 
 
-_GRAPHS: dict[tuple[int, bytes], tuple[Automaton, _Graph]] = {}
+_GRAPHS: OrderedDict[tuple[int, bytes], tuple[Automaton, _Graph]] = OrderedDict()
+GRAPH_CACHE = 128  # class sets remembered, least recently used first out (a vehicle pass repeats its own)
 
 
 def _graph_for(a: Automaton, active: np.ndarray) -> _Graph:
-    """`_graph`, remembered for the last few hundred class sets (a plate's frames share theirs)."""
+    """`_graph`, remembered for the last GRAPH_CACHE class sets (a plate's frames and cuts share theirs)."""
     key = (id(a), active.tobytes())
     hit = _GRAPHS.get(key)
     if hit is not None and hit[0] is a:
+        _GRAPHS.move_to_end(key)
         return hit[1]
-    if len(_GRAPHS) >= 64:
-        _GRAPHS.clear()
     g = _graph(a, active)
     _GRAPHS[key] = (a, g)
+    while len(_GRAPHS) > GRAPH_CACHE:
+        _GRAPHS.popitem(last=False)
     return g
 
 
