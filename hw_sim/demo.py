@@ -85,7 +85,8 @@ def demo_main(argv: list[str]) -> int:
             print(f"picar demo: {args.demo_dir / name} is missing", file=sys.stderr)
             return 2
     work = args.workdir or Path(tempfile.mkdtemp(prefix="picar-demo-"))
-    sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast,
+    # A Moldovan patrol car: the page in Romanian (issue 19), though its cameras read every region's plates.
+    sim = Simulation(work, SimOptions(demo_dir=args.demo_dir, realtime=not args.fast, language="ro",
                                       extra_config=f"\n[models]\n{models}" if models else ""))
     console: ConsoleThread | None = None
     try:

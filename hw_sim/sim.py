@@ -45,6 +45,7 @@ class SimOptions:
     mqtt_extra: str = ""  # lines added to the car's [mqtt] table (e.g. hq_ack_timeout_s = 3.0)
     broker_config: tuple[str, ...] = ()  # lines added to the broker's config (e.g. "autosave_interval 60")
     ui: bool = True
+    language: str | None = None  # the page's [ui] language; None: the car's default (from its regions)
     gps_faults: Any = None
     # How to start the daemon: this Python by default; an installed `picar` script to test a wheel.
     daemon_command: tuple[str, ...] = (sys.executable, "-m", "picar.cli")
@@ -234,6 +235,7 @@ min_free_mb = 20
 enabled = {str(self.options.ui).lower()}
 bind = "127.0.0.1"
 port = {self.ui_port}
+{f'language = "{self.options.language}"' if self.options.language else ""}
 
 [logging]
 level = "info"

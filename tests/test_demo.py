@@ -24,3 +24,7 @@ def test_the_demo_shows_the_hits_and_what_hqs_database_stored(tmp_path: Path) ->
     assert int(stored[2]) == int(reached[2]) >= 4 and int(stored[3]) == 2 * int(stored[2])  # crop and frame each
     assert "MISSING" not in out
     assert (tmp_path / "run" / "hq.toml").is_file()  # --workdir keeps HQ's config too
+    # A Moldovan patrol car: its page in Romanian (the demo's own config, checked as the daemon checks it).
+    from picar.config import load_config
+
+    assert load_config(tmp_path / "run" / "picar.toml").ui.language == "ro"
