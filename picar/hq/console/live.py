@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,14 +98,16 @@ class Live:
 
     # pages
 
-    async def changes(self, stop: asyncio.Event | None = None) -> AsyncIterator[Change | None]:
+    async def changes(self, stop: asyncio.Event | None = None) -> AsyncGenerator[Change | None, None]:
         """One page's changes; None when idle for KEEPALIVE_S (the page gets a keep-alive); ends after
-        STREAM_MAX_S, when `stop` is set, or when the page fell behind."""
+        STREAM_MAX_S, when `stop` is set, or when the page fell behind. The first item is a None as soon as
+        the page is registered: whatever is published after it reaches the page."""
         page = _Page()
         self._pages.add(page)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + STREAM_MAX_S
         try:
+            yield None
             while not page.dropped and not self._closing and loop.time() < deadline and not (stop and stop.is_set()):
                 try:
                     change = await asyncio.wait_for(page.queue.get(), min(KEEPALIVE_S, deadline - loop.time()))

@@ -29,15 +29,20 @@ async def events(request: Request) -> Response:
     renderers = [(kind, render) for page in console.pages for kind, render in page.live]
 
     async def body() -> AsyncIterator[bytes]:
-        yield b"retry: 2000\n: connected\n\n"
-        if console.live.listening.is_set():
-            yield sse("ready", {})
-        async for change in console.live.changes():
-            if change is None:
-                yield b": keepalive\n\n"
-                continue
-            for message in _rendered(request, change, renderers):
-                yield message
+        changes = console.live.changes()
+        await anext(changes)  # registered before "ready": a change after the page's first fetch is not missed
+        try:
+            yield b"retry: 2000\n: connected\n\n"
+            if console.live.listening.is_set():
+                yield sse("ready", {})
+            async for change in changes:
+                if change is None:
+                    yield b": keepalive\n\n"
+                    continue
+                for message in _rendered(request, change, renderers):
+                    yield message
+        finally:
+            await changes.aclose()  # the page leaves the list at once when its browser goes
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=HEADERS)
 
