@@ -173,7 +173,7 @@ def _arcs_by_class(a: Automaton) -> list[np.ndarray]:
 
 
 _GRAPHS: OrderedDict[tuple[int, bytes], tuple[Automaton, _Graph]] = OrderedDict()
-GRAPH_CACHE = 128  # class sets remembered, least recently used first out (a vehicle pass repeats its own)
+GRAPH_CACHE = 32  # class sets remembered, least recently used first out (a vehicle pass repeats its own)
 
 
 def _graph_for(a: Automaton, active: np.ndarray) -> _Graph:
@@ -261,14 +261,15 @@ def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emi
     rank = list(range(len(ranked)))
     trail = np.empty((length, len(rank)), np.int64)
     dummy = hist.shape[1] - 1
-    incoming = np.where(g.incoming < len(g.src), g.incoming + e_off, dummy)
+    n_src, each = len(g.src), np.arange(len(rank))
     for t in range(length - 1, -1, -1):
         trail[t] = state
-        edges = incoming[state - s_off]
-        state = src[edges[np.arange(len(rank)), np.argmax(hist[t][edges], axis=1)]]
+        local = g.incoming[state - s_off]  # only the rows on the way back, not the whole table
+        edges = np.where(local < n_src, local + e_off, dummy)
+        state = src[edges[each, np.argmax(hist[t][edges], axis=1)]]
     model = state_emis[np.arange(length)[:, None], trail].sum(axis=0).tolist()
     cols = (trail - s_off - g.n_blank).T.tolist()
-    emit_cls = g.emit_cls.tolist()
+    emit_cls = g.emit_cls
     found: dict[str, Reading] = {}
     for k, r in enumerate(rank):
         if len(found) >= top:
@@ -279,7 +280,7 @@ def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emi
             if j >= 0 and j == prev:
                 runs[-1] = (runs[-1][0], runs[-1][1], t + 1 - pad)
             elif j >= 0:
-                runs.append((emit_cls[j], t - pad, t + 1 - pad))
+                runs.append((int(emit_cls[j]), t - pad, t + 1 - pad))
             prev = j
         text = "".join(a.alphabet[c] for c, _, _ in runs)
         if not text or text in found:
@@ -360,9 +361,26 @@ def text_scores(frames: Frames, texts: list[str]) -> np.ndarray:
     return np.maximum(score[rows, ends], score[rows, ends - 1])
 
 
+_PRIORS: OrderedDict[tuple[int, str], tuple[Automaton, tuple[float, str | None]]] = OrderedDict()
+PRIOR_CACHE = 4096  # texts remembered (a vehicle pass asks for the same few texts frame after frame)
+
+
 def text_prior(a: Automaton, text: str) -> tuple[float, str | None]:
     """The automaton's weight for `text` (its best way through: a series, or free text) and the series;
     (NEG, None) if it cannot spell it."""
+    key = (id(a), text)
+    hit = _PRIORS.get(key)
+    if hit is not None and hit[0] is a:
+        _PRIORS.move_to_end(key)
+        return hit[1]
+    found = _text_prior(a, text)
+    _PRIORS[key] = (a, found)
+    while len(_PRIORS) > PRIOR_CACHE:
+        _PRIORS.popitem(last=False)
+    return found
+
+
+def _text_prior(a: Automaton, text: str) -> tuple[float, str | None]:
     states = {a.start: 0.0}
     codes = [a.alphabet.index(c) for c in text if c in a.alphabet]
     if len(codes) != len(text):
