@@ -291,6 +291,36 @@ def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emi
     return sorted(found.values(), key=lambda p: -(p.model + p.prior))
 
 
+CLEAR = 0.5  # `clear_read`: every frame's best class at least this probable (more than all others together)
+
+
+def clear_read(frames: Frames, a: Automaton) -> Reading | None:
+    """The read of a crop the model is clear about, without the search: when every frame's best class is at
+    least CLEAR (so another path costs the model more than the grammar's weights can give back) and the
+    frames' best path spells a text of one of the automaton's series, that path is the read. None otherwise,
+    and when its characters lie in more than one row of frames (a two-row plate): the search decides."""
+    best = np.argmax(frames.peak, axis=1)
+    if frames.peak[np.arange(len(best)), best].min() < CLEAR:
+        return None
+    blank = len(a.alphabet)
+    runs: list[tuple[int, int, int]] = []
+    prev = blank
+    for t, c in enumerate(best.tolist()):
+        if c != blank and c == prev:
+            runs[-1] = (c, runs[-1][1], t + 1)
+        elif c != blank:
+            runs.append((c, t, t + 1))
+        prev = c
+    text = "".join(a.alphabet[c] for c, _, _ in runs)
+    if not text or any(runs[0][1] < c < runs[-1][2] for c in np.flatnonzero(frames.cross).tolist()):
+        return None
+    prior, series = text_prior(a, text, one_row=True)
+    if series is None or prior <= NEG / 2:
+        return None
+    model = float(frames.logp[np.arange(len(best)), best].sum())
+    return Reading(text, series, model, prior, tuple(runs))
+
+
 def path_chars(path: Reading, frames: Frames) -> tuple[CharRead, ...]:
     """Each character of `path` with its probability at the peak frame of its run and the two best other
     characters there (at least 1e-3)."""
@@ -365,22 +395,22 @@ _PRIORS: OrderedDict[tuple[int, str], tuple[Automaton, tuple[float, str | None]]
 PRIOR_CACHE = 4096  # texts remembered (a vehicle pass asks for the same few texts frame after frame)
 
 
-def text_prior(a: Automaton, text: str) -> tuple[float, str | None]:
+def text_prior(a: Automaton, text: str, one_row: bool = False) -> tuple[float, str | None]:
     """The automaton's weight for `text` (its best way through: a series, or free text) and the series;
-    (NEG, None) if it cannot spell it."""
-    key = (id(a), text)
+    (NEG, None) if it cannot spell it. `one_row`: only ways that never open a lower row."""
+    key = (id(a), text + "\n" * one_row)
     hit = _PRIORS.get(key)
     if hit is not None and hit[0] is a:
         _PRIORS.move_to_end(key)
         return hit[1]
-    found = _text_prior(a, text)
+    found = _text_prior(a, text, one_row)
     _PRIORS[key] = (a, found)
     while len(_PRIORS) > PRIOR_CACHE:
         _PRIORS.popitem(last=False)
     return found
 
 
-def _text_prior(a: Automaton, text: str) -> tuple[float, str | None]:
+def _text_prior(a: Automaton, text: str, one_row: bool) -> tuple[float, str | None]:
     states = {a.start: 0.0}
     codes = [a.alphabet.index(c) for c in text if c in a.alphabet]
     if len(codes) != len(text):
@@ -391,7 +421,7 @@ def _text_prior(a: Automaton, text: str) -> tuple[float, str | None]:
         for s, w in states.items():
             for arc in arcs_of.get(s, ()):
                 aw = a.arc_weight[arc, c]
-                if aw > NEG / 2:
+                if aw > NEG / 2 and not (one_row and a.arc_new_row[arc]):
                     d = int(a.arc_dst[arc])
                     nxt[d] = max(nxt.get(d, NEG), w + float(aw))
         states = nxt

@@ -20,7 +20,7 @@ import numpy as np
 
 from picar.types import CharRead, CtcFrames, OcrResult, Reading
 from picar.vision.automaton import Automaton, compile_region
-from picar.vision.ctc_grammar import path_chars, prepare, search, substitutions
+from picar.vision.ctc_grammar import clear_read, path_chars, prepare, search, substitutions
 from picar.vision.grammar import grammars_for
 from picar.vision.priors import GrammarPriors, load_priors
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
@@ -114,8 +114,12 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     if decoder == "ctc":
         a = automaton or compile_region((), (), alphabet, _FLAT)
         frames = [prepare(sample, alphabet, frames_per_row) for sample in arr]
-        return [ctc_result(_with_substitutions(paths, f, a, max_candidates), f, max_candidates)
-                for paths, f in zip(search(frames, a, max_candidates), frames, strict=True)]
+        clear = [clear_read(f, a) for f in frames]
+        unclear = [f for f, r in zip(frames, clear, strict=True) if r is None]
+        searched = iter(search(unclear, a, max_candidates) if unclear else [])
+        return [ctc_result(_with_substitutions([r] if r is not None else next(searched), f, a, max_candidates), f,
+                           max_candidates)
+                for r, f in zip(clear, frames, strict=True)]
     k = max(1, min(top_k, len(classes)))
     results = []
     for sample in arr:
