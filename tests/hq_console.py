@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pytest
 
 from picar.hq.config import ConsoleSettings, DatabaseSettings, HqConfig, MqttSettings, WatchlistSettings
@@ -33,6 +32,7 @@ from picar.link.connection import offline_status, online_status
 from picar.pipeline.events import hit_payload, image_payload
 from picar.types import Fix, Hit, Match, PlateRead, WatchEntry
 from tests.browser import Browser, BrowserError, Page
+from tests.plate_images import draw_evidence
 from tests.waiting import wait_until
 
 # username -> (password, role, language)
@@ -156,13 +156,7 @@ def car_position(lat: float, lon: float, at: float | None = None) -> dict[str, A
 
 def evidence(plate: str) -> tuple[bytes, bytes]:
     """A plate crop (240x64) and a context frame (640x360) as JPEG, drawn here."""
-    crop = np.full((64, 240, 3), 236, np.uint8)
-    cv2.rectangle(crop, (2, 2), (237, 61), (20, 20, 20), 2)
-    cv2.putText(crop, plate, (12, 48), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (10, 10, 10), 4)
-    frame = np.full((360, 640, 3), (70, 80, 85), np.uint8)
-    cv2.rectangle(frame, (0, 250), (640, 360), (50, 50, 50), -1)
-    cv2.rectangle(frame, (190, 140), (450, 300), (150, 60, 30), -1)
-    frame[250:282, 260:380] = cv2.resize(crop, (120, 32))
+    crop, frame = draw_evidence(plate, font_scale=1.4)
     return (cv2.imencode(".jpg", crop)[1].tobytes(), cv2.imencode(".jpg", frame)[1].tobytes())
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pytest
 
 from hw_sim.heat_sensor import HeatSensorSim
@@ -27,6 +26,7 @@ from picar.station.server import StationServer
 from picar.status import StatusReport
 from picar.types import Hit, Match, PlateRead, WatchEntry
 from tests.browser import Browser, Page, chromium_binary
+from tests.plate_images import draw_evidence
 from tests.tinyfs import fill, tiny_tmpfs
 
 pytestmark = pytest.mark.skipif(chromium_binary() is None, reason="needs Debian's chromium (apt-get install chromium)")
@@ -69,13 +69,7 @@ def write_images(image_dir: Path, plate: str) -> tuple[str, str]:
     """A plate crop and a context frame, drawn here; returns their paths relative to image_dir."""
     day = image_dir / "2026-11-23"
     day.mkdir(parents=True, exist_ok=True)
-    crop = np.full((64, 240, 3), 236, np.uint8)
-    cv2.rectangle(crop, (2, 2), (237, 61), (20, 20, 20), 2)
-    cv2.putText(crop, plate, (12, 48), cv2.FONT_HERSHEY_SIMPLEX, 1.5, (10, 10, 10), 4)
-    frame = np.full((360, 640, 3), (70, 80, 85), np.uint8)
-    cv2.rectangle(frame, (0, 250), (640, 360), (50, 50, 50), -1)
-    cv2.rectangle(frame, (190, 140), (450, 300), (150, 60, 30), -1)
-    frame[250:282, 260:380] = cv2.resize(crop, (120, 32))
+    crop, frame = draw_evidence(plate)
     cv2.imwrite(str(day / f"{plate}-crop.png"), crop)
     cv2.imwrite(str(day / f"{plate}-frame.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, 80])
     return f"2026-11-23/{plate}-crop.png", f"2026-11-23/{plate}-frame.jpg"

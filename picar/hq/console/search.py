@@ -24,7 +24,7 @@ from picar.hq.console.security import WATCH, require_role
 from picar.hq.exports import reads_csv
 from picar.hq.store import queries
 from picar.hq.store.plates import plate_pattern
-from picar.hq.store.records import Account, Area, ReadQuery, Searcher
+from picar.hq.store.records import Account, Area, ReadQuery, Searcher, SearchResult
 from picar.i18n import N_
 
 LIMITS = (100, 500, 1000, 5000)
@@ -124,16 +124,24 @@ async def search_page(request: Request) -> Response:
     return await _page(request, form_values({"limit": str(DEFAULT_LIMIT)}), result=None)
 
 
-@require_role(WATCH)
-async def run_search(request: Request) -> Response:
+async def _searched(request: Request, export: str | None = None) -> tuple[Search, SearchResult] | Response:
+    """The form's search, run and audited (`export`: the file its results leave in), or the form again
+    with what is wrong."""
     console = console_of(request)
     values = form_values(request.state.form)
     try:
         search = parse_search(values, request.state.account, console.settings.zone)
     except FormError as exc:
         return await _page(request, values, 400, result=None, error=exc)
-    result = await console.db.run(queries.search_reads, search.query, search.searcher)
-    return await _page(request, values, result=result)
+    return search, await console.db.run(queries.search_reads, search.query, search.searcher, export=export)
+
+
+@require_role(WATCH)
+async def run_search(request: Request) -> Response:
+    found = await _searched(request)
+    if isinstance(found, Response):
+        return found
+    return await _page(request, form_values(request.state.form), result=found[1])
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -142,13 +150,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 @require_role(WATCH)
 async def export_csv(request: Request) -> Response:
     """The same search again as a CSV download; the export is its own audit entry."""
-    console = console_of(request)
-    values = form_values(request.state.form)
-    try:
-        search = parse_search(values, request.state.account, console.settings.zone)
-    except FormError as exc:
-        return await _page(request, values, 400, result=None, error=exc)
-    result = await console.db.run(queries.search_reads, search.query, search.searcher, export="csv")
+    found = await _searched(request, export="csv")
+    if isinstance(found, Response):
+        return found
+    search, result = found
     name = _UNSAFE.sub("_", search.searcher.case_number).strip("_") or "case"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return Response(reads_csv(result.reads, search.searcher.case_number), media_type="text/csv; charset=utf-8",
