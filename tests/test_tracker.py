@@ -107,3 +107,19 @@ def test_an_uncertain_track_on_the_watchlist_is_emitted_at_once() -> None:
         out += tr.update("front", [obs("XYZ789", i * 0.1, conf=0.7)], now=i * 0.1)
     assert [(r.text, r.frames) for r in out] == [("XYZ789", 2)]
     assert tr.flush(5.0) == []
+
+
+def test_a_long_track_votes_over_a_bounded_set_of_reads() -> None:
+    # a car stopped behind the patrol car: read every frame for a minute, never confident enough to go early
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=1.1, max_gap_s=0.5, max_reads=10))
+    texts = ["B123ABC", "B123A8C", "8123ABC"]
+    for i in range(300):
+        conf = 0.99 if i == 7 else 0.9
+        tr.update("front", [obs(texts[i % 3] if i != 7 else "B123ABC", i / 30, conf=conf)], now=i / 30)
+    track = tr._tracks["front"][0]
+    assert len(track.observations) == 10 and len(track.scored) <= 10
+    assert track.observations[-1].captured_at == 299 / 30  # the newest read is always kept
+    assert max(o.ocr.confidence for o in track.observations) > 0.9 > 0.9 ** 7  # and the clearest one
+    (read,) = tr.flush(20.0)
+    assert read.frames == 300 and read.first_seen == 0.0 and read.last_seen == 299 / 30
+    assert read.text == "B123ABC"

@@ -29,6 +29,9 @@ class TrackerSettings:
     max_tracks: int = 64
     emit_confidence: float = 0.6  # voted confidence at which a track is emitted early
     max_candidates: int = 8
+    # Reads a track votes over: a car stopped behind the patrol car for minutes is read every frame, and
+    # every vote scores each text on each read. Past this, the least confident read (never the last) goes.
+    max_reads: int = 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +63,8 @@ class _Track:
     best_frame: np.ndarray | None = None
     best_conf: float = -1.0
     emitted: bool = False
+    first_seen: float = 0.0
+    frames: int = 0  # every frame that saw the plate, also those whose reads were let go (max_reads)
     scored: dict[int, dict[str, float]] = field(default_factory=dict)  # texts scored on each frame's read
 
     @property
@@ -136,10 +141,10 @@ class PlateTracker:
             if track is None:
                 if len(tracks) >= self.settings.max_tracks:
                     out.extend(self._finish(tracks.pop(0)))
-                track = _Track(track_id=next(self._ids), camera=camera)
+                track = _Track(track_id=next(self._ids), camera=camera, first_seen=obs.captured_at)
                 tracks.append(track)
             used.add(track.track_id)
-            track.observations.append(obs)
+            self._add(track, obs)
             if obs.ocr.confidence > track.best_conf:
                 track.best_conf = obs.ocr.confidence
                 track.best_crop = crops[k] if crops is not None and k < len(crops) else None
@@ -150,6 +155,14 @@ class PlateTracker:
                                          or (self.urgent is not None and self.urgent(read))):
                     out.extend(self._emit(track, read))
         return out
+
+    def _add(self, track: _Track, obs: PlateObservation) -> None:
+        track.observations.append(obs)
+        track.frames += 1
+        if len(track.observations) > self.settings.max_reads:
+            weakest = min(range(len(track.observations) - 1), key=lambda i: track.observations[i].ocr.confidence)
+            gone = track.observations.pop(weakest)
+            track.scored.pop(id(gone.ocr), None)
 
     def flush(self, now: float) -> list[VotedRead]:
         """Emit the reads of tracks that have not been seen for max_gap_s (call once per loop)."""
@@ -233,9 +246,9 @@ class PlateTracker:
             chars=voted.chars,
             captured_at=trigger.captured_at,
             capture_monotonic=trigger.monotonic,
-            first_seen=track.observations[0].captured_at,
+            first_seen=track.first_seen,
             last_seen=trigger.captured_at,
-            frames=len(track.observations),
+            frames=track.frames,
             box=best.detection.box,
             crop=track.best_crop,
             frame=track.best_frame,
