@@ -5,9 +5,11 @@
 Counts come from the train splits of the labelled OCR sets (each read as its region): character
 frequencies, the letter/digit steps of free text, each series' share of its grammar (the data's `share`
 as a prior of weight `SHARE_WEIGHT` texts), and each region's share of texts that fit none of its series
-(`auto` over all the sets together).
+(`auto` over all the sets together; a region list without sets of its own, such as `md`, over the sets of the
+countries its grammars cover: Moldova's four over the Romanian and Ukrainian texts).
 The prior's `scale` and the bonus per character read are the pair of `SCALES` x `BONUSES` that reads those
-train crops best (mean exact accuracy over the sets, each read with its region and with none), unless
+train crops best (mean exact accuracy over the sets of at least GRID_MIN crops, each read with its region and
+with none), unless
 `--scale` and `--char-bonus` give them. Val splits are never used.
 """
 
@@ -25,14 +27,15 @@ import numpy as np
 from picar.paths import DEFAULT_OCR
 from picar.tools.eval_data import EvalError, load_ocr_folder, read_bgr
 from picar.vision.grammar import fits, grammars_for
-from picar.vision.grammar_data import GRAMMARS
+from picar.vision.grammar_data import GRAMMARS, REGION_GRAMMARS
 from picar.vision.priors import CLASSES, GrammarPriors, char_class, priors_path
 
-# The labelled sets the priors learn from, and the region each is read as (Argentina and Ukraine are
-# evaluation only: they have no train split here).
+# The labelled sets the priors learn from, and the region each is read as (Argentina is evaluation only:
+# it has no train split here).
 FIT_SETS = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
             "eu_openalpr_train_detector_eu1": "eu", "eu_openalpr_train_detector_eu2": "eu",
-            "ro_dashcam_crops": "ro"}
+            "ro_dashcam_crops": "ro", "ua_nomeroff_examples": "ua"}
+GRID_MIN = 100  # a set with fewer train crops (Ukraine's 19) gives its texts, not a vote on scale and bonus
 SHARE_WEIGHT = 5.0  # how many texts the data's `share` guesses count as, against the labels
 SCALES = (0.3, 0.5, 0.7, 1.0)
 BONUSES = (0.5, 1.0, 1.5, 2.0, 3.0)
@@ -62,6 +65,11 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
             every = free.setdefault("auto", [0, 0])  # all labelled plates read as one worldwide region
             every[0] += fits(text, "auto") is None
             every[1] += 1
+    for region, names in REGION_GRAMMARS.items():
+        # a region list with no labelled set of its own: the plates of the countries it names, read as it
+        own = [t for g in names if g in texts and g != region for t in texts[g]]
+        if region not in texts and region != "auto" and len(names) > 1 and own:
+            free[region] = [sum(fits(t, region) is None for t in own), len(own)]
     series: dict[str, float] = {}
     for g in GRAMMARS.values():
         share = sum(s.share for s in g.series)
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     texts: dict[str, list[str]] = {}
     for name, rows in items.items():
-        texts.setdefault(FIT_SETS[name], []).extend(t for _, t in rows if t.isalnum())
+        texts.setdefault(FIT_SETS[name], []).extend(t for _, t in rows if t and all(c in ALNUM for c in t))
     priors = fit_counts(texts)
     grid: dict[str, float] = {}
     scale, bonus = args.scale, args.char_bonus
@@ -118,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         ocr = PlateOcr(args.ocr, threads=1)
         crops = {}
         for name, rows in items.items():
+            if len(rows) < GRID_MIN:
+                continue
             images = [read_bgr(p) for p, _ in rows]
             crops[name] = (ocr.probabilities_of(images), [t for _, t in rows], FIT_SETS[name])
         for s in (SCALES if scale is None else (scale,)):
