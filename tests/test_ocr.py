@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -13,7 +14,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from picar.vision.ocr import PlateOcr, decode, preprocess
+from picar.vision.ocr import VOTE_BELOW, PlateOcr, decode, preprocess
 from picar.vision.session import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -325,3 +326,25 @@ def test_voted_reads_of_the_golden_crops_are_exact_and_keep_candidates() -> None
     assert [r.text for r in voted] == [p.stem.split("_")[-1] for p in GOLDEN]
     assert all(r.candidates[0][0] == r.text and len(r.chars) == len(r.text) for r in voted)
     assert ocr.read_voted([]) == []
+
+
+def test_only_an_unsure_read_is_read_again_looser_and_tighter() -> None:
+    ocr = PlateOcr(SHIPPED)
+    clear = cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)
+    h, w = clear.shape[:2]
+    rng = np.random.default_rng(3)
+    faint = cv2.resize(cv2.resize(clear, (w // 5, h // 5), interpolation=cv2.INTER_AREA), (w, h))
+    faint = np.clip(faint * 0.4 + 80 + rng.normal(0, 25, faint.shape), 0, 255).astype(np.uint8)
+    first = ocr.read([clear, faint])
+    assert first[0].confidence >= VOTE_BELOW > first[1].confidence  # the test's premise
+    sizes: list[int] = []
+    read = ocr.read
+
+    def counted(crops: Any, region: Any = None) -> Any:
+        sizes.append(len(crops))
+        return read(crops, region)
+
+    ocr.read = counted  # type: ignore[method-assign]
+    voted = ocr.read_voted([clear, faint])
+    assert sizes == [2, 2]  # both as cut, then only the faint one looser and tighter
+    assert voted[0] == first[0] and voted[1].readings != first[1].readings
