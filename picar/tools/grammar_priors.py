@@ -9,7 +9,7 @@ as a prior of weight `SHARE_WEIGHT` texts), and each region's share of texts tha
 countries its grammars cover: Moldova's four over the Romanian and Ukrainian texts).
 The prior's `scale` and the bonus per character read are the pair of `SCALES` x `BONUSES` that reads those
 train crops best (mean exact accuracy over the sets of at least GRID_MIN crops, each read with its region and
-with none), unless
+with `auto`), unless
 `--scale` and `--char-bonus` give them. Val splits are never used.
 """
 
@@ -91,11 +91,12 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
 
 
 def _accuracy(ocr: Any, crops: dict[str, tuple[np.ndarray, list[str], str]], priors: GrammarPriors) -> float:
-    """Mean exact accuracy over the sets, each read with its region and with none."""
+    """Mean exact accuracy over the sets, each read with its region and with `auto`: as the product reads
+    (a camera's region, `auto` by default; nothing in it reads with none)."""
     ocr.priors = priors
     scores = []
     for probs, texts, region in crops.values():
-        for reg in (region, None):
+        for reg in (region, "auto"):
             reads = ocr.decode_probabilities(probs, reg)
             scores.append(float(np.mean([r.text == t for r, t in zip(reads, texts, strict=True)])))
     return float(np.mean(scores))
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scale", type=float, help="use this scale instead of choosing one on the train crops")
     ap.add_argument("--char-bonus", type=float, help="use this bonus instead of choosing one (needs --scale)")
     ap.add_argument("--out", type=Path, help="default: <model>.grammar.json beside --ocr")
+    ap.add_argument("--rendered", type=Path, action="append", default=[], metavar="FOLDER",
+                    help="rendered Moldovan plates (`picar.train.md_eval --split train`, never the eval set's seed) "
+                         "that take part in choosing scale and bonus, read with region md; their texts are not counted")
     args = ap.parse_args(argv)
     try:
         items = {name: load_ocr_folder(args.data / "ocr" / name, "train") for name in FIT_SETS}
@@ -130,6 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             images = [read_bgr(p) for p, _ in rows]
             crops[name] = (ocr.probabilities_of(images), [t for _, t in rows], FIT_SETS[name])
+        for folder in args.rendered:
+            try:
+                rows = load_ocr_folder(folder, "train")
+            except EvalError as exc:
+                print(f"grammar_priors: {exc}", file=sys.stderr)
+                return 2
+            crops[f"rendered:{folder}"] = (ocr.probabilities_of([read_bgr(p) for p, _ in rows]),
+                                           [t for _, t in rows], "md")
         for s in (SCALES if scale is None else (scale,)):
             for b in (BONUSES if bonus is None else (bonus,)):
                 grid[f"{s} {b}"] = round(_accuracy(ocr, crops, _scaled(priors, s, b)), 4)
