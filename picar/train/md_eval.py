@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check-pools", type=Path, nargs="+", help="synthetic pools (ocr_cache folders) to compare")
     args = p.parse_args(argv)
     if not (args.out / "labels.csv").is_file():
-        print(f"rendered {build(args.out, args.per_series, args.seed, split=args.split)} crops into {args.out}", file=sys.stderr)
+        n = build(args.out, args.per_series, args.seed, split=args.split)
+        print(f"rendered {n} crops into {args.out}", file=sys.stderr)
     if args.check_pools:
         print(json.dumps({"texts_also_in_pools": pool_overlap(args.out, args.check_pools)}))
     if args.score:
