@@ -279,9 +279,9 @@ class Daemon:
     def _all_finished(self) -> bool:
         return all(getattr(c, "finished", False) for c in self.cameras)
 
-    def _region_of(self, camera: str) -> str:
+    def _region_of(self, camera: str) -> tuple[str, ...]:
         for c in self.cfg.cameras:
-            if c.name == camera and c.region != "auto":
+            if c.name == camera and c.region != ("auto",):
                 return c.region
         return self.cfg.models.region
 

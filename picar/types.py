@@ -76,6 +76,28 @@ class CharRead:
     alternatives: tuple[tuple[str, float], ...] = ()
 
 
+@dataclass(frozen=True, eq=False)
+class CtcFrames:
+    """One crop's CTC frames as the decode searches them (`picar.vision.ctc_grammar.prepare`): runs the
+    model is sure of merged. Kept with a read so that votes can score any text on it."""
+
+    logp: np.ndarray  # (frames, classes + blank) log probabilities, summed over merged frames
+    peak: np.ndarray  # (frames, classes + blank) probabilities, the most of the merged frames
+    cross: np.ndarray  # (frames,) bool: the frames moved to a lower row between this frame and the one before
+    alphabet: str  # the classes before the blank
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One text the decode found for a crop, with what the model and the grammar each give it."""
+
+    text: str
+    series: str | None  # the grammar series it fits (e.g. "md.current"); None: free text
+    model: float  # log probability of its best CTC path through the crop's frames (the model's own)
+    prior: float  # log weight the region's grammar gives the text (scaled priors)
+    runs: tuple[tuple[int, int, int], ...] = ()  # (class, first frame, frame after the last) per character
+
+
 @dataclass(frozen=True)
 class OcrResult:
     """The OCR's view of one plate crop: top text, per-character detail and candidate texts."""
@@ -84,6 +106,9 @@ class OcrResult:
     confidence: float
     chars: tuple[CharRead, ...]
     candidates: tuple[tuple[str, float], ...] = ()  # (text, confidence), best first, top text included
+    series: str | None = None  # the grammar series the text fits; None: free text or no region
+    readings: tuple[Reading, ...] = field(default=(), compare=False)  # the candidates' scores, best first
+    frames: CtcFrames | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -117,6 +142,7 @@ class PlateRead:
     capture_monotonic: float = 0.0  # of the best frame, for latency measurement
     chars: tuple[CharRead, ...] = ()
     region: str | None = None
+    series: str | None = None  # the grammar series the text fits (e.g. "md.police"); None: free text
 
 
 @dataclass(frozen=True)

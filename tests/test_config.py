@@ -108,7 +108,7 @@ def test_defaults(tmp_path: Path) -> None:
     config = parse_config(MINIMAL, tmp_path)
     cam = config.cameras[0]
     assert (cam.position, cam.enabled, cam.realtime, cam.loop, cam.fps, cam.width, cam.region) == (
-        "front", True, True, False, 0.0, 0, "auto",
+        "front", True, True, False, 0.0, 0, ("auto",),
     )
     assert (config.gps.source, config.gps.device, config.gps.baud) == ("serial", "/dev/ttyACM0", 9600)
     assert config.models.detector == paths.DEFAULT_DETECTOR
@@ -221,7 +221,10 @@ BAD_CASES = [
     ("cameras", "fps", -5, ["-5", "from 0 to 240"]),
     ("cameras", "width", 640.0, ["640.0", "an integer"]),
     ("cameras", "reconnect_initial_s", 0, ["0", "> 0"]),
-    ("cameras", "region", "mars", ['"mars"', '"auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"']),
+    ("cameras", "region", "mars", ['"mars"', '"auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"',
+                                   '"transnistria"', 'not a region: "mars"']),
+    ("cameras", "region", ["md", "xx"], ['["md", "xx"]', 'not a region: "xx"']),
+    ("models", "region", [], ["[]", "a non-empty list"]),
     ("gps", "source", "usb", ['"usb"', '"serial", "gpsd", "none"']),
     ("gps", "baud", 14400, ["14400", "4800, 9600, 19200, 38400, 57600, 115200"]),
     ("gps", "gpsd_port", 0, ["0", "from 1 to 65535"]),
@@ -513,7 +516,7 @@ def test_check_config_on_the_example(capsys: pytest.CaptureFixture[str]) -> None
 def test_config_regions_are_the_plate_format_regions() -> None:
     from typing import get_args
 
-    from picar.config import Region
-    from picar.vision.formats import REGIONS
+    from picar.config import RegionName
+    from picar.vision.grammar import REGIONS
 
-    assert sorted(get_args(Region)) == sorted(REGIONS)
+    assert sorted(get_args(RegionName)) == sorted(REGIONS)

@@ -193,3 +193,14 @@ def test_region_fits_reads_and_is_reported(tmp_path: Path, capsys: pytest.Captur
     with pytest.raises(SystemExit):
         eval_main(["--ocr-data", str(ocr_dir), "--region", "mars"])
     assert "invalid choice: 'mars'" in capsys.readouterr().err
+
+
+def test_texts_take_an_image_column_and_a_split(tmp_path: Path) -> None:
+    texts = tmp_path / "t.csv"
+    texts.write_text("image,box_index,text,suggested_split\na.jpg,0,ab12cd,val\nb.jpg,1,XY99ZZ,train\n")
+    assert load_texts(texts) == {("a", 0): "AB12CD", ("b", 1): "XY99ZZ"}
+    assert load_texts(texts, "val") == {("a", 0): "AB12CD"}
+    plain = tmp_path / "p.csv"
+    plain.write_text("source_image,box_index,text\na,0,AB12CD\n")
+    with pytest.raises(EvalError, match="no suggested_split column"):
+        load_texts(plain, "val")

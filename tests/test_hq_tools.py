@@ -111,16 +111,16 @@ def test_nothing_is_recorded_when_the_broker_does_not_take_it(db: psycopg.Connec
     assert watchlist_versions(db) == [] and in_force(db) is None
 
 
-def a_read(event_id: str, plate: str, t: dt.datetime, vehicle: str = "car1") -> Any:
+def a_read(event_id: str, plate: str, t: dt.datetime, vehicle: str = "car1", series: str | None = None) -> Any:
     fix = Fix(time=t.timestamp(), lat=47.0245, lon=28.8322, fix="3d")
     r = PlateRead(event_id, vehicle, "front", plate, 0.91, ((plate, 0.91),), t.timestamp(), t.timestamp() - 0.4,
-                  t.timestamp(), 5, (10, 20, 90, 22), fix, region="md")
+                  t.timestamp(), 5, (10, 20, 90, 22), fix, region="md", series=series)
     return parse(vehicle, "read", json.dumps(read_payload(r)).encode())
 
 
 def test_the_analysts_notebook_export_parses_back(db: psycopg.Connection) -> None:
     t1, t2 = NOW - dt.timedelta(hours=3), NOW - dt.timedelta(hours=1)
-    events = [a_read("r1", "AB123CD", t1), a_read("r2", "AB123CD", t2, "car2")]
+    events = [a_read("r1", "AB123CD", t1), a_read("r2", "AB123CD", t2, "car2", series="eu.fr_it")]
     store_batch(db, events)
     result = search_reads(db, ReadQuery(plate="AB123CD"), Searcher("ana", "=HYPERLINK(1)", "export test"))
     text = reads_csv(result.reads, "=HYPERLINK(1)")
@@ -134,6 +134,7 @@ def test_the_analysts_notebook_export_parses_back(db: psycopg.Connection) -> Non
     assert got[0]["Date Time"].endswith("Z") and got[0]["Car"] == "car2" and got[0]["Plate"] == "AB123CD"
     assert (float(got[0]["Latitude"]), float(got[0]["Longitude"]), float(got[0]["Confidence"])) == (
         47.0245, 28.8322, 0.91)
+    assert (got[0]["Region"], got[0]["Series"], got[1]["Series"]) == ("md", "eu.fr_it", "")  # r1 read as free text
     assert got[0]["Case Number"] == "'=HYPERLINK(1)"  # a formula is not run by a spreadsheet
 
 

@@ -35,7 +35,8 @@ def test_json_lines_one_per_image_with_the_documented_fields(tmp_path: Path) -> 
         assert set(r) == {"file", "ms", "plates"} and isinstance(r["ms"], float) and r["ms"] > 0
     assert lines[1]["plates"] == []
     (plate,) = lines[0]["plates"]
-    assert set(plate) == {"text", "confidence", "box", "candidates"}
+    assert set(plate) == {"text", "confidence", "series", "box", "candidates"}
+    assert plate["series"] is None or plate["series"].split(".")[0] in {"eu", "de", "pl", "ro", "md", "ua", "tr"}
     x, y, w, h = plate["box"]
     assert all(isinstance(v, int) for v in plate["box"])
     tx, ty, tw, th = truth[0]
@@ -54,7 +55,9 @@ def test_bad_files_and_regions_are_clear_errors(tmp_path: Path) -> None:
     assert [e["error"] for e in errors] == ["file not found", "not a readable image"]
     assert all(e["plates"] == [] for e in errors)
     proc = run_read("--region", "mars", str(not_image))
-    assert proc.returncode == 2 and "mars" in proc.stderr
+    assert proc.returncode == 2 and "unknown plate region 'mars'" in proc.stderr
+    proc = run_read("--region", "md,xx", str(not_image))
+    assert proc.returncode == 2 and "'xx'" in proc.stderr and "transnistria" in proc.stderr
 
 
 def test_single_read_gives_the_same_plate_from_one_cut(tmp_path: Path) -> None:

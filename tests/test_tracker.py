@@ -1,17 +1,14 @@
 from picar.pipeline.tracker import PlateTracker, TrackerSettings, vote
-from picar.types import CharRead, Detection, OcrResult, PlateObservation
+from picar.types import Detection, OcrResult, PlateObservation
+from tests.ctc_frames import read, spelled
 
 
-def ocr(text: str, conf: float = 0.9, weak: dict[int, tuple[str, float]] | None = None) -> OcrResult:
-    weak = weak or {}
-    chars = []
-    for i, c in enumerate(text):
-        if i in weak:
-            alt, p = weak[i]
-            chars.append(CharRead(c, conf - p, ((alt, p),)))
-        else:
-            chars.append(CharRead(c, conf, ()))
-    return OcrResult(text=text, confidence=conf ** len(text), chars=tuple(chars), candidates=((text, conf),))
+def ocr(text: str, conf: float = 0.9, weak: dict[int, tuple[str, float]] | None = None,
+        region: str | None = None, faint: dict[int, tuple[str, float]] | None = None) -> OcrResult:
+    """What the decode reads from frames that spell `text` (each character at `conf`)."""
+    got = read(spelled(text, conf, weak, faint), region)
+    assert got.text == text
+    return got
 
 
 def obs(text: str, t: float, x: int = 100, conf: float = 0.9, camera: str = "front", **kw) -> PlateObservation:
@@ -19,24 +16,38 @@ def obs(text: str, t: float, x: int = 100, conf: float = 0.9, camera: str = "fro
 
 
 def test_vote_fixes_a_single_frame_misread() -> None:
-    frames = [obs("B123ABC", 0.0), obs("B123A8C", 0.1, conf=0.6), obs("B123ABC", 0.2)]
-    text, conf, chars, cands = vote(frames)
-    assert text == "B123ABC"
-    assert 0 < conf <= 1
-    assert cands[0][0] == "B123ABC"
-    assert "B123A8C" in [c for c, _ in cands]
+    frames = [obs("B123ABC", 0.0, region="ro"), obs("B123A8C", 0.1, conf=0.8), obs("B123ABC", 0.2, region="ro")]
+    voted = vote(frames)
+    assert voted.text == "B123ABC" and voted.series == "ro.bucharest"
+    assert 0 < voted.confidence <= 1
+    assert voted.candidates[0][0] == "B123ABC"
+    assert "B123A8C" in [c for c, _ in voted.candidates]
 
 
 def test_vote_prefers_the_majority_length() -> None:
-    frames = [obs("CCLVN3", 0.0), obs("CCLV3", 0.1, conf=0.5), obs("CCLVN3", 0.2)]
-    assert vote(frames)[0] == "CCLVN3"
+    frames = [obs("CCLVN3", 0.0), obs("CCLV3", 0.1, conf=0.8, faint={4: ("N", 0.3)}), obs("CCLVN3", 0.2)]
+    assert vote(frames).text == "CCLVN3"
+
+
+def test_the_vote_is_a_text_some_frame_read_whole() -> None:
+    # per character, ABC1234 + ABC1234 + 1ABC234 would give 1BC1234, a text no frame read and no format has
+    frames = [obs("ABC1234", 0.0, region="us"), obs("1ABC234", 0.1, region="us", faint={4: ("1", 0.3)}),
+              obs("ABC1234", 0.2, region="us")]
+    voted = vote(frames)
+    assert voted.text == "ABC1234" and voted.series == "us.llldddd"
+    assert "1BC1234" not in {r.text for r in voted.readings}
+    tracker = PlateTracker(TrackerSettings(min_frames=3, emit_confidence=0.0))
+    out = []
+    for o in frames:
+        out += tracker.update("front", [o], now=o.captured_at)
+    assert [(r.text, r.series) for r in out] == [("ABC1234", "us.llldddd")]
 
 
 def test_alternatives_become_candidates() -> None:
     frames = [obs("AB0123", 0.0, weak={2: ("O", 0.4)}), obs("AB0123", 0.1, weak={2: ("O", 0.4)})]
-    _, _, chars, cands = vote(frames)
-    assert chars[2].alternatives[0][0] == "O"
-    assert "ABO123" in [c for c, _ in cands]
+    voted = vote(frames)
+    assert voted.chars[2].alternatives[0][0] == "O"
+    assert "ABO123" in [c for c, _ in voted.candidates]
 
 
 def test_one_read_per_pass_emitted_early_and_not_again() -> None:
@@ -96,3 +107,19 @@ def test_an_uncertain_track_on_the_watchlist_is_emitted_at_once() -> None:
         out += tr.update("front", [obs("XYZ789", i * 0.1, conf=0.7)], now=i * 0.1)
     assert [(r.text, r.frames) for r in out] == [("XYZ789", 2)]
     assert tr.flush(5.0) == []
+
+
+def test_a_long_track_votes_over_a_bounded_set_of_reads() -> None:
+    # a car stopped behind the patrol car: read every frame for a minute, never confident enough to go early
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=1.1, max_gap_s=0.5, max_reads=10))
+    texts = ["B123ABC", "B123A8C", "8123ABC"]
+    for i in range(300):
+        conf = 0.99 if i == 7 else 0.9
+        tr.update("front", [obs(texts[i % 3] if i != 7 else "B123ABC", i / 30, conf=conf)], now=i / 30)
+    track = tr._tracks["front"][0]
+    assert len(track.observations) == 10 and len(track.scored) <= 10
+    assert track.observations[-1].captured_at == 299 / 30  # the newest read is always kept
+    assert max(o.ocr.confidence for o in track.observations) > 0.9 > 0.9 ** 7  # and the clearest one
+    (read,) = tr.flush(20.0)
+    assert read.frames == 300 and read.first_seen == 0.0 and read.last_seen == 299 / 30
+    assert read.text == "B123ABC"

@@ -18,6 +18,7 @@ from picar.config.models import (
     MqttConfig,
     Position,
     Region,
+    RegionName,
     RetentionConfig,
     StorageConfig,
     TrackerConfig,
@@ -30,7 +31,8 @@ from picar.config.values import SourceKind, read_credentials, source_kind
 
 __all__ = [
     "SECTIONS", "CameraConfig", "Config", "ConfigError", "GpsConfig", "K9Config", "LoggingConfig", "ModelsConfig",
-    "MqttConfig", "Position", "Region", "RetentionConfig", "SourceKind", "StorageConfig", "TrackerConfig", "UiConfig",
+    "MqttConfig", "Position", "Region", "RegionName", "RetentionConfig", "SourceKind", "StorageConfig",
+    "TrackerConfig", "UiConfig",
     "VehicleConfig", "WatchlistConfig", "check_config_main", "config_schema", "config_warnings", "load_config",
     "parse_config", "read_credentials", "source_kind", "summary",
 ]

@@ -38,8 +38,10 @@ from picar.link import MAX_INFLIGHT
 from picar.link.topics import DEFAULT_PREFIX
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 
-# Plate format regions (picar.vision.formats.REGIONS; a test keeps the two in step).
-Region = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua"]
+# Plate grammar regions (picar.vision.grammar.REGIONS; a test keeps the two in step). A camera's region is
+# one name or a list of them; the decode takes the most probable reading among all their grammars.
+RegionName = Literal["auto", "us", "eu", "br", "ar", "de", "md", "pl", "ro", "tr", "ua", "transnistria"]
+Region = Annotated[tuple[RegionName, ...], BeforeValidator(values.region_list(get_args(RegionName)))]
 Position = Literal["front", "rear", "left", "right"]
 Baud = Annotated[Literal[4800, 9600, 19200, 38400, 57600, 115200], BeforeValidator(values.whole_number)]
 
@@ -94,7 +96,7 @@ class CameraConfig:
     reconnect_initial_s: Seconds = 1.0
     reconnect_max_s: Annotated[Seconds, AfterValidator(not_below("reconnect_initial_s"))] = Field(
         default=30.0, validate_default=True)
-    region: Region = "auto"
+    region: Region = Field(default="auto", validate_default=True)
 
     @property
     def source_kind(self) -> SourceKind:
@@ -127,7 +129,7 @@ class ModelsConfig:
     detector_threshold: Annotated[Float | None, BeforeValidator(values.set_or_left_out)] = Field(
         default=None, ge=0, le=1)
     min_read_confidence: Float = Field(default=0.5, ge=0, le=1)
-    region: Region = "auto"
+    region: Region = Field(default="auto", validate_default=True)
 
 
 @dataclass(frozen=True, config=TABLE)

@@ -71,6 +71,23 @@ def string_list(value: Any) -> Any:
     return tuple(value)
 
 
+def region_list(names: tuple[str, ...]) -> Callable[[Any], Any]:
+    """A check for a plate region: one of `names` ("md") or a non-empty list of them (["md", "ro"]), kept
+    as a tuple."""
+    allowed = ", ".join(json.dumps(n) for n in names)
+
+    def check(value: Any) -> Any:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not items or not all(isinstance(v, str) for v in items):
+            raise Invalid(f'allowed: one of {allowed}, or a non-empty list of them, e.g. ["md", "ro"]')
+        bad = [v for v in items if v not in names]
+        if bad:
+            raise Invalid(f"allowed: {allowed} (or a list of them); not a region: {', '.join(map(json.dumps, bad))}")
+        return tuple(items)
+
+    return check
+
+
 def whole_number(value: Any) -> Any:
     """For a choice of integers: 9600.0 is not 9600 (a Literal alone would take it); reported as not a choice."""
     if isinstance(value, float):

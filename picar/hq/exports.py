@@ -24,7 +24,7 @@ from picar.hq.store.records import K9Deployment, Read
 
 BOM = "\ufeff"
 ANB_COLUMNS = ("Event ID", "Date Time", "Date", "Time", "Plate", "Car", "Camera", "Latitude", "Longitude",
-               "Confidence", "Region", "Case Number")
+               "Confidence", "Region", "Series", "Case Number")
 K9_COLUMNS = ("Car", "Deployment", "Dog", "Handler", "Type", "Case Number", "Trigger", "Started", "Ended",
               "Duration (s)", "Outcome", "Track Length (m)", "Start Latitude", "Start Longitude", "Notes",
               "End Notes")
@@ -64,7 +64,7 @@ def reads_csv(reads: Iterable[Read], case_number: str) -> str:
         t = r.time.astimezone(dt.UTC)
         return [r.event_id, iso_utc(t), t.date().isoformat(), t.time().replace(microsecond=0).isoformat(),
                 _text(r.plate), _text(r.vehicle), _text(r.camera), _number(r.lat, 6), _number(r.lon, 6),
-                _number(r.confidence, 3), _text(r.region), _text(case_number)]
+                _number(r.confidence, 3), _text(r.region), _text(r.series), _text(case_number)]
 
     return _write(ANB_COLUMNS, (row(r) for r in reads))
 

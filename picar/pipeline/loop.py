@@ -24,7 +24,7 @@ class Detector(Protocol):
 
 
 class Reader(Protocol):
-    def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]: ...
+    def read(self, crops: Sequence[np.ndarray], region: str | Sequence[str] | None = None) -> list[OcrResult]: ...
 
 
 class FrameSourceLike(Protocol):
@@ -79,7 +79,7 @@ class Pipeline:
         sink: Sink,
         matcher: Matcher,
         position_at: PositionAt,
-        region_of: Callable[[str], str] = lambda camera: "auto",
+        region_of: Callable[[str], Sequence[str]] = lambda camera: ("auto",),
         min_read_confidence: float = 0.0,
         times: StageTimes | None = None,
         clock: Callable[[], float] = time.time,
@@ -120,7 +120,7 @@ class Pipeline:
             c.detections += len(dets)
             with self.times.time("ocr"):
                 crops = [crop_plate(frame.image, d) for d in dets]
-                # each read fitted to the camera's plate formats (picar.vision.formats.fit_region)
+                # each read decoded with the camera's plate grammars (picar.vision.ctc_grammar.search)
                 results = self.reader.read(crops, region=self.region_of(frame.camera))
         with self.times.time("track_match"):
             observations = [
@@ -162,7 +162,8 @@ class Pipeline:
             fix=self.position_at(voted.captured_at) if with_position else None,
             capture_monotonic=voted.capture_monotonic,
             chars=voted.chars,
-            region=self.region_of(voted.camera),
+            region=",".join(self.region_of(voted.camera)),
+            series=voted.series,
         )
 
     def _emit(self, voted: VotedRead) -> PlateRead | None:

@@ -1,8 +1,10 @@
 """Follow each plate across frames and vote one best read per vehicle pass.
 
-A track collects the OCR reads of one physical plate. It is emitted once: as soon as enough frames
-agree (so a hit reaches the officer within a frame or two), or when the plate leaves the view. A
-per-plate cooldown stops a parked car being reported again and again.
+A track collects the OCR reads of one physical plate. Its read is the text with the most evidence over
+all its frames (`picar.vision.votes.vote`: each candidate's path scores summed over the frames, one
+decision), so it is always a text some frame read whole. It is emitted once: as soon as that read is
+confident enough (so a hit reaches the officer within a frame or two), or when the plate leaves the view.
+A per-plate cooldown stops a parked car being reported again and again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from picar.types import CharRead, Detection, PlateObservation
-from picar.vision.votes import vote_reads
+from picar.types import CharRead, Detection, OcrResult, PlateObservation
+from picar.vision.votes import vote as vote_texts
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,9 @@ class TrackerSettings:
     max_tracks: int = 64
     emit_confidence: float = 0.6  # voted confidence at which a track is emitted early
     max_candidates: int = 8
+    # Reads a track votes over: a car stopped behind the patrol car for minutes is read every frame, and
+    # every vote scores each text on each read. Past this, the least confident read (never the last) goes.
+    max_reads: int = 24
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +51,7 @@ class VotedRead:
     box: tuple[int, int, int, int]
     crop: np.ndarray | None = None
     frame: np.ndarray | None = None
+    series: str | None = None  # the grammar series the text fits; None: free text
 
 
 @dataclass(eq=False)
@@ -57,6 +63,9 @@ class _Track:
     best_frame: np.ndarray | None = None
     best_conf: float = -1.0
     emitted: bool = False
+    first_seen: float = 0.0
+    frames: int = 0  # every frame that saw the plate, also those whose reads were let go (max_reads)
+    scored: dict[int, dict[str, float]] = field(default_factory=dict)  # texts scored on each frame's read
 
     @property
     def last(self) -> PlateObservation:
@@ -90,12 +99,10 @@ def _similar_text(a: str, b: str) -> bool:
     return same >= max(len(a), len(b)) - 2
 
 
-def vote(observations: list[PlateObservation], max_candidates: int = 8) -> tuple[
-    str, float, tuple[CharRead, ...], tuple[tuple[str, float], ...]
-]:
-    """Vote a text across the frames of one track (see `picar.vision.votes.vote_reads`)."""
-    r = vote_reads([o.ocr for o in observations], max_candidates)
-    return r.text, r.confidence, r.chars, r.candidates
+def vote(observations: list[PlateObservation], max_candidates: int = 8,
+         scored: dict[int, dict[str, float]] | None = None) -> OcrResult:
+    """The read of one track: the text with the most evidence over its frames (`picar.vision.votes.vote`)."""
+    return vote_texts([o.ocr for o in observations], max_candidates, scored)
 
 
 class PlateTracker:
@@ -134,10 +141,10 @@ class PlateTracker:
             if track is None:
                 if len(tracks) >= self.settings.max_tracks:
                     out.extend(self._finish(tracks.pop(0)))
-                track = _Track(track_id=next(self._ids), camera=camera)
+                track = _Track(track_id=next(self._ids), camera=camera, first_seen=obs.captured_at)
                 tracks.append(track)
             used.add(track.track_id)
-            track.observations.append(obs)
+            self._add(track, obs)
             if obs.ocr.confidence > track.best_conf:
                 track.best_conf = obs.ocr.confidence
                 track.best_crop = crops[k] if crops is not None and k < len(crops) else None
@@ -148,6 +155,14 @@ class PlateTracker:
                                          or (self.urgent is not None and self.urgent(read))):
                     out.extend(self._emit(track, read))
         return out
+
+    def _add(self, track: _Track, obs: PlateObservation) -> None:
+        track.observations.append(obs)
+        track.frames += 1
+        if len(track.observations) > self.settings.max_reads:
+            weakest = min(range(len(track.observations) - 1), key=lambda i: track.observations[i].ocr.confidence)
+            gone = track.observations.pop(weakest)
+            track.scored.pop(id(gone.ocr), None)
 
     def flush(self, now: float) -> list[VotedRead]:
         """Emit the reads of tracks that have not been seen for max_gap_s (call once per loop)."""
@@ -218,23 +233,24 @@ class PlateTracker:
             self._last_emitted = {k: v for k, v in self._last_emitted.items() if v >= horizon}
 
     def _voted(self, track: _Track) -> VotedRead | None:
-        text, conf, chars, candidates = vote(track.observations, self.settings.max_candidates)
-        if not text:
+        voted = vote(track.observations, self.settings.max_candidates, track.scored)
+        if not voted.text:
             return None
         best = max(track.observations, key=lambda o: o.ocr.confidence)
         trigger = track.last
         return VotedRead(
             camera=track.camera,
-            text=text,
-            confidence=conf,
-            candidates=candidates,
-            chars=chars,
+            text=voted.text,
+            confidence=voted.confidence,
+            candidates=voted.candidates,
+            chars=voted.chars,
             captured_at=trigger.captured_at,
             capture_monotonic=trigger.monotonic,
-            first_seen=track.observations[0].captured_at,
+            first_seen=track.first_seen,
             last_seen=trigger.captured_at,
-            frames=len(track.observations),
+            frames=track.frames,
             box=best.detection.box,
             crop=track.best_crop,
             frame=track.best_frame,
+            series=voted.series,
         )

@@ -34,7 +34,7 @@ from picar.tools.eval_data import (
     read_bgr,
 )
 from picar.types import Detection, OcrResult
-from picar.vision.formats import REGIONS
+from picar.vision.grammar import REGIONS
 from picar.vision.session import ModelError
 
 IOU = 0.5
@@ -264,7 +264,10 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="picar eval", description="Score the detector and OCR on labelled folders.")
     ap.add_argument("--data", type=Path, help="detect folder (images/, labels/[, index.csv]) or a folder of them")
     ap.add_argument("--split", default="val", help="val (default), train or all")
-    ap.add_argument("--texts", type=Path, help="CSV with source_image, box_index, text: end-to-end accuracy")
+    ap.add_argument("--texts", type=Path, help="CSV with source_image (or image), box_index, text: end-to-end accuracy")
+    ap.add_argument("--texts-split", default="all",
+                    help="score only the images with --texts rows of this suggested_split, and those rows (default "
+                         "all; e.g. val with --split all for a folder whose texts carry the split)")
     ap.add_argument("--ocr-data", type=Path, help="OCR folder with labels.csv (file, text[, suggested_split])")
     ap.add_argument("--ocr-split", default="val", help="split of --ocr-data when it has one (default val)")
     ap.add_argument("--json", type=Path, help="write the scores here")
@@ -278,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--vote", action="store_true",
                     help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
     ap.add_argument("--region", choices=REGIONS,
-                    help="fit each read to this region's plate formats, as the daemon and `picar read` do "
+                    help="decode each read with this region's plate grammars, as the daemon and `picar read` do "
                          "(default: the model's raw reads)")
     return ap
 
@@ -333,7 +336,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     # check the data before paying for model loading
     folders = detect_folders(args.data) if args.data is not None else []
     ocr_items = load_ocr_folder(args.ocr_data, args.ocr_split) if args.ocr_data is not None else []
-    texts = load_texts(args.texts) if args.texts else None
+    texts = load_texts(args.texts, args.texts_split) if args.texts else None
     reader: Reader | None = None
     needs_ocr = args.ocr_data is not None or args.texts is not None
     if needs_ocr:
@@ -363,6 +366,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
         splits: dict[str, str] = {}
         for folder in folders:
             images, how = load_detect_folder(folder, args.split)
+            if texts is not None and args.texts_split != "all":
+                stems = {stem for stem, _ in texts}
+                images = [i for i in images if i.path.stem in stems]
+                how += f"; only images with --texts rows of split {args.texts_split}"
             splits[folder.name] = how
             c = score_detection(images, detector, texts, reader, failures, times)
             per[folder.name] = c.as_dict()

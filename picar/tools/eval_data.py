@@ -90,22 +90,29 @@ def detect_folders(root: Path) -> list[Path]:
     return found
 
 
-def load_texts(path: Path) -> dict[tuple[str, int], str]:
-    """CSV with source_image, box_index, text -> {(image stem, box index): text}."""
+def load_texts(path: Path, split: str = "all") -> dict[tuple[str, int], str]:
+    """CSV with source_image (or image), box_index, text[, suggested_split] -> {(image stem, box index): text};
+    with a `split` other than "all", only the rows of that suggested_split (the file must have the column)."""
     if not path.is_file():
         raise EvalError(f"--texts {path}: file not found")
     out: dict[tuple[str, int], str] = {}
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
-        need = {"source_image", "box_index", "text"}
-        if reader.fieldnames is None or not need <= set(reader.fieldnames):
-            raise EvalError(f"{path}: needs columns {sorted(need)}, has {reader.fieldnames}")
+        fields = set(reader.fieldnames or ())
+        image = "source_image" if "source_image" in fields else "image"
+        need = {image, "box_index", "text"}
+        if not need <= fields:
+            raise EvalError(f"{path}: needs columns source_image (or image), box_index, text; has {reader.fieldnames}")
+        if split != "all" and "suggested_split" not in fields:
+            raise EvalError(f"{path}: has no suggested_split column to take split {split!r} from")
         for n, row in enumerate(reader, 2):
+            if split != "all" and row["suggested_split"] != split:
+                continue
             try:
                 idx = int(row["box_index"])
             except ValueError as exc:
                 raise EvalError(f"{path}:{n}: box_index {row['box_index']!r} is not an integer") from exc
-            out[(Path(row["source_image"]).stem, idx)] = row["text"].strip().upper()
+            out[(Path(row[image]).stem, idx)] = row["text"].strip().upper()
     return out
 
 

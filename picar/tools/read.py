@@ -17,9 +17,9 @@ from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.pipeline.loop import crop_plate
 from picar.tools.image_header import image_size
 from picar.types import Detection, OcrResult
+from picar.vision.grammar import REGIONS, GrammarError, grammars_for
 from picar.vision.session import ModelError
 
-REGIONS = ("us", "eu", "br", "auto")
 # The largest photo read, by its header, before decoding: a decoded image takes 3 bytes a pixel, so this
 # bounds one photo at about 200 MB (a 100000x100000 PNG would want 30 GB). 64, not 50: 50-megapixel phone
 # cameras give 8160x6144, just over 50 million pixels.
@@ -43,13 +43,12 @@ class PhotoReader:
     """Detector + OCR + region grammar for single images."""
 
     def __init__(self, detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR,
-                 threads: int = 1, region: str = "auto", tile_scale: float = PHOTO_TILE_SCALE,
+                 threads: int = 1, region: str | tuple[str, ...] = "auto", tile_scale: float = PHOTO_TILE_SCALE,
                  vote: bool = True) -> None:
         from picar.vision.detector import PlateDetector
         from picar.vision.ocr import PlateOcr
 
-        if region not in REGIONS:
-            raise ValueError(f"region {region!r} is not one of {', '.join(REGIONS)}")
+        grammars_for(region)  # an unknown region name fails here, before the models load
         self.detector = PlateDetector(detector_path, threads=threads)
         self.ocr = PlateOcr(ocr_path, threads=threads)
         if not 0.0 <= tile_scale <= 1.0:
@@ -78,6 +77,7 @@ def plate_json(p: PhotoPlate) -> dict[str, Any]:
     return {
         "text": p.ocr.text,
         "confidence": round(float(p.ocr.confidence), 4),
+        "series": p.ocr.series,
         "box": [int(v) for v in p.detection.box],
         "candidates": [{"text": t, "confidence": round(float(c), 4)} for t, c in p.ocr.candidates],
     }
@@ -104,10 +104,21 @@ def load_photo(path: Path) -> np.ndarray | str:
     return "not a readable image" if image is None else image
 
 
+def _regions(value: str) -> tuple[str, ...]:
+    names = tuple(v.strip().lower() for v in value.split(",") if v.strip())
+    try:
+        grammars_for(names)
+    except GrammarError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return names
+
+
 def read_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="picar read", description="Read the licence plates in photos.")
     ap.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    ap.add_argument("--region", default="auto", choices=REGIONS, help="plate format grammar (default auto)")
+    ap.add_argument("--region", default="auto", type=_regions, metavar="R[,R...]",
+                    help=f"plate grammars: one of {', '.join(REGIONS)}, or several with commas, e.g. md,ro "
+                         "(default auto)")
     ap.add_argument("--json", action="store_true", help="one JSON object per image")
     ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
     ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
@@ -121,7 +132,7 @@ def read_main(argv: list[str]) -> int:
     try:
         reader = PhotoReader(args.detector, args.ocr, threads=args.threads, region=args.region,
                              tile_scale=args.tile_scale, vote=not args.single_read)
-    except (ModelError, ValueError) as exc:
+    except (ModelError, ValueError, GrammarError) as exc:
         print(f"picar read: {exc}", file=sys.stderr)
         return 2
     failed = 0
@@ -145,5 +156,6 @@ def read_main(argv: list[str]) -> int:
             print(f"{path}: {len(plates)} plate(s) in {ms:.1f} ms")
             for p in plates:
                 alts = ", ".join(f"{t} {c:.2f}" for t, c in p.ocr.candidates[1:4])
-                print(f"  {p.ocr.text:<10} {p.ocr.confidence:.2f}  box={list(p.detection.box)}  also: {alts}")
+                print(f"  {p.ocr.text:<10} {p.ocr.confidence:.2f}  {p.ocr.series or 'free text'}  "
+                      f"box={list(p.detection.box)}  also: {alts}")
     return 1 if failed else 0

@@ -2,6 +2,7 @@
 
     python -m picar.train.md_eval --out runs/md_eval [--per-series 30] [--seed 19000]
     python -m picar.train.md_eval --out runs/md_eval --score models/plate_ocr.onnx [--region md]
+    python -m picar.train.md_eval --out runs/md_fit --seed 19001 --split train    # the priors' fit set
 
 The first command renders `--per-series` plates of every series of the `md` grammar
 (`picar.vision.grammar`), each with camera damage of a random strength (`plates.degrade`, 0.1-0.9, as the
@@ -66,8 +67,8 @@ def render_crop(rng: np.random.Generator, s: grammar.Series) -> tuple[np.ndarray
     return np.ascontiguousarray(crop), plate.text, damage
 
 
-def build(out: Path, per_series: int, seed: int, grammar_name: str = "md") -> int:
-    """Render the set into `out` (images/ + labels.csv); returns how many crops."""
+def build(out: Path, per_series: int, seed: int, grammar_name: str = "md", split: str = "val") -> int:
+    """Render the set into `out` (images/ + labels.csv, every row in `split`); returns how many crops."""
     (out / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for k, s in enumerate(grammar.grammar_series(grammar_name)):
@@ -77,7 +78,7 @@ def build(out: Path, per_series: int, seed: int, grammar_name: str = "md") -> in
             name = f"images/{s.name.replace('.', '_')}_{i:03d}.png"
             cv2.imwrite(str(out / name), crop)
             rows.append({"file": name, "text": text, "series": s.name, "damage": round(damage, 3),
-                         "suggested_split": "val"})
+                         "suggested_split": split})
     with (out / "labels.csv").open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
@@ -135,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=19000)
     p.add_argument("--score", type=Path, help="an OCR model (.onnx with its sidecar) to score on the set")
     p.add_argument("--region", default="md")
+    p.add_argument("--split", default="val", choices=("val", "train"),
+                   help="the rows' suggested_split when rendering: train for a fit set (grammar_priors --rendered)")
     p.add_argument("--check-pools", type=Path, nargs="+", help="synthetic pools (ocr_cache folders) to compare")
     args = p.parse_args(argv)
     if not (args.out / "labels.csv").is_file():
-        print(f"rendered {build(args.out, args.per_series, args.seed)} crops into {args.out}", file=sys.stderr)
+        n = build(args.out, args.per_series, args.seed, split=args.split)
+        print(f"rendered {n} crops into {args.out}", file=sys.stderr)
     if args.check_pools:
         print(json.dumps({"texts_also_in_pools": pool_overlap(args.out, args.check_pools)}))
     if args.score:

@@ -26,7 +26,7 @@ REAL_SETS = (
     "ua_nomeroff_examples",
     OI_CROPS,
 )
-# The format grammar (picar.vision.formats) each val set is re-ranked with in the second score.
+# The format grammar (picar.vision.grammar) each val set is read with in the second score.
 REGION_OF = {"us_openalpr_seg_and_ocr": "us", "br_openalpr_train_detector": "br",
              "eu_openalpr_train_detector_eu2": "eu", "ro_dashcam_crops": "ro", "ar_cnn_ocr_lp": "ar",
              "eu_openalpr_train_detector_eu1": "eu", "ua_nomeroff_examples": "ua", OI_CROPS: "auto"}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from picar.vision.formats import greedy_path
+from picar.vision.ctc_grammar import greedy_path
 from picar.vision.ocr import PlateOcr, preprocess
 
 if TYPE_CHECKING:  # ocr_data needs torch; this module does not, so tests run it without

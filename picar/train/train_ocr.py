@@ -45,7 +45,7 @@ from picar.train.onnx_tools import check_onnx_matches, export_onnx, measure_late
 from picar.train.real_crops import REAL_SETS, REGION_OF
 from picar.train.splice import Splicer, find_splice_points
 from picar.train.weights_arg import named_weight
-from picar.vision.formats import matches
+from picar.vision.grammar import fits
 from picar.vision.ocr import PlateOcr, decode, preprocess
 
 log = logging.getLogger("train_ocr")
@@ -109,7 +109,7 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
         top1 = _exact([r.text for r in results], crops)
         in_cands = float(np.mean([any(t == c.text for t, _ in r.candidates) for r, c in pairs]))
         confident = [r.text == c.text for r, c in pairs if ocr.is_confident(r)]
-        # as the daemon reads with a region set: each read fitted to the formats (fit_region)
+        # as the daemon reads with a region set: the region's grammar automaton decodes each read
         regional = _exact([r.text for r in fitted], crops) if region else None
         out[name] = {"n": len(crops), "exact": round(top1, 4), "in_candidates": round(in_cands, 4),
                      "region": region, "exact_after_region": None if regional is None else round(regional, 4),
@@ -188,7 +188,7 @@ def region_latency(model_path: Path, val: dict[str, list[RealCrop]]) -> dict[str
             t2 = time.perf_counter()
             plain.append((t1 - t0) * 1000)
             fitted.append((t2 - t1) * 1000)
-            searched += bool(raw.text) and not matches(raw.text, region)
+            searched += bool(raw.text) and fits(raw.text, region) is None
         out[name] = {"region": region, "n": len(crops), "searched_share": round(searched / len(crops), 4),
                      **{f"{tag}_{q}_ms": round(float(np.percentile(ts, p)), 3)
                         for tag, ts in (("read", plain), ("read_region", fitted))

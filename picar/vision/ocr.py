@@ -1,7 +1,10 @@
 """Plate OCR at run time: BGR crops in, OcrResult out, one onnxruntime call per batch.
 
 Everything model-specific (input size and colour, alphabet, pad symbol, slot count, thresholds) is read
-from the sidecar JSON beside the .onnx file. Pre- and post-processing are pure functions.
+from the sidecar JSON beside the .onnx file, the decode's priors from `<model>.grammar.json`
+(`picar.vision.priors`). A CTC model's frames are decoded by one search (`picar.vision.ctc_grammar`)
+through the region's grammar automaton (`picar.vision.automaton`); pre- and post-processing are pure
+functions.
 """
 
 from __future__ import annotations
@@ -15,10 +18,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from picar.types import CharRead, OcrResult
-from picar.vision.formats import ZERO_REGIONS, apply_region, fit_region, settle_digit_run, settle_top_line
+from picar.types import CharRead, CtcFrames, OcrResult, Reading
+from picar.vision.automaton import Automaton, compile_region
+from picar.vision.ctc_grammar import clear_read, path_chars, prepare, search, substitutions
+from picar.vision.grammar import grammars_for
+from picar.vision.priors import GrammarPriors, load_priors
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
-from picar.vision.votes import vote_reads, vote_texts
+from picar.vision.votes import vote
+
+Region = str | Sequence[str]  # a region name ("md") or a list of them (["md", "ro"])
 
 
 def preprocess(crops: Sequence[np.ndarray], height: int, width: int, channels: int = 1) -> np.ndarray:
@@ -84,55 +92,16 @@ def _slot_options(sample: np.ndarray, classes: str, k: int) -> list[list[tuple[s
             for s in range(sample.shape[0])]
 
 
-def _ctc_options(sample: np.ndarray, classes: str, k: int, blank: int) -> list[list[tuple[str, float]]]:
-    """CTC frames -> slots: one slot per greedy character run (top-k at its peak frame, blank as the
-    "spurious character" option) and an optional slot inside blank runs where a character nearly won."""
-    best = np.argmax(sample, axis=1)
-    run = np.concatenate(([0], np.cumsum(best[1:] != best[:-1])))  # run number of every frame
-    # A character next to a run of the same character would only lengthen that run (CTC merges
-    # repeats), so it is no candidate for an extra character there.
-    chars = sample[:, :blank].copy()
-    frames = np.arange(len(best))
-    after = frames[1:][best[:-1] != blank]  # frames that follow a character frame
-    chars[after, best[after - 1]] = -1.0
-    before = frames[:-1][best[1:] != blank]  # frames that precede a character frame
-    chars[before, best[before + 1]] = -1.0
-    runner = np.argmax(chars, axis=1)
-    runner_p = sample[frames, runner] * (chars[frames, runner] >= 0)
-    # The peak frame of every run: a character run's most confident frame, a blank run's frame where
-    # some character came closest (each run's first frame once sorted by run, then score).
-    score = np.where(best == blank, runner_p, sample.max(axis=1))
-    by_run = np.lexsort((-score, run))
-    firsts = np.concatenate(([0], np.flatnonzero(run[by_run][1:] != run[by_run][:-1]) + 1))
-    peaks = by_run[firsts].tolist()
-    peak_rows = sample[peaks]
-    order = np.argsort(-peak_rows, axis=1)[:, : k + 1].tolist()
-    rows = peak_rows.tolist()
-    slots: list[list[tuple[str, float]]] = []
-    for n, f in enumerate(peaks):
-        j = int(best[f])
-        frame = rows[n]
-        if j == blank:
-            c = int(runner[f])
-            if frame[c] >= 0.05:
-                slots.append([(classes[blank], frame[blank]), (classes[c], frame[c])])
-            continue
-        floor = _MIN_OPTION * frame[j]
-        opts = [(classes[i], frame[i]) for i in order[n] if i == j or frame[i] >= floor]
-        opts.sort(key=lambda o: (o[0] != classes[j], -o[1]))  # the greedy character first
-        slots.append(opts[: k + 1])
-    return slots
-
-
 def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candidates: int = 8,
-           decoder: str = "slots") -> list[OcrResult]:
+           decoder: str = "slots", frames_per_row: int | None = None,
+           automaton: Automaton | None = None) -> list[OcrResult]:
     """Model probabilities (N, positions, len(alphabet) + 1; class order alphabet then pad) -> results.
 
-    `decoder` "slots": each position is a character slot; "ctc": positions are CTC frames and pad is
-    the blank (runs collapse, blanks drop). The text is the best class of every slot, pads dropped;
-    its confidence is the product of the slot probabilities (a pad that wins counts too: a missed
-    character is an error). Each character carries its probability and up to `top_k - 1` alternative
-    characters; `candidates` holds up to `max_candidates` texts from a beam over the per-slot top-k.
+    `decoder` "ctc": positions are CTC frames and pad is the blank; the text, its characters and the
+    candidates are the best paths of `automaton` through the frames (`picar.vision.ctc_grammar.search`;
+    default: free text with flat priors). "slots": each position is a character slot; the text is the
+    best class of every slot, pads dropped, and the candidates come from a beam over the per-slot top-k.
+    A read's confidence is the product of its characters' probabilities.
     """
     if len(pad) != 1 or pad in alphabet:
         raise ValueError(f"pad must be one character not in the alphabet, got {pad!r}")
@@ -142,13 +111,19 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     arr = np.asarray(probs, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] != len(classes):
         raise ValueError(f"probs must have shape (N, slots, {len(classes)}), got {arr.shape}")
+    if decoder == "ctc":
+        a = automaton or compile_region((), (), alphabet, _FLAT)
+        frames = [prepare(sample, alphabet, frames_per_row) for sample in arr]
+        clear = [clear_read(f, a) for f in frames]
+        unclear = [f for f, r in zip(frames, clear, strict=True) if r is None]
+        searched = iter(search(unclear, a, max_candidates) if unclear else [])
+        return [ctc_result(_with_substitutions([r] if r is not None else next(searched), f, a, max_candidates), f,
+                           max_candidates)
+                for r, f in zip(clear, frames, strict=True)]
     k = max(1, min(top_k, len(classes)))
     results = []
     for sample in arr:
-        if decoder == "slots":
-            slot_top = _slot_options(sample, classes, k)
-        else:
-            slot_top = _ctc_options(sample, classes, k, len(alphabet))
+        slot_top = _slot_options(sample, classes, k)
         chars = []
         conf = 1.0
         for options in slot_top:
@@ -167,6 +142,31 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     return results
 
 
+_FLAT = GrammarPriors.uninformed()
+
+
+def _with_substitutions(paths: list[Reading], frames: CtcFrames, a: Automaton, limit: int) -> list[Reading]:
+    """The search's paths, and the one-character changes of the best one where they are no path already."""
+    if not paths:
+        return paths
+    seen = {p.text for p in paths}
+    extra = [r for r in substitutions(paths[0], frames, a, limit) if r.text not in seen]
+    return sorted(paths + extra, key=lambda r: -(r.model + r.prior))[:limit]
+
+
+def ctc_result(paths: list[Reading], frames: CtcFrames, max_candidates: int = 8) -> OcrResult:
+    """The read of one crop from its best paths (best first): the first path's text, series and
+    characters; every path a candidate, its confidence the top's scaled by the difference in score."""
+    if not paths:
+        return OcrResult("", 0.0, (), (), frames=frames)
+    top = paths[0]
+    chars = path_chars(top, frames)
+    conf = float(np.prod([c.confidence for c in chars]))
+    best = top.model + top.prior
+    candidates = tuple((p.text, conf * math.exp(p.model + p.prior - best)) for p in paths[:max_candidates])
+    return OcrResult(top.text, conf, chars, candidates, top.series, tuple(paths), frames)
+
+
 def _field(meta: dict[str, Any], path: str, kind: type | tuple[type, ...]) -> Any:
     node: Any = meta
     for key in path.split("."):
@@ -176,6 +176,11 @@ def _field(meta: dict[str, Any], path: str, kind: type | tuple[type, ...]) -> An
     if not isinstance(node, kind) or isinstance(node, bool) and kind is not bool:
         raise ModelError(f"OCR sidecar field {path!r} has the wrong type: {node!r}")
     return node
+
+
+# `read_voted` reads a crop three ways only when its first read is below this: on the val crops the
+# vote changes almost only such reads (models/README.ocr.md, session 11), at a third of the OCR work.
+VOTE_BELOW = 0.9
 
 
 def crop_variants(crop: np.ndarray) -> list[np.ndarray]:
@@ -227,6 +232,10 @@ class PlateOcr:
         self.min_char_confidence: float = float(_field(meta, "thresholds.min_char_confidence", (int, float)))
         self.min_plate_confidence: float = float(_field(meta, "thresholds.min_plate_confidence", (int, float)))
         self.version: str = str(meta.get("version", ""))
+        try:
+            self.priors: GrammarPriors = load_priors(model_path)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
         self._session = create_session(model_path, threads)
         inputs = {i.name: i for i in self._session.get_inputs()}
         if self._input_name not in inputs:
@@ -248,42 +257,50 @@ class PlateOcr:
         """The model's raw output for a `preprocess`ed batch: per slot (or CTC frame) probabilities."""
         return self._session.run([self._output_name], {self._input_name: batch})[0]
 
-    def read(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
-        """Read every crop (BGR, any size) in one session run; results in crop order. On a two-row read,
-        a 0 among the letters of the top line becomes O (`settle_top_line`; not for region us); a final I or O
-        after two digits, or an O between digits, becomes 1 or 0 (`settle_digit_run`). With a `region`
-        (`picar.vision.formats.REGIONS`), each read is fitted to its plate formats: the most probable
-        fitting reading of the model's frames (`fit_region`), or for a slot model the re-ranked
-        candidates (`apply_region`)."""
+    def probabilities_of(self, crops: Sequence[np.ndarray], batch: int = 32) -> np.ndarray:
+        """The model's output for crops (BGR, any size), run `batch` at a time."""
+        parts = [self.probabilities(preprocess(crops[i: i + batch], self._height, self._width, self._channels))
+                 for i in range(0, len(crops), batch)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.slots, len(self.alphabet) + 1), np.float32)
+
+    def automaton(self, region: Region | None) -> Automaton:
+        """The grammar automaton the decode searches for `region` (a name, a list of names, or None:
+        free text only). Raises ValueError for an unknown region name."""
+        if region is None:
+            return compile_region((), (), self.alphabet, self.priors)
+        names = (region,) if isinstance(region, str) else tuple(region)
+        return compile_region(grammars_for(names), tuple(n.lower() for n in names), self.alphabet, self.priors)
+
+    def decode_probabilities(self, probs: np.ndarray, region: Region | None = None) -> list[OcrResult]:
+        """Results from model output (`probabilities`), each the best path of the region's grammar."""
+        a = self.automaton(region) if self.decoder == "ctc" else None
+        return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder,
+                      self.frames_per_row, a)
+
+    def read(self, crops: Sequence[np.ndarray], region: Region | None = None) -> list[OcrResult]:
+        """Read every crop (BGR, any size) in one session run; results in crop order. `region` names the
+        plate grammars (`picar.vision.grammar.REGIONS`, or a list of them, the most probable reading among
+        them wins); without one, a read is free text. Each result names the series its text fits."""
         if len(crops) == 0:
             return []
         probs = self.probabilities(preprocess(crops, self._height, self._width, self._channels))
-        results = decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder)
-        if self.frames_per_row and (region is None or region.lower() not in ZERO_REGIONS):
-            results = [settle_top_line(r, p, self.frames_per_row) for r, p in zip(results, probs, strict=True)]
-        results = [settle_digit_run(r) for r in results]
-        if region is None:
-            return results
-        if self.decoder == "ctc":
-            return [fit_region(r, p, region, self.alphabet, self.frames_per_row)
-                    for r, p in zip(results, probs, strict=True)]
-        return [apply_region(r, region) for r in results]
+        return self.decode_probabilities(probs, region)
 
-    def read_voted(self, crops: Sequence[np.ndarray], region: str | None = None) -> list[OcrResult]:
-        """Read each crop as cut, a little looser and a little tighter (`crop_variants`), in one
-        session run, and vote one read per crop (`picar.vision.votes.vote_reads`). For still photos, which
-        have no second frame to vote with: three times the OCR work for fewer misreads. With a
-        `region`, each cut's read is fitted first (as in `read`) and whole texts are voted
-        (`vote_texts`): a character-by-character mix of two valid plates need not be one."""
+    def read_voted(self, crops: Sequence[np.ndarray], region: Region | None = None) -> list[OcrResult]:
+        """Read each crop as cut; where that read is below VOTE_BELOW, read it a little looser and a little
+        tighter too (`crop_variants`) and vote (`picar.vision.votes.vote`: each candidate's path scores
+        summed over the cuts, the best one taken). For still photos, which have no second frame to vote
+        with: the extra reads only where the first one is unsure."""
         if len(crops) == 0:
             return []
-        groups = [crop_variants(c) for c in crops]
+        out = self.read(crops, region)
+        unsure = [i for i, r in enumerate(out) if r.confidence < VOTE_BELOW]
+        groups = [crop_variants(crops[i])[1:] for i in unsure]
         reads = self.read([v for g in groups for v in g], region)
-        vote = vote_reads if region is None else vote_texts
-        out, i = [], 0
-        for g in groups:
-            out.append(vote(reads[i : i + len(g)], self.max_candidates))
-            i += len(g)
+        at = 0
+        for i, g in zip(unsure, groups, strict=True):
+            out[i] = vote([out[i], *reads[at: at + len(g)]], self.max_candidates)
+            at += len(g)
         return out
 
     def is_confident(self, result: OcrResult) -> bool:

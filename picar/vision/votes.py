@@ -1,101 +1,80 @@
-"""Vote one read out of several reads of the same plate: the frames of a track (`picar.pipeline.tracker`)
-or the differently cut crops of one still photo (`picar.vision.ocr.PlateOcr.read_voted`)."""
+"""One read out of several reads of the same plate: the frames of a track (`picar.pipeline.tracker`) or
+the differently cut crops of one still photo (`picar.vision.ocr.PlateOcr.read_voted`).
+
+Every text any read found is scored on every read: the log probability of its best path through that
+read's frames (the model's own, `picar.vision.ctc_grammar.text_scores`; taken from the read's own
+candidates where it is one of them), summed over the reads, and the grammar's prior for the text. The
+reads of one plate are not independent looks at it (one photo cut three ways, frames a few hundredths of
+a second apart), so the sum counts as their mean against the prior: one decision, once, over all reads.
+The best text wins whole: a vote never mixes the characters of two texts, so two reads of valid plates
+cannot vote a plate that fits no format.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from picar.types import CharRead, OcrResult
+from picar.types import OcrResult, Reading
+from picar.vision.ctc_grammar import path_chars, text_scores
+
+FLOOR = math.log(1e-6)  # a read without frames (a fixed-slot model) gives a text it never offered this
 
 
-def vote_reads(reads: Sequence[OcrResult], max_candidates: int = 8) -> OcrResult:
-    """One read from several reads of the same plate, character by character, weighted by
-    per-character confidence.
+def _readings(r: OcrResult) -> tuple[Reading, ...]:
+    if r.readings:
+        return r.readings
+    return tuple(Reading(t, r.series if t == r.text else None, math.log(max(c, 1e-12)), 0.0)
+                 for t, c in (r.candidates or ((r.text, r.confidence),)))
 
-    The length is chosen first (by summed read confidence), then each position takes the character
-    with the largest summed probability, counting each read's alternatives too. Empty reads abstain.
-    """
+
+def vote(reads: Sequence[OcrResult], max_candidates: int = 8,
+         scored: dict[int, dict[str, float]] | None = None) -> OcrResult:
+    """The read whose text has the most evidence over all `reads` (see the module docstring), with the
+    characters of the read that saw it best and the other texts as candidates. Empty reads abstain.
+    `scored` keeps the texts already scored on each read (by `id`) for the next vote over the same reads,
+    as a track's vote is taken again with every new frame."""
     reads = [r for r in reads if r.text]
     if not reads:
         return OcrResult(text="", confidence=0.0, chars=(), candidates=())
-    by_len: dict[int, float] = defaultdict(float)
+    if len(reads) == 1:
+        return reads[0]
+    first: dict[str, Reading] = {}
     for r in reads:
-        by_len[len(r.chars)] += r.confidence + 1e-6
-    length = max(by_len.items(), key=lambda kv: kv[1])[0]
-    same = [r for r in reads if len(r.chars) == length]
-    n = len(same)
-    chars: list[CharRead] = []
-    for i in range(length):
-        score: dict[str, float] = defaultdict(float)
-        for r in same:
-            cr = r.chars[i]
-            seen = {cr.char}
-            score[cr.char] += cr.confidence
-            for alt, p in cr.alternatives:
-                if alt not in seen:
-                    score[alt] += p
-                    seen.add(alt)
-        ranked = sorted(score.items(), key=lambda kv: -kv[1])
-        best, best_score = ranked[0]
-        chars.append(
-            CharRead(
-                char=best,
-                confidence=min(1.0, best_score / n),
-                alternatives=tuple((c, min(1.0, s / n)) for c, s in ranked[1:4]),
-            )
-        )
-    text = "".join(c.char for c in chars)
-    confidence = float(np.prod([c.confidence for c in chars])) if chars else 0.0
-    return OcrResult(text=text, confidence=confidence, chars=tuple(chars),
-                     candidates=_merge_candidates(text, confidence, chars, reads, max_candidates))
-
-
-def vote_texts(reads: Sequence[OcrResult], max_candidates: int = 8) -> OcrResult:
-    """One read from several reads of the same plate, whole texts at a time: the text with the largest
-    summed confidence wins, and its most confident read is returned with the reads' candidates pooled.
-
-    For reads already fitted to a plate format (`picar.vision.formats.fit_region`): each is a valid
-    plate, and a per-character mix of two valid plates need not be one. Empty reads abstain.
-    """
-    reads = [r for r in reads if r.text]
-    if not reads:
-        return OcrResult(text="", confidence=0.0, chars=(), candidates=())
-    score: dict[str, float] = defaultdict(float)
+        for rd in _readings(r):
+            first.setdefault(rd.text, rd)
+    texts = list(first)
+    model = np.zeros(len(texts))
+    best_read: dict[str, tuple[float, OcrResult, Reading]] = {}
     for r in reads:
-        score[r.text] += r.confidence + 1e-6
-    text = max(score.items(), key=lambda kv: kv[1])[0]
-    best = max((r for r in reads if r.text == text), key=lambda r: r.confidence)
-    pooled = _pooled(reads)
-    pooled.pop(text, None)
-    ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, max_candidates - 1)]
-    return OcrResult(text=text, confidence=best.confidence, chars=best.chars,
-                     candidates=((text, best.confidence), *((t, round(p, 6)) for t, p in ranked)))
-
-
-def _pooled(reads: list[OcrResult]) -> dict[str, float]:
-    """Each candidate text's confidence averaged over the reads (0 where a read lacks it)."""
-    pooled: dict[str, float] = defaultdict(float)
-    for r in reads:
-        for cand, p in r.candidates or ((r.text, r.confidence),):
-            pooled[cand] += p / len(reads)
-    return pooled
-
-
-def _merge_candidates(
-    text: str, confidence: float, chars: list[CharRead], reads: list[OcrResult], limit: int
-) -> tuple[tuple[str, float], ...]:
-    pooled = _pooled(reads)
-    # Single-character swaps at the least certain positions of the voted text.
-    weakest = sorted(range(len(chars)), key=lambda i: chars[i].confidence)[:3]
-    for i in weakest:
-        for alt, p in chars[i].alternatives[:2]:
-            if chars[i].confidence <= 0:
-                continue
-            swapped = text[:i] + alt + text[i + 1 :]
-            pooled[swapped] = max(pooled[swapped], confidence * p / chars[i].confidence)
-    pooled.pop(text, None)
-    ranked = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, limit - 1)]
-    return ((text, confidence), *((t, round(p, 6)) for t, p in ranked))
+        own = {rd.text: rd for rd in _readings(r)}
+        known = scored.setdefault(id(r), {}) if scored is not None else {}
+        missing = [t for t in texts if t not in own and t not in known]
+        if missing and r.frames is not None:
+            known.update(zip(missing, text_scores(r.frames, missing).tolist(), strict=True))
+        for k, t in enumerate(texts):
+            mine = own.get(t)
+            model[k] += mine.model if mine is not None else known.get(t, FLOOR)
+            if mine is not None and (t not in best_read or mine.model > best_read[t][0]):
+                best_read[t] = (mine.model, r, mine)
+    # The reads of one plate are not independent looks (the same frame cut three ways, a car a few frames
+    # apart): their evidence is averaged, the prior weighed once against the average.
+    model /= len(reads)
+    total = model + np.array([first[t].prior for t in texts])
+    order = np.argsort(-total, kind="stable")[:max_candidates]
+    top = texts[int(order[0])]
+    _, read, reading = best_read[top]
+    if read.text == top:
+        chars = read.chars
+    elif read.frames is not None and reading.runs:
+        chars = path_chars(reading, read.frames)
+    else:
+        chars = tuple(read.chars) if len(read.chars) == len(top) else ()
+    conf = float(np.prod([c.confidence for c in chars])) if chars else read.confidence
+    best = float(total[order[0]])
+    candidates = tuple((texts[int(k)], conf * math.exp(float(total[k]) - best)) for k in order)
+    summed = tuple(Reading(texts[int(k)], first[texts[int(k)]].series, float(model[k]), first[texts[int(k)]].prior)
+                   for k in order)
+    return OcrResult(top, conf, chars, candidates, first[top].series, summed)

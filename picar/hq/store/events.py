@@ -42,6 +42,7 @@ class ReadEvent:
     lat: float | None
     lon: float | None
     position: dict[str, Any] | None
+    series: str | None = None  # the grammar series the read fitted (picar/vision/grammar_data.py); None: free text
 
     @property
     def plate_key(self) -> str:
@@ -186,7 +187,7 @@ def _read(vehicle: str, f: _Fields) -> ReadEvent:
         raise BadEvent(f"{f.where}: box must be a list of integers")
     return ReadEvent(f.event_id(), vehicle, f.time("time"), f.text("plate"), f.opt_text("camera"),
                      f.opt_number("confidence"), candidates, f.opt_time("first_seen"), f.opt_int("frames"), box,
-                     f.opt_text("region"), lat, lon, pos)
+                     f.opt_text("region"), lat, lon, pos, f.opt_text("series"))
 
 
 def _image(vehicle: str, f: _Fields) -> ImageEvent:

@@ -168,7 +168,7 @@ def search_reads(conn: psycopg.Connection, query: ReadQuery, searcher: Searcher,
     with conn.transaction():
         with conn.cursor(row_factory=class_row(Read)) as cur:
             reads = cur.execute(
-                "SELECT event_id, time, vehicle, camera, plate, confidence, region, lat, lon FROM reads "
+                "SELECT event_id, time, vehicle, camera, plate, confidence, region, lat, lon, series FROM reads "
                 f"WHERE {' AND '.join(where)} ORDER BY time DESC, event_id LIMIT %s",
                 (*args, query.limit + 1)).fetchall()
         truncated = len(reads) > query.limit

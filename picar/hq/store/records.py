@@ -101,6 +101,7 @@ class Read:
     region: str | None
     lat: float | None
     lon: float | None
+    series: str | None = None
 
 
 @dataclass(frozen=True)

@@ -175,11 +175,11 @@ def update_vehicles(conn: psycopg.Connection, res: BatchResult, events: Sequence
 def _reads(conn: psycopg.Connection, res: BatchResult, reads: list[ReadEvent]) -> None:
     rows = [(r.time, r.event_id, r.vehicle, r.camera, r.plate, r.plate_key, r.confidence,
              None if r.candidates is None else Jsonb(r.candidates), r.first_seen, r.frames, r.box, r.region,
-             r.lat, r.lon, None if r.position is None else Jsonb(r.position))
+             r.lat, r.lon, None if r.position is None else Jsonb(r.position), r.series)
             for r in sorted(reads, key=lambda r: (r.event_id, r.time))]
     new = _insert(conn, "INSERT INTO reads (time, event_id, vehicle, camera, plate, plate_key, confidence, "
-                        "candidates, first_seen, frames, box, region, lat, lon, position) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                        "candidates, first_seen, frames, box, region, lat, lon, position, series) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                         "ON CONFLICT DO NOTHING RETURNING event_id", rows)
     res.add("read", len(new), len(rows))
 

@@ -214,9 +214,10 @@ function renderHit() {
   $("hit-age").textContent = ago(hit.time);
   $("hit-plate").textContent = hit.plate || "";
   $("hit-region").textContent = hit.region ? _("STATE {region}", { region: hit.region }) : "";
-  $("hit-read").textContent = typeof hit.confidence === "number"
+  // read_series: the plate grammar series the read fits (e.g. md.police; a name, not translated), absent for free text
+  $("hit-read").textContent = (typeof hit.confidence === "number"
     ? _("camera read {text} ({confidence})", { text: hit.read_text || "?", confidence: fmtPercent(hit.confidence) })
-    : _("camera read {text}", { text: hit.read_text || "?" });
+    : _("camera read {text}", { text: hit.read_text || "?" })) + (hit.read_series ? " · " + hit.read_series : "");
   $("hit-reason").textContent = hit.reason || "-";
   $("hit-description").textContent = hit.description || "-";
   $("hit-match").textContent = matchText(hit.match) + (hit.recheck ? " · " + _("found on re-check of an earlier read") : "");
