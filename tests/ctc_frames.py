@@ -50,9 +50,9 @@ def spelled(text: str, conf: float = 0.95, weak: dict[int, tuple[str, float]] | 
 
 
 def read(probs: np.ndarray, region: str | Sequence[str] | None = None,
-         frames_per_row: int | None = None) -> OcrResult:
+         frames_per_row: int | None = None, priors: GrammarPriors = PRIORS) -> OcrResult:
     """The decode's read of hand-made frames, with `region`'s grammars (None: free text only)."""
     names = () if region is None else ((region,) if isinstance(region, str) else tuple(region))
-    automaton = compile_region(grammars_for(names) if names else (), names, ALPHABET, PRIORS)
+    automaton = compile_region(grammars_for(names) if names else (), names, ALPHABET, priors)
     return decode(probs[None], ALPHABET, "_", decoder="ctc", frames_per_row=frames_per_row,
                   automaton=automaton)[0]

@@ -45,6 +45,7 @@ ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
     """Priors from labelled texts per region (scale left at 1): every count smoothed by one."""
     chars: Counter[str] = Counter()
+    own: dict[str, Counter[str]] = {}
     start: Counter[str] = Counter()
     step: dict[str, Counter[str]] = {k: Counter() for k in CLASSES}
     per_series: Counter[str] = Counter()
@@ -52,6 +53,7 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
     for region, items in texts.items():
         for text in items:
             chars.update(text)
+            own.setdefault(region, Counter()).update(text)
             classes = [char_class(c) for c in text]
             start[classes[0]] += 1
             for a, b in zip(classes, [*classes[1:], "end"], strict=True):
@@ -67,9 +69,9 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
             every[1] += 1
     for region, names in REGION_GRAMMARS.items():
         # a region list with no labelled set of its own: the plates of the countries it names, read as it
-        own = [t for g in names if g in texts and g != region for t in texts[g]]
-        if region not in texts and region != "auto" and len(names) > 1 and own:
-            free[region] = [sum(fits(t, region) is None for t in own), len(own)]
+        theirs = [t for g in names if g in texts and g != region for t in texts[g]]
+        if region not in texts and region != "auto" and len(names) > 1 and theirs:
+            free[region] = [sum(fits(t, region) is None for t in theirs), len(theirs)]
     series: dict[str, float] = {}
     for g in GRAMMARS.values():
         share = sum(s.share for s in g.series)
@@ -85,6 +87,7 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
                    for a in CLASSES},
         free_share={**base.free_share, **{r: (nf + 1) / (n + 2) for r, (nf, n) in free.items()}},
         series=series,
+        region_chars={r: {c: (n[c] + 1) / sum(n[a] + 1 for a in ALNUM) for c in ALNUM} for r, n in own.items()},
         notes={"texts": {r: len(v) for r, v in texts.items()},
                "fit_none": {r: nf for r, (nf, _) in free.items()},
                "series_counts": dict(per_series.most_common())})
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     texts: dict[str, list[str]] = {}
     for name, rows in items.items():
-        texts.setdefault(FIT_SETS[name], []).extend(t for _, t in rows if t and all(c in ALNUM for c in t))
+        texts.setdefault(FIT_SETS[name], []).extend(t for _, t in rows if _usable(t))
     priors = fit_counts(texts)
     grid: dict[str, float] = {}
     scale, bonus = args.scale, args.char_bonus
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     fitted = _scaled(priors, scale, bonus)
     out = args.out or priors_path(args.ocr)
     data = fitted.to_json()
-    data["fitted_on"] = [f"{name} (train, {len(rows)} texts, read as {FIT_SETS[name]})" for name, rows in items.items()]
+    data["fitted_on"] = [f"{name} (train, {sum(_usable(t) for _, t in rows)} texts, read as {FIT_SETS[name]})"
+                         for name, rows in items.items()]
     data["command"] = "python -m picar.tools.grammar_priors " + " ".join(argv if argv is not None else sys.argv[1:])
     data["notes"] = {**fitted.notes, "scale_grid": grid, "regions_checked": list(grammars_for("auto"))}
     out.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -159,9 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _usable(text: str) -> bool:
+    """A label the priors count: Latin letters and digits only (a Cyrillic-only Ukrainian series is left out)."""
+    return bool(text) and all(c in ALNUM for c in text)
+
+
 def _scaled(p: GrammarPriors, scale: float, bonus: float) -> GrammarPriors:
     return GrammarPriors(scale, bonus, p.chars, p.free_start, p.free_next, p.free_share, p.series, p.fitted_on,
-                         p.command, p.notes)
+                         p.command, p.notes, p.region_chars)
 
 
 if __name__ == "__main__":

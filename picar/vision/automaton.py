@@ -66,9 +66,10 @@ def _expansions(s: Series) -> list[tuple[tuple[Step, ...], float]]:
 
 
 class _Builder:
-    def __init__(self, alphabet: str, priors: GrammarPriors) -> None:
+    def __init__(self, alphabet: str, priors: GrammarPriors, chars: dict[str, float]) -> None:
         self.alphabet = alphabet
         self.priors = priors
+        self.chars = chars
         self.n = 1  # state 0 is the start
         self.arcs: list[tuple[int, int, np.ndarray, bool]] = []
         self.children: dict[tuple[int, Step], int] = {}
@@ -81,7 +82,7 @@ class _Builder:
             w = np.full(len(self.alphabet), NEG)
             for c in allowed:
                 if c in self.alphabet:
-                    w[self.alphabet.index(c)] = self.priors.char_logp(c, allowed)
+                    w[self.alphabet.index(c)] = self.priors.char_logp(c, allowed, self.chars)
             self.weights_of[allowed] = w
         return w + extra
 
@@ -129,7 +130,7 @@ def compile_region(grammars: tuple[str, ...], regions: tuple[str, ...], alphabet
         return hit[1]
     if len(_CACHE) >= 64:
         _CACHE.clear()
-    b = _Builder(alphabet, priors)
+    b = _Builder(alphabet, priors, priors.chars_for(regions))
     free_share = priors.free_share_of(regions) if grammars else 1.0
     names: list[str] = []
     for g in grammars:

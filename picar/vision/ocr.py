@@ -181,6 +181,10 @@ def _field(meta: dict[str, Any], path: str, kind: type | tuple[type, ...]) -> An
 # `read_voted` reads a crop three ways only when its first read is below this: on the val crops the
 # vote changes almost only such reads (models/README.ocr.md, session 11), at a third of the OCR work.
 VOTE_BELOW = 0.9
+# nor a read of fewer characters than this: a box around a sign or a wheel, which the detector also finds in
+# photos, reads a character or three; voting those cost the 60 largest photos 4.4 ms of 23 at the median and
+# changed no plate end to end (session 11)
+VOTE_MIN_CHARS = 4
 
 
 def crop_variants(crop: np.ndarray) -> list[np.ndarray]:
@@ -287,14 +291,15 @@ class PlateOcr:
         return self.decode_probabilities(probs, region)
 
     def read_voted(self, crops: Sequence[np.ndarray], region: Region | None = None) -> list[OcrResult]:
-        """Read each crop as cut; where that read is below VOTE_BELOW, read it a little looser and a little
-        tighter too (`crop_variants`) and vote (`picar.vision.votes.vote`: each candidate's path scores
-        summed over the cuts, the best one taken). For still photos, which have no second frame to vote
-        with: the extra reads only where the first one is unsure."""
+        """Read each crop as cut; where that read is below VOTE_BELOW and has at least VOTE_MIN_CHARS
+        characters, read it a little looser and a little tighter too (`crop_variants`) and vote
+        (`picar.vision.votes.vote`: each candidate's path scores summed over the cuts, the best one taken).
+        For still photos, which have no second frame to vote with: the extra reads only where the first
+        one is unsure and could be a plate."""
         if len(crops) == 0:
             return []
         out = self.read(crops, region)
-        unsure = [i for i, r in enumerate(out) if r.confidence < VOTE_BELOW]
+        unsure = [i for i, r in enumerate(out) if r.confidence < VOTE_BELOW and len(r.text) >= VOTE_MIN_CHARS]
         groups = [crop_variants(crops[i])[1:] for i in unsure]
         reads = self.read([v for g in groups for v in g], region)
         at = 0

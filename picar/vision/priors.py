@@ -44,6 +44,17 @@ class GrammarPriors:
     fitted_on: tuple[str, ...] = ()
     command: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    # P(character) in the labelled plates of one region (US plates write a round glyph as 0, European ones
+    # have letter Os); a camera reading only regions listed here weighs characters by them, others by `chars`
+    region_chars: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def chars_for(self, regions: tuple[str, ...]) -> dict[str, float]:
+        """The character frequencies for a camera whose region list names `regions`: the mean of their own
+        where every one has labelled plates, else those of all plates."""
+        own = [self.region_chars[r] for r in regions if r in self.region_chars]
+        if not regions or len(own) != len(regions):
+            return self.chars
+        return {c: sum(d.get(c, 1e-6) for d in own) / len(own) for c in self.chars}
 
     def free_share_of(self, regions: tuple[str, ...]) -> float:
         """P(free text) for a camera whose region list names `regions`: the mean of their shares."""
@@ -65,7 +76,8 @@ class GrammarPriors:
     def to_json(self) -> dict[str, Any]:
         return {"scale": self.scale, "char_bonus": self.char_bonus, "chars": self.chars, "free_start": self.free_start,
                 "free_next": self.free_next, "free_share": self.free_share, "series": self.series,
-                "fitted_on": list(self.fitted_on), "command": self.command, "notes": self.notes}
+                "fitted_on": list(self.fitted_on), "command": self.command, "notes": self.notes,
+                "region_chars": self.region_chars}
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> GrammarPriors:
@@ -94,6 +106,9 @@ class GrammarPriors:
         bonus = data.get("char_bonus", 0.0)
         if isinstance(bonus, bool) or not isinstance(bonus, (int, float)) or not -10 <= bonus <= 10:
             raise PriorsError(f"{where}: field 'char_bonus' must be a number from -10 to 10, got {bonus!r}")
+        region_chars = data.get("region_chars", {})
+        if not isinstance(region_chars, dict):
+            raise PriorsError(f"{where}: field 'region_chars' must be an object of region -> probabilities")
         nxt = data["free_next"]
         if not isinstance(nxt, dict) or set(nxt) != set(CLASSES):
             raise PriorsError(f"{where}: field 'free_next' must have exactly the keys {list(CLASSES)}")
@@ -102,12 +117,15 @@ class GrammarPriors:
                    {k: probs(nxt[k], f"free_next.{k}", (*CLASSES, "end")) for k in CLASSES},
                    probs(data["free_share"], "free_share"), probs(data["series"], "series"),
                    tuple(str(s) for s in data.get("fitted_on", [])), str(data.get("command", "")),
-                   dict(data.get("notes", {})))
+                   dict(data.get("notes", {})),
+                   {str(r): probs(v, f"region_chars.{r}") for r, v in region_chars.items()})
 
-    def char_logp(self, c: str, allowed: frozenset[str] | str) -> float:
-        """log P(c | the character is one of `allowed`), by the fitted character frequencies."""
-        total = sum(self.chars.get(a, 1e-6) for a in allowed)
-        return math.log(self.chars.get(c, 1e-6) / total)
+    def char_logp(self, c: str, allowed: frozenset[str] | str, chars: dict[str, float] | None = None) -> float:
+        """log P(c | the character is one of `allowed`), by the fitted character frequencies (`chars`, by
+        default those of all plates)."""
+        freq = self.chars if chars is None else chars
+        total = sum(freq.get(a, 1e-6) for a in allowed)
+        return math.log(freq.get(c, 1e-6) / total)
 
 
 def priors_path(model_path: Path) -> Path:
