@@ -50,7 +50,7 @@ from picar.vision.ocr import PlateOcr, decode, preprocess
 
 log = logging.getLogger("train_ocr")
 MODEL_NAME = "plate_ocr"
-VERSION = "2.3.0"
+VERSION = "2.4.0"
 LATENCY_BUDGET_MS = 1.0  # per plate, one thread (issue #3)
 
 
