@@ -20,6 +20,7 @@ from picar.hq.store.queries import search_audit
 from picar.hq.store.writes import store_batch
 from picar.pipeline.events import read_payload
 from picar.types import Fix, PlateRead
+from picar.vision.grammar import fits
 from tests.browser import Browser, Page, chromium_binary
 from tests.hq_console import RunningConsole, console, login
 from tests.hq_pages import settle, shoot, submit
@@ -46,7 +47,7 @@ def store(dsn: str, events: list[Any]) -> None:
 def a_read(event_id: str, plate: str, t: dt.datetime, vehicle: str, lat: float, lon: float) -> Any:
     fix = Fix(time=t.timestamp(), lat=lat, lon=lon, fix="3d")
     r = PlateRead(event_id, vehicle, "front", plate, 0.93, ((plate, 0.93),), t.timestamp(), t.timestamp() - 0.4,
-                  t.timestamp(), 5, (10, 20, 90, 22), fix, region="md")
+                  t.timestamp(), 5, (10, 20, 90, 22), fix, region="md", series=fits(plate, "md"))
     return parse(vehicle, "read", json.dumps(read_payload(r)).encode())
 
 
@@ -122,10 +123,12 @@ def test_a_search_is_audited_and_the_trail_is_for_auditors_only(console: Running
         markers: document.querySelectorAll('#map .point-marker').length,
         area: document.querySelectorAll('#map .area-box').length,
         pages: document.querySelector('.pager-state').textContent,
+        series: [...new Set([...document.querySelectorAll('#reads tbody tr td:nth-child(6)')]
+            .map(td => td.textContent))],
         lang: document.documentElement.lang})""")
     # 30 in the area (the one in Cimislia is outside it); the look-alike only with look-alikes asked for
     assert found == {"count": "30", "rows": 30, "shown": 30, "markers": 30, "area": 1, "pages": "Pagina 1/1",
-                     "lang": "ro"}, found
+                     "series": ["md.current"], "lang": "ro"}, found  # the grammar series the car said each read fits
     shoot(page, tmp_path, "hq-search.png", 1500)
     (entry,) = _entries(console.dsn)
     assert (entry.username, entry.case_number, entry.reason, entry.result_count) == (
