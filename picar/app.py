@@ -181,7 +181,7 @@ class Daemon:
         detector = PlateDetector(m.detector, threads=m.threads, score_threshold=m.detector_threshold)
         reader = PlateOcr(m.ocr, threads=m.threads)
         detector.warm_up()
-        reader.warm_up()
+        reader.warm_up([self._region_of(c.name) for c in self.cfg.cameras])
         return detector, reader
 
     def _start_gps(self) -> GpsSource:

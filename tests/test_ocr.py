@@ -348,3 +348,15 @@ def test_only_an_unsure_read_is_read_again_looser_and_tighter() -> None:
     voted = ocr.read_voted([clear, faint])
     assert sizes == [2, 2]  # both as cut, then only the faint one looser and tighter
     assert voted[0] == first[0] and voted[1].readings != first[1].readings
+
+
+def test_warm_up_compiles_each_cameras_grammars_before_the_first_plate() -> None:
+    from picar.vision import automaton
+
+    ocr = PlateOcr(SHIPPED)
+    automaton._CACHE.clear()
+    ocr.warm_up([("md",), ("md", "ro"), None])
+    assert {k[1] for k in automaton._CACHE} == {("md",), ("md", "ro"), ()}
+    before = dict(automaton._CACHE)
+    ocr.read([cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)], ("md",))
+    assert before == automaton._CACHE  # the read found its automaton compiled

@@ -141,7 +141,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     detector = PlateDetector(detector_path, threads=threads)
     reader = PlateOcr(ocr_path, threads=threads)
     detector.warm_up()
-    reader.warm_up()
+    reader.warm_up([("auto",)])  # the loop's region for every camera here
     startup_s = time.monotonic() - t_start
 
     work = Path(tempfile.mkdtemp(prefix="picar-bench-"))

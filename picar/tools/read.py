@@ -57,7 +57,7 @@ class PhotoReader:
         self.tile_scale = tile_scale
         self.vote = vote
         self.detector.warm_up()
-        self.ocr.warm_up()
+        self.ocr.warm_up([region])
 
     def read(self, image: np.ndarray) -> list[PhotoPlate]:
         """Plates with text, best detector score first; a box the OCR finds no character in is dropped."""
