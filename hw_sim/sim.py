@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
+
 from picar.paths import DEMO_DIR
 
 if TYPE_CHECKING:
@@ -31,6 +33,17 @@ def demo_broker(work: Path, users: dict[str, str], extra_config: tuple[str, ...]
     return Mosquitto(work, persistence=True, tls=True, users=users, extra_config=extra_config)
 
 
+def _recorded_fps(video: Path) -> float:
+    cap = cv2.VideoCapture(str(video))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+    finally:
+        cap.release()
+    if not fps or fps <= 0:
+        raise ValueError(f"{video}: no frame rate in the file")
+    return float(fps)
+
+
 def _q(p: Path | str) -> str:
     return json.dumps(str(p))
 
@@ -39,6 +52,10 @@ def _q(p: Path | str) -> str:
 class SimOptions:
     demo_dir: Path = DEMO_DIR
     realtime: bool = True
+    # With realtime off: None replays as fast as the daemon's camera thread takes frames (which drops what the
+    # inference thread cannot keep up with, as a live stream does); a number replays at that multiple of the
+    # recorded pace instead, so a pass is seen in as many frames on a busy machine as on an idle one.
+    replay_speed: float | None = None
     use_mjpeg: bool = True  # serve the drive over HTTP MJPEG (the network-camera path) or read the file
     loop_gps: bool = True
     extra_config: str = ""
@@ -112,7 +129,11 @@ class Simulation:
         if self.options.use_mjpeg:
             from hw_sim.camera_replay import MjpegReplay
 
-            self.replay = MjpegReplay(drive, realtime=self.options.realtime, loop=False, wait_for_client=True)
+            paced = self.options.realtime or self.options.replay_speed is not None
+            fps = None
+            if not self.options.realtime and self.options.replay_speed is not None:
+                fps = _recorded_fps(drive) * self.options.replay_speed
+            self.replay = MjpegReplay(drive, realtime=paced, fps=fps, loop=False, wait_for_client=True)
             self.replay.start()
             self.camera_source = self.replay.url
         else:
