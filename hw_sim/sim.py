@@ -129,11 +129,10 @@ class Simulation:
         if self.options.use_mjpeg:
             from hw_sim.camera_replay import MjpegReplay
 
-            paced = self.options.realtime or self.options.replay_speed is not None
-            fps = None
-            if not self.options.realtime and self.options.replay_speed is not None:
-                fps = _recorded_fps(drive) * self.options.replay_speed
-            self.replay = MjpegReplay(drive, realtime=paced, fps=fps, loop=False, wait_for_client=True)
+            speed = None if self.options.realtime else self.options.replay_speed
+            fps = None if speed is None else _recorded_fps(drive) * speed
+            self.replay = MjpegReplay(drive, realtime=self.options.realtime or speed is not None, fps=fps,
+                                      loop=False, wait_for_client=True)
             self.replay.start()
             self.camera_source = self.replay.url
         else:

@@ -44,15 +44,13 @@ ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
     """Priors from labelled texts per region (scale left at 1): every count smoothed by one."""
-    chars: Counter[str] = Counter()
-    own: dict[str, Counter[str]] = {}
+    own: dict[str, Counter[str]] = {}  # characters per region
     start: Counter[str] = Counter()
     step: dict[str, Counter[str]] = {k: Counter() for k in CLASSES}
     per_series: Counter[str] = Counter()
     free: dict[str, list[int]] = {}
     for region, items in texts.items():
         for text in items:
-            chars.update(text)
             own.setdefault(region, Counter()).update(text)
             classes = [char_class(c) for c in text]
             start[classes[0]] += 1
@@ -78,6 +76,7 @@ def fit_counts(texts: dict[str, list[str]]) -> GrammarPriors:
         n = sum(per_series[s.name] for s in g.series)
         for s in g.series:
             series[s.name] = (per_series[s.name] + SHARE_WEIGHT * s.share / share) / (n + SHARE_WEIGHT)
+    chars: Counter[str] = sum(own.values(), Counter())
     total = sum(chars[c] + 1 for c in ALNUM)
     base = GrammarPriors.uninformed()
     return GrammarPriors(
