@@ -243,35 +243,49 @@ def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -
             cand[crossing] += cross_pen[t]
         x = np.maximum.reduceat(cand, starts)
         x += state_emis[t]
-    return [_paths(a, g, x[o: o + len(g.state_cls)] + g.final, hist, state_emis, src, int(o), int(eo),
-                   length - len(f.logp), top)
-            for f, g, o, eo in zip(batch, graphs, s_off, e_off, strict=True)]
+    ends = [x[o: o + len(g.state_cls)] + g.final for g, o in zip(graphs, s_off, strict=True)]
+    ranked = [_ranked(g, end, top) for g, end in zip(graphs, ends, strict=True)]
+    width = max(g.incoming.shape[1] for g in graphs)
+    incoming = np.full((len(x), width), len(src))  # every crop's incoming edges, in the group's numbering
+    for g, o, eo in zip(graphs, s_off, e_off, strict=True):
+        local = g.incoming
+        incoming[o: o + len(local), : local.shape[1]] = np.where(local < len(g.src), local + eo, len(src))
+    trail = _trace(np.concatenate([r + o for r, o in zip(ranked, s_off, strict=True)]), hist, src, incoming)
+    model = state_emis[np.arange(length)[:, None], trail].sum(axis=0).tolist()
+    out, at = [], 0
+    for f, g, o, r, end in zip(batch, graphs, s_off, ranked, ends, strict=True):
+        cols = (trail[:, at: at + len(r)] - o - g.n_blank).T.tolist()
+        out.append(_texts(a, g, end, r, cols, model[at: at + len(r)], length - len(f.logp), top))
+        at += len(r)
+    return out
 
 
-def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emis: np.ndarray, src: np.ndarray,
-           s_off: int, e_off: int, pad: int, top: int) -> list[Reading]:
-    """Trace back one crop's best end states (of any series or the free text), best first, to the first
-    `top` distinct texts."""
-    length = len(hist)
+def _ranked(g: _Graph, end: np.ndarray, top: int) -> np.ndarray:
+    """A crop's best end states (of any series or the free text), best first: enough for `top` texts, as
+    several end states may spell one text."""
     ids = np.flatnonzero((g.series >= FREE) & (end > NEG / 2))
-    if len(ids) == 0:
-        return []
-    ranked = ids[np.argsort(-end[ids], kind="stable")[: 2 * top]]  # several end states may spell one text
-    state = ranked + s_off
-    rank = list(range(len(ranked)))
-    trail = np.empty((length, len(rank)), np.int64)
-    dummy = hist.shape[1] - 1
-    n_src, each = len(g.src), np.arange(len(rank))
+    return ids[np.argsort(-end[ids], kind="stable")[: 2 * top]]
+
+
+def _trace(state: np.ndarray, hist: np.ndarray, src: np.ndarray, incoming: np.ndarray) -> np.ndarray:
+    """The DP state of each frame on the best path into each of `state` (group numbering), all at once."""
+    length = len(hist)
+    trail = np.empty((length, len(state)), np.int64)
+    each = np.arange(len(state))
     for t in range(length - 1, -1, -1):
         trail[t] = state
-        local = g.incoming[state - s_off]  # only the rows on the way back, not the whole table
-        edges = np.where(local < n_src, local + e_off, dummy)
+        edges = incoming[state]  # only the rows on the way back, not the whole table
         state = src[edges[each, np.argmax(hist[t][edges], axis=1)]]
-    model = state_emis[np.arange(length)[:, None], trail].sum(axis=0).tolist()
-    cols = (trail - s_off - g.n_blank).T.tolist()
+    return trail
+
+
+def _texts(a: Automaton, g: _Graph, end: np.ndarray, ranked: np.ndarray, cols: list[list[int]],
+           model: list[float], pad: int, top: int) -> list[Reading]:
+    """One crop's traced paths (emission column per frame, -1 and below for blanks) as readings, the first
+    `top` distinct texts, best first."""
     emit_cls = g.emit_cls
     found: dict[str, Reading] = {}
-    for k, r in enumerate(rank):
+    for k, r in enumerate(ranked.tolist()):
         if len(found) >= top:
             break
         runs: list[tuple[int, int, int]] = []
@@ -285,8 +299,8 @@ def _paths(a: Automaton, g: _Graph, end: np.ndarray, hist: np.ndarray, state_emi
         text = "".join(a.alphabet[c] for c, _, _ in runs)
         if not text or text in found:
             continue
-        s = int(g.series[ranked[r]])
-        total = float(end[ranked[r]])
+        s = int(g.series[r])
+        total = float(end[r])
         found[text] = Reading(text, None if s == FREE else a.series[s], model[k], total - model[k], tuple(runs))
     return sorted(found.values(), key=lambda p: -(p.model + p.prior))
 

@@ -124,7 +124,7 @@ class GrammarPriors:
         """log P(c | the character is one of `allowed`), by the fitted character frequencies (`chars`, by
         default those of all plates)."""
         freq = self.chars if chars is None else chars
-        total = sum(freq.get(a, 1e-6) for a in allowed)
+        total = math.fsum(freq.get(a, 1e-6) for a in allowed)  # exact: the same whatever the set's order
         return math.log(freq.get(c, 1e-6) / total)
 
 
