@@ -220,3 +220,12 @@ def test_the_automaton_weighs_alike_whatever_the_hash_seed() -> None:
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
                for seed in ("1", "2", "3")}
     assert len(digests) == 1, digests
+
+
+def test_frames_with_no_character_read_nothing_beside_a_plate() -> None:
+    blank = frames(None, None, None, None)
+    assert read(blank, "auto").text == "" and read(blank).text == ""
+    automaton = compile_region(grammars_for(("ro",)), ("ro",), ALPHABET, PRIORS)
+    found = search([prepare(blank, ALPHABET), prepare(spelled("B123ABC"), ALPHABET), prepare(blank, ALPHABET)],
+                   automaton)
+    assert found[0] == [] and found[2] == [] and found[1][0].text == "B123ABC"

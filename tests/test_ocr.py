@@ -360,3 +360,19 @@ def test_warm_up_compiles_each_cameras_grammars_before_the_first_plate() -> None
     before = dict(automaton._CACHE)
     ocr.read([cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)], ("md",))
     assert before == automaton._CACHE  # the read found its automaton compiled
+
+
+@pytest.mark.parametrize("region", [None, "auto", "md"])
+def test_a_featureless_crop_reads_nothing_and_its_batch_still_reads(region: str | None) -> None:
+    """A box on a black, grey or burnt-out white patch gives frames with no character anywhere: it reads as
+    no text, and the plate beside it in the batch reads as it does alone (such a crop once failed the
+    whole batch, and the daemon skipped the frame)."""
+    ocr = PlateOcr(SHIPPED)
+    plate = cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)
+    black, grey, white = (np.full((40, 120, 3), v, np.uint8) for v in (0, 114, 255))
+    alone = ocr.read([plate], region)[0]
+    assert alone.text
+    for read in (ocr.read, ocr.read_voted):
+        got = read([black, plate, grey, white], region)
+        assert [r.text for r in got] == ["", alone.text, "", ""]
+        assert got[0].candidates == () and got[0].chars == ()

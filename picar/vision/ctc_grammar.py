@@ -197,17 +197,25 @@ def search(batch: list[Frames], a: Automaton, top: int = 8) -> list[list[Reading
     """The best path of each series (and of the free text) through each crop's frames, best first, at
     most `top` distinct texts per crop; an empty list where no path reads a character. Each crop gets
     the automaton unrolled for its own classes; small ones run side by side in one Viterbi."""
-    graphs = [_graph_for(a, _active(f, len(a.alphabet))) for f in batch]
-    out: list[list[Reading]] = []
+    actives = [_active(f, len(a.alphabet)) for f in batch]
+    out: list[list[Reading]] = [[] for _ in batch]  # a crop with no class above RARE reads nothing
+    todo = [k for k, act in enumerate(actives) if act.any()]
+    graphs = {k: _graph_for(a, actives[k]) for k in todo}
     group: list[int] = []
-    for k, g in enumerate(graphs):
-        if group and sum(len(graphs[i].src) for i in group) + len(g.src) > GROUP_EDGES:
-            out += _search([batch[i] for i in group], [graphs[i] for i in group], a, top)
+    for k in todo:
+        if group and sum(len(graphs[i].src) for i in group) + len(graphs[k].src) > GROUP_EDGES:
+            _search_into(out, group, batch, graphs, a, top)
             group = []
         group.append(k)
     if group:
-        out += _search([batch[i] for i in group], [graphs[i] for i in group], a, top)
+        _search_into(out, group, batch, graphs, a, top)
     return out
+
+
+def _search_into(out: list[list[Reading]], group: list[int], batch: list[Frames], graphs: dict[int, _Graph],
+                 a: Automaton, top: int) -> None:
+    for k, found in zip(group, _search([batch[i] for i in group], [graphs[i] for i in group], a, top), strict=True):
+        out[k] = found
 
 
 def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -> list[list[Reading]]:
