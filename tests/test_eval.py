@@ -10,8 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.tools.eval import eval_main, iou_matrix, match_boxes
+from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
+from picar.tools.eval import eval_main, first_plate_right, iou_matrix, match_boxes
 from picar.tools.eval_data import EvalError, hash_split, load_detect_folder, load_texts, read_yolo
+from picar.vision.detector import PlateDetector
+from picar.vision.ocr import PlateOcr
 from tests.test_detector import draw_scene, paste_plate
 
 W, H = 1280, 720
@@ -161,6 +164,7 @@ def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
     c = report["detection"]["ro_test"]
     assert (c["images"], c["e2e_total"], c["e2e_detected"]) == (3, 3, 3), c  # the train image is not scored
     assert 1 <= c["e2e_correct"] <= 2, c  # two golden plates (a margin of one); the wrong label never counts
+    assert c["photos_with_text"] == 2 and 1 <= c["first_plate_right"] <= 2, c
     assert report["ocr"]["crops"] == 4
     assert 2 <= report["ocr"]["correct"] <= 3, report["ocr"]  # three golden crops (margin one); never WRONG
     assert report["failures_total"] >= 2  # the two wrong labels are listed as misreads
@@ -204,3 +208,15 @@ def test_texts_take_an_image_column_and_a_split(tmp_path: Path) -> None:
     plain.write_text("source_image,box_index,text\na,0,AB12CD\n")
     with pytest.raises(EvalError, match="no suggested_split column"):
         load_texts(plain, "val")
+
+
+def test_the_first_plate_of_a_photo_counts_only_if_it_spells_a_label() -> None:
+    img, blank = draw_scene(np.random.default_rng(5), 1280, 720, [(300, 420, 220)], text="")
+    paste_golden(img, blank[0], "AG71XZP")
+    detector = PlateDetector(DEFAULT_DETECTOR)
+    reader = PlateOcr(DEFAULT_OCR)
+    dets = detector.detect(img)
+    assert dets
+    assert first_plate_right(img, dets, reader, {"AG71XZP", WRONG})
+    assert not first_plate_right(img, dets, reader, {WRONG})
+    assert not first_plate_right(img, [], reader, {"AG71XZP"})

@@ -12,7 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from picar.tools.read import MAX_IMAGE_MEGAPIXELS
+from picar.tools.read import MAX_IMAGE_MEGAPIXELS, PhotoPlate, plate_order
+from picar.types import Detection, OcrResult
 from tests.test_detector import draw_scene, paste_plate
 
 
@@ -101,3 +102,17 @@ def test_an_oversize_image_is_refused_by_its_header_and_the_batch_goes_on(tmp_pa
     text = run_read(str(bomb), str(good))
     assert text.returncode == 1 and "bomb.png: error: image too large: 100000x100000 pixels" in text.stderr
     assert "good.png: 0 plate(s)" in text.stdout and "Traceback" not in text.stderr
+
+
+def _plate(score: float, text: str, confidence: float) -> PhotoPlate:
+    return PhotoPlate(Detection(0, 0, 100, 30, score), OcrResult(text, confidence, ()))
+
+
+def test_a_photos_plates_come_likeliest_first() -> None:
+    """A sign the detector likes more than the plate, read unsure, and a bolt read as one character, come
+    after the plate read sure: detector score times read confidence, reads shorter than any plate last."""
+    sign = _plate(0.70, "B276WO", 0.30)
+    bolt = _plate(0.90, "1", 0.99)
+    plate = _plate(0.55, "B276WOW", 0.97)
+    short_sure = _plate(0.40, "BA1", 0.95)  # as short as a German plate may be: still a plate
+    assert sorted([sign, bolt, plate, short_sure], key=plate_order) == [plate, short_sure, sign, bolt]

@@ -114,6 +114,8 @@ class Counts:
     e2e_total: int = 0
     e2e_correct: int = 0
     e2e_detected: int = 0
+    photos_with_text: int = 0  # photos with at least one labelled plate text
+    first_plate_right: int = 0  # of those, photos whose first plate (as `picar read` orders them) is one of them
 
     def add(self, other: Counts) -> None:
         for k in vars(self):
@@ -126,6 +128,8 @@ class Counts:
         if self.e2e_total:
             d["e2e_accuracy"] = self.e2e_correct / self.e2e_total
             d["e2e_read_given_detected"] = self.e2e_correct / max(self.e2e_detected, 1)
+        if self.photos_with_text:
+            d["first_plate_accuracy"] = self.first_plate_right / self.photos_with_text
         return d
 
 
@@ -173,7 +177,21 @@ def score_detection(
                 c.e2e_correct += 1
             else:
                 failures.append(Failure("e2e_misread", item.path, f"{text} read {res.text or '-'}", crop=crop))
+        if wanted:
+            c.photos_with_text += 1
+            c.first_plate_right += first_plate_right(img, dets, reader, {text for _, text in wanted})
     return c
+
+
+def first_plate_right(img: np.ndarray, dets: list[Detection], reader: Reader, texts: set[str]) -> bool:
+    """Whether the first plate `picar read` would list for this photo (every box read, `plate_order`) spells
+    one of its labelled plates: what a benchmark scoring one plate a photo sees."""
+    from picar.pipeline.loop import crop_plate
+    from picar.tools.read import PhotoPlate, plate_order
+
+    reads = reader.read([crop_plate(img, d) for d in dets]) if dets else []
+    plates = sorted((PhotoPlate(d, r) for d, r in zip(dets, reads, strict=True) if r.text), key=plate_order)
+    return bool(plates) and plates[0].ocr.text in texts
 
 
 def score_ocr(
@@ -242,11 +260,14 @@ def format_table(report: dict[str, Any]) -> str:
     det = report.get("detection")
     if det:
         lines.append(f"Detection at IoU {IOU} ({report['detector']})")
-        lines.append(f"{'folder':<32}{'images':>7}{'plates':>7}{'recall':>8}{'precision':>10}{'e2e':>14}")
+        lines.append(f"{'folder':<32}{'images':>7}{'plates':>7}{'recall':>8}{'precision':>10}{'e2e':>14}"
+                     f"{'first plate':>16}")
         for name, c in det.items():
             e2e = f"{c['e2e_correct']}/{c['e2e_total']} {c['e2e_accuracy']:.3f}" if c.get("e2e_total") else "-"
+            first = (f"{c['first_plate_right']}/{c['photos_with_text']} {c['first_plate_accuracy']:.3f}"
+                     if c.get("photos_with_text") else "-")
             lines.append(f"{name:<32}{c['images']:>7}{c['tp'] + c['fn']:>7}{c['recall']:>8.3f}"
-                         f"{c['precision']:>10.3f}{e2e:>14}")
+                         f"{c['precision']:>10.3f}{e2e:>14}{first:>16}")
         if "detect_ms" in report:
             t = report["detect_ms"]
             lines.append(f"detect time per image: median {t['median']:.1f} ms, p90 {t['p90']:.1f} ms")

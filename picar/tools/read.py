@@ -17,7 +17,7 @@ from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.pipeline.loop import crop_plate
 from picar.tools.image_header import image_size
 from picar.types import Detection, OcrResult
-from picar.vision.grammar import REGIONS, GrammarError, grammars_for
+from picar.vision.grammar import REGIONS, GrammarError, grammars_for, shortest_plate
 from picar.vision.session import ModelError
 
 # The largest photo read, by its header, before decoding: a decoded image takes 3 bytes a pixel, so this
@@ -60,7 +60,8 @@ class PhotoReader:
         self.ocr.warm_up([region])
 
     def read(self, image: np.ndarray) -> list[PhotoPlate]:
-        """Plates with text, best detector score first; a box the OCR finds no character in is dropped."""
+        """Plates with text, the likeliest first (`plate_order`); a box the OCR finds no character in is
+        dropped."""
         if self.tile_scale > 0:
             dets = self.detector.detect_tiled(image, self.tile_scale)
         else:
@@ -70,7 +71,15 @@ class PhotoReader:
         crops = [crop_plate(image, d) for d in dets]
         read = self.ocr.read_voted if self.vote else self.ocr.read
         results = read(crops, self.region)
-        return [PhotoPlate(d, r) for d, r in zip(dets, results, strict=True) if r.text]
+        return sorted((PhotoPlate(d, r) for d, r in zip(dets, results, strict=True) if r.text), key=plate_order)
+
+
+def plate_order(p: PhotoPlate) -> tuple[bool, float]:
+    """Sort key of a photo's plates: a whole plate read right first. A read shorter than every plate series
+    (a sign, a badge, a bolt) goes last; then the detector's plate score times the read's confidence, so a
+    sign that looks like a plate but reads as nothing sure no longer comes before the plate (the first
+    plate is what a one-plate-a-photo benchmark scores)."""
+    return (len(p.ocr.text) < shortest_plate(), -p.detection.score * p.ocr.confidence)
 
 
 def plate_json(p: PhotoPlate) -> dict[str, Any]:

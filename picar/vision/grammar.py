@@ -209,6 +209,13 @@ def pick_series(region: str | Sequence[str], rng: np.random.Generator, by_share:
     return pool[int(rng.choice(len(pool), p=weights / weights.sum()))]
 
 
+@cache
+def shortest_plate() -> int:
+    """The fewest characters any series of any grammar allows (German `B A 1`: 3)."""
+    return min(sum(e.low * min(len(opt) for opt in e.options) for row in s.rows for group in row for e in group)
+               for s in all_series())
+
+
 def to_latin(text: str) -> str:
     """Upper-case `text` with Cyrillic plate letters as their Latin look-alikes (Ukrainian, Transnistrian and
     Russian plates as the OCR reads them); other characters unchanged."""
