@@ -287,6 +287,40 @@ def test_what_a_car_sends_is_shown_as_text_never_as_markup(console: RunningConso
     assert page.evaluate("document.body.dataset.owned") is None
 
 
+# Holds the answers to the page's re-reads of its hit list (`/hits/cards`) until the test lets them through. The
+# requests go out at once, so what comes back was rendered before anything the test does next.
+HOLD_REREAD = """
+(() => {
+  const real = window.fetch.bind(window);
+  const waiting = [];
+  window.__letRereadsThrough = () => { window.__free = true; waiting.splice(0).forEach((go) => go()); };
+  window.fetch = (url, opts) => {
+    const answer = real(url, opts);
+    if (window.__free || !String(url).includes("/hits/cards")) return answer;
+    return new Promise((resolve, reject) => waiting.push(() => answer.then(resolve, reject)));
+  };
+  document.addEventListener("picar:refreshed", () => { window.__reread = (window.__reread || 0) + 1; });
+})();
+"""
+
+
+def test_a_hit_announced_while_the_list_is_reread_stays_shown(console: RunningConsole, chromium: Browser) -> None:
+    """The stream opening re-reads the hit list; a hit announced while that answer was on its way was put in
+    the list and then wiped by the older answer (a CI run failed on it). Live events now wait for the re-read
+    and go on top of it."""
+    page = login(chromium, console, "sam", path="/hits")
+    page.send("Page.addScriptToEvaluateOnNewDocument", {"source": HOLD_REREAD})
+    page.goto(f"{console.url}/hits")
+    live(page)
+    ingest(console.dsn, "MD-07", "hit", hit_payload_of(a_hit("MD-07", "h-race", "RACE001", 2)))
+    card = "document.querySelector('article[data-hit=\"h-race\"]')"
+    page.wait_for(f"{card} || Number(document.body.dataset.held) >= 1", 10)  # shown, or held for the re-read
+    page.evaluate("window.__letRereadsThrough()")
+    page.wait_for("window.__reread >= 1", 10)
+    page.wait_for(card, 10)  # on top of the older answer, not wiped by it
+    assert page.evaluate("document.body.dataset.held") == "0"
+
+
 # --- alarms --------------------------------------------------------------------------------------------------------
 
 

@@ -22,8 +22,26 @@
     region.replaceChildren(fragment(await r.text()));
     region.dispatchEvent(new CustomEvent("picar:refreshed", {bubbles: true}));
   }
-  const refreshAll = () => Promise.all([...document.querySelectorAll("[data-src]")]
-    .map(refresh)).then(alarmsChanged);
+  // A live event that arrives while a re-read is on its way waits for it and then goes on top: the answer was
+  // rendered before the event, and putting it in place would wipe what the event showed.
+  let rereading = null;
+  const held = [];
+  const hold = (fn, d) => {
+    if (!rereading) { fn(d); return; }
+    held.push([fn, d]);
+    body.dataset.held = String(held.length);
+  };
+  const refreshAll = () => {
+    const run = Promise.all([...document.querySelectorAll("[data-src]")].map(refresh)).then(alarmsChanged);
+    rereading = run;
+    run.catch(() => {}).then(() => {
+      if (rereading !== run) return;  // a later re-read holds the events now
+      rereading = null;
+      for (const [fn, d] of held.splice(0)) fn(d);
+      body.dataset.held = "0";
+    });
+    return run;
+  };
 
   // --- handlers of the live events ------------------------------------------------------------------------
   const handlers = {
@@ -68,7 +86,7 @@
     es.addEventListener("ready", opened);
     es.addEventListener("resync", opened);
     for (const [name, fn] of Object.entries(handlers)) {
-      es.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+      es.addEventListener(name, (e) => hold(fn, JSON.parse(e.data)));
     }
     es.onerror = () => {
       body.dataset.stream = "closed";
