@@ -41,6 +41,7 @@ class Sink(Protocol):
     def on_hit(self, hit: Hit, voted: VotedRead) -> None: ...
 
 
+DEFAULT_REGION = ("auto",)  # the plate grammars a camera reads with when nothing names its region
 Matcher = Callable[[PlateRead], list[tuple[WatchEntry, Match]]]
 PositionAt = Callable[[float], Fix | None]
 
@@ -79,7 +80,7 @@ class Pipeline:
         sink: Sink,
         matcher: Matcher,
         position_at: PositionAt,
-        region_of: Callable[[str], Sequence[str]] = lambda camera: ("auto",),
+        region_of: Callable[[str], Sequence[str]] = lambda camera: DEFAULT_REGION,
         min_read_confidence: float = 0.0,
         times: StageTimes | None = None,
         clock: Callable[[], float] = time.time,

@@ -129,7 +129,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
               detector_path: Path = DEFAULT_DETECTOR, ocr_path: Path = DEFAULT_OCR) -> dict[str, Any]:
     import cv2
 
-    from picar.pipeline.loop import Pipeline
+    from picar.pipeline.loop import DEFAULT_REGION, Pipeline
     from picar.sources.camera import Camera
     from picar.sources.frame_sources import make_source
     from picar.vision.detector import PlateDetector
@@ -141,7 +141,7 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
     detector = PlateDetector(detector_path, threads=threads)
     reader = PlateOcr(ocr_path, threads=threads)
     detector.warm_up()
-    reader.warm_up([("auto",)])  # the loop's region for every camera here
+    reader.warm_up([DEFAULT_REGION])  # the loop's region for every camera here
     startup_s = time.monotonic() - t_start
 
     work = Path(tempfile.mkdtemp(prefix="picar-bench-"))
