@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
+from picar.pipeline.loop import crop_plate
 from picar.tools.eval import eval_main, first_plate_right, iou_matrix, match_boxes
 from picar.tools.eval_data import EvalError, hash_split, load_detect_folder, load_texts, read_yolo
 from picar.vision.detector import PlateDetector
@@ -217,6 +218,7 @@ def test_the_first_plate_of_a_photo_counts_only_if_it_spells_a_label() -> None:
     reader = PlateOcr(DEFAULT_OCR)
     dets = detector.detect(img)
     assert dets
-    assert first_plate_right(img, dets, reader, {"AG71XZP", WRONG})
-    assert not first_plate_right(img, dets, reader, {WRONG})
-    assert not first_plate_right(img, [], reader, {"AG71XZP"})
+    reads = reader.read([crop_plate(img, d) for d in dets])
+    assert first_plate_right(dets, reads, {"AG71XZP", WRONG})
+    assert not first_plate_right(dets, reads, {WRONG})
+    assert not first_plate_right([], [], {"AG71XZP"})

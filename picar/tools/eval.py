@@ -165,31 +165,31 @@ def score_detection(
         if texts is None or reader is None:
             continue
         wanted = [(j, texts[(item.path.stem, j)]) for j in range(len(gt)) if (item.path.stem, j) in texts]
-        crops, truth = [], []
+        if not wanted:
+            continue
+        crops = [crop_plate(img, d) for d in dets]
+        reads = reader.read(crops) if crops else []  # every box once: the labelled ones and the photo's first
         for j, text in wanted:
             c.e2e_total += 1
-            if owner[j] >= 0:
-                c.e2e_detected += 1
-                crops.append(crop_plate(img, dets[int(owner[j])]))
-                truth.append(text)
-        for crop, text, res in zip(crops, truth, reader.read(crops) if crops else [], strict=True):
+            if owner[j] < 0:
+                continue
+            c.e2e_detected += 1
+            res = reads[int(owner[j])]
             if res.text == text:
                 c.e2e_correct += 1
             else:
-                failures.append(Failure("e2e_misread", item.path, f"{text} read {res.text or '-'}", crop=crop))
-        if wanted:
-            c.photos_with_text += 1
-            c.first_plate_right += first_plate_right(img, dets, reader, {text for _, text in wanted})
+                failures.append(Failure("e2e_misread", item.path, f"{text} read {res.text or '-'}",
+                                        crop=crops[int(owner[j])]))
+        c.photos_with_text += 1
+        c.first_plate_right += first_plate_right(dets, reads, {text for _, text in wanted})
     return c
 
 
-def first_plate_right(img: np.ndarray, dets: list[Detection], reader: Reader, texts: set[str]) -> bool:
-    """Whether the first plate `picar read` would list for this photo (every box read, `plate_order`) spells
-    one of its labelled plates: what a benchmark scoring one plate a photo sees."""
-    from picar.pipeline.loop import crop_plate
+def first_plate_right(dets: list[Detection], reads: list[OcrResult], texts: set[str]) -> bool:
+    """Whether the first plate `picar read` would list for this photo (its boxes and their reads, in
+    `plate_order`) spells one of its labelled plates: what a benchmark scoring one plate a photo sees."""
     from picar.tools.read import PhotoPlate, plate_order
 
-    reads = reader.read([crop_plate(img, d) for d in dets]) if dets else []
     plates = sorted((PhotoPlate(d, r) for d, r in zip(dets, reads, strict=True) if r.text), key=plate_order)
     return bool(plates) and plates[0].ocr.text in texts
 
