@@ -20,6 +20,7 @@ from picar.vision.detector import (
     letterbox_geometry,
     nms,
     tile_windows,
+    whole_pass_needed,
 )
 from picar.vision.session import ModelError
 
@@ -255,3 +256,34 @@ def test_detect_tiled_finds_a_small_plate_in_a_big_photo_and_keeps_one_box_per_p
     assert (iou_tiled.max(axis=0) >= 0.5).all(), f"tiled missed a plate: {tiled} vs {truth}"
     hits_per_plate = (iou_tiled >= 0.3).sum(axis=0)
     assert (hits_per_plate == 1).all(), f"duplicate boxes for one plate: {tiled}"
+
+
+def test_the_whole_frame_pass_is_skipped_only_where_windows_hold_every_plate_it_could_find() -> None:
+    size = (320, 576)
+    # 1280x960 is seen whole at 0.333: two windows at 0.35 overlap by 868 rows, more than the widest plate
+    # the whole view finds (220 px there, 660 px of the photo), and it would be at most 231 px in them
+    windows = tile_windows((960, 1280), size, 0.35)
+    assert [(y, h) for _, y, _, h in windows] == [(0, 914), (46, 914)]
+    assert not whole_pass_needed((960, 1280), size, windows)
+    # a 4000x3000 photo is seen whole at 0.107: a close-up plate of 2000 px is 214 px there, cut in windows
+    assert whole_pass_needed((3000, 4000), size, tile_windows((3000, 4000), size, 0.35))
+    # a portrait 720x1280: windows overlap by 548 rows, the whole view's plates reach 880
+    assert whole_pass_needed((1280, 720), size, tile_windows((1280, 720), size, 0.35))
+    # windows that see far closer than the whole frame would show its biggest plates too big for them
+    assert whole_pass_needed((1000, 1400), size, tile_windows((1000, 1400), size, 0.5))
+    assert whole_pass_needed((720, 1280), size, [])  # no windows: the whole frame is all there is
+
+
+def test_detect_tiled_runs_the_model_once_per_window_and_once_for_the_whole_frame_only_if_needed() -> None:
+    det = PlateDetector(MODEL)
+    runs = []
+    real_run = det.session.run
+    det.session.run = lambda names, feeds: runs.append(1) or real_run(names, feeds)  # type: ignore[method-assign]
+    img, truth = draw_scene(np.random.default_rng(5), 1280, 960, [(640, 60, 150), (300, 900, 120)])
+    found = det.detect_tiled(img, 0.35)
+    assert len(runs) == 2, "two windows, no whole-frame pass"
+    iou = iou_matrix(_xyxy([d.box for d in found]), _xyxy(truth))
+    assert (iou.max(axis=0) >= 0.5).all(), f"a plate at the top or bottom edge was lost: {found} vs {truth}"
+    runs.clear()
+    det.detect_tiled(np.zeros((1280, 720, 3), np.uint8), 0.35)
+    assert len(runs) == 3, "two windows and the whole frame"

@@ -95,6 +95,32 @@ def tile_windows(frame_hw: tuple[int, int], size: tuple[int, int], min_scale: fl
     return [(x, y, tw, th) for y in starts(fh, th) for x in starts(fw, tw)]
 
 
+# Plate widths the detector knows, in model-input pixels: its training crops are 256 px square
+# (`picar.train.train_detector --crop`) with plates up to 220 px wide (`--max-plate-px`).
+WIDEST_TRAINED_PX = 220
+WIDEST_SEEN_PX = 256
+
+
+def whole_pass_needed(frame_hw: tuple[int, int], size: tuple[int, int],
+                      windows: list[tuple[int, int, int, int]]) -> bool:
+    """Whether `detect_tiled` must also look at the whole frame: yes without windows; no when every
+    plate the whole-frame view could find (up to WIDEST_TRAINED_PX there) is whole in some window
+    (neighbours overlap by more than its width) and no wider than WIDEST_SEEN_PX in it."""
+    if not windows:
+        return True
+    whole = letterbox_geometry(frame_hw, size).scale
+    window = letterbox_geometry((windows[0][3], windows[0][2]), size).scale
+    if window * WIDEST_TRAINED_PX > whole * WIDEST_SEEN_PX:
+        return True
+    reach = WIDEST_TRAINED_PX / whole
+    for axis in (0, 1):  # x, then y
+        starts = sorted({win[axis] for win in windows})
+        extent = windows[0][axis + 2]
+        if any(extent - (b - a) < reach for a, b in zip(starts, starts[1:], strict=False)):
+            return True
+    return False
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices of boxes (x1, y1, x2, y2) kept by greedy IoU suppression, best score first."""
     order = np.argsort(-scores, kind="stable")
@@ -221,12 +247,14 @@ class PlateDetector:
         )
 
     def detect_tiled(self, image: np.ndarray, min_scale: float = 0.5) -> list[Detection]:
-        """For still photos larger than the model input: the whole frame, then overlapping windows seen
-        at a scale of at least `min_scale`, merged by NMS. Small plates in a big photo survive that the
-        whole-frame shrink would lose; costs one model run per window."""
-        found = self.detect(image)
+        """For still photos larger than the model input: overlapping windows seen at a scale of at least
+        `min_scale`, and the whole frame for plates too big for a window, merged by NMS. Small plates in
+        a big photo survive that the whole-frame shrink would lose; costs one model run per window, and
+        one for the whole frame unless every plate it could find is whole in some window
+        (`whole_pass_needed`)."""
         windows = tile_windows((image.shape[0], image.shape[1]), self.size, min_scale)
         fh, fw = image.shape[:2]
+        found = self.detect(image) if whole_pass_needed((fh, fw), self.size, windows) else []
         for x, y, w, h in windows:
             for d in self.detect(np.ascontiguousarray(image[y: y + h, x: x + w])):
                 # A box touching an edge inside the frame is likely a cut plate: it is whole elsewhere.
