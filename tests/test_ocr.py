@@ -14,6 +14,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+import picar.vision.ocr as ocr_module
+from picar.vision.grammar import shortest_plate
 from picar.vision.ocr import VOTE_BELOW, VOTE_MIN_CHARS, PlateOcr, decode, preprocess
 from picar.vision.session import ModelError
 
@@ -376,3 +378,26 @@ def test_a_featureless_crop_reads_nothing_and_its_batch_still_reads(region: str 
         got = read([black, plate, grey, white], region)
         assert [r.text for r in got] == ["", alone.text, "", ""]
         assert got[0].candidates == () and got[0].chars == ()
+
+
+@pytest.mark.parametrize("region", [None, "auto", "ro"])
+def test_a_box_whose_frames_spell_fewer_characters_than_any_plate_reads_nothing_unsearched(
+        region: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign, bolt or badge whose likeliest frames spell one or two characters is no plate (the shortest
+    series has three): it reads as no text and is not searched, the slowest searches there were."""
+    from tests.ctc_frames import spelled
+
+    ocr = PlateOcr(SHIPPED)
+    assert ocr.alphabet == "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" and shortest_plate() == 3
+    searched: list[int] = []
+    real_search = ocr_module.search
+    monkeypatch.setattr(ocr_module, "search", lambda batch, *a: searched.append(len(batch)) or real_search(batch, *a))
+    # "B2" (the search read it so, with the candidates 82 and B), and frames with no character at all
+    sign = spelled("B2", faint={1: ("7", 0.45)}, weak={0: ("8", 0.3)})
+    got = ocr.decode_probabilities(np.stack([sign, np.zeros_like(sign) + np.eye(37)[36]]), region)
+    assert [r.text for r in got] == ["", ""] and got[0].candidates == () and got[0].chars == ()
+    assert searched == []
+    three = spelled("B2C", weak={2: ("G", 0.3)})
+    (res,) = ocr.decode_probabilities(three[None], region)
+    assert res.text == "B2C"
+    assert searched == [1]  # unclear (C against G), so searched

@@ -60,8 +60,8 @@ class PhotoReader:
         self.ocr.warm_up([region])
 
     def read(self, image: np.ndarray) -> list[PhotoPlate]:
-        """Plates with text, the likeliest first (`plate_order`); a box the OCR finds no character in is
-        dropped."""
+        """Plates with text, the likeliest first (`plate_order`); a box that reads as no text (no character,
+        or fewer than any plate has: a sign, a bolt) is dropped."""
         if self.tile_scale > 0:
             dets = self.detector.detect_tiled(image, self.tile_scale)
         else:

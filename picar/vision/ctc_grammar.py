@@ -365,6 +365,15 @@ def greedy_path(probs: np.ndarray) -> list[tuple[int, int]]:
     return [(int(t), int(best[t])) for t in starts]
 
 
+def too_short(frames: Frames, shortest: int) -> bool:
+    """Whether the frames' likeliest path (each frame's best class) reads fewer than `shortest` characters:
+    a sign, a bolt or a badge, which no plate series spells; such a crop is not worth a search (junk boxes
+    have the most diffuse frames, so their searches are the slowest) and reads as no text."""
+    best = np.argmax(frames.peak, axis=1)
+    blank = len(frames.alphabet)
+    return int(np.count_nonzero((best != blank) & np.concatenate(([True], best[1:] != best[:-1])))) < shortest
+
+
 def substitutions(top: Reading, frames: Frames, a: Automaton, limit: int) -> list[Reading]:
     """Readings that change one character of `top` to the runner-up class of its run, on the same
     alignment (the model's log probability of that path, a lower bound for the text's best path), each

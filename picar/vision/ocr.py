@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,8 @@ import numpy as np
 
 from picar.types import CharRead, CtcFrames, OcrResult, Reading
 from picar.vision.automaton import Automaton, compile_region
-from picar.vision.ctc_grammar import clear_read, path_chars, prepare, search, substitutions
-from picar.vision.grammar import grammars_for
+from picar.vision.ctc_grammar import clear_read, path_chars, prepare, search, substitutions, too_short
+from picar.vision.grammar import grammars_for, shortest_plate
 from picar.vision.priors import GrammarPriors, load_priors
 from picar.vision.session import ModelError, create_session, load_sidecar, warm_up
 from picar.vision.votes import vote
@@ -94,12 +94,13 @@ def _slot_options(sample: np.ndarray, classes: str, k: int) -> list[list[tuple[s
 
 def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candidates: int = 8,
            decoder: str = "slots", frames_per_row: int | None = None,
-           automaton: Automaton | None = None) -> list[OcrResult]:
+           automaton: Automaton | None = None, min_chars: int = 0) -> list[OcrResult]:
     """Model probabilities (N, positions, len(alphabet) + 1; class order alphabet then pad) -> results.
 
     `decoder` "ctc": positions are CTC frames and pad is the blank; the text, its characters and the
     candidates are the best paths of `automaton` through the frames (`picar.vision.ctc_grammar.search`;
-    default: free text with flat priors). "slots": each position is a character slot; the text is the
+    default: free text with flat priors); a crop whose likeliest frames read fewer than `min_chars`
+    characters reads as no text, unsearched (`too_short`). "slots": each position is a character slot; the text is the
     best class of every slot, pads dropped, and the candidates come from a beam over the per-slot top-k.
     A read's confidence is the product of its characters' probabilities.
     """
@@ -114,12 +115,12 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
     if decoder == "ctc":
         a = automaton or compile_region((), (), alphabet, _FLAT)
         frames = [prepare(sample, alphabet, frames_per_row) for sample in arr]
-        clear = [clear_read(f, a) for f in frames]
-        unclear = [f for f, r in zip(frames, clear, strict=True) if r is None]
+        plate = [not too_short(f, min_chars) for f in frames]
+        clear = [clear_read(f, a) if p else None for f, p in zip(frames, plate, strict=True)]
+        unclear = [f for f, r, p in zip(frames, clear, plate, strict=True) if r is None and p]
         searched = iter(search(unclear, a, max_candidates) if unclear else [])
-        return [ctc_result(_with_substitutions([r] if r is not None else next(searched), f, a, max_candidates), f,
-                           max_candidates)
-                for r, f in zip(clear, frames, strict=True)]
+        return [ctc_result(_with_substitutions(_paths(r, p, searched), f, a, max_candidates), f, max_candidates)
+                for r, p, f in zip(clear, plate, frames, strict=True)]
     k = max(1, min(top_k, len(classes)))
     results = []
     for sample in arr:
@@ -143,6 +144,13 @@ def decode(probs: np.ndarray, alphabet: str, pad: str, top_k: int = 3, max_candi
 
 
 _FLAT = GrammarPriors.uninformed()
+
+
+def _paths(clear: Reading | None, plate: bool, searched: Iterator[list[Reading]]) -> list[Reading]:
+    """A crop's paths: its clear read, else its search's (next in `searched`), none if it is no plate."""
+    if clear is not None:
+        return [clear]
+    return next(searched) if plate else []
 
 
 def _with_substitutions(paths: list[Reading], frames: CtcFrames, a: Automaton, limit: int) -> list[Reading]:
@@ -276,10 +284,11 @@ class PlateOcr:
         return compile_region(grammars_for(names), tuple(n.lower() for n in names), self.alphabet, self.priors)
 
     def decode_probabilities(self, probs: np.ndarray, region: Region | None = None) -> list[OcrResult]:
-        """Results from model output (`probabilities`), each the best path of the region's grammar."""
+        """Results from model output (`probabilities`), each the best path of the region's grammar; a crop
+        whose likeliest frames spell fewer characters than any plate series (a sign, a bolt) reads as no text."""
         a = self.automaton(region) if self.decoder == "ctc" else None
         return decode(probs, self.alphabet, self.pad, self.top_k, self.max_candidates, self.decoder,
-                      self.frames_per_row, a)
+                      self.frames_per_row, a, shortest_plate())
 
     def read(self, crops: Sequence[np.ndarray], region: Region | None = None) -> list[OcrResult]:
         """Read every crop (BGR, any size) in one session run; results in crop order. `region` names the
