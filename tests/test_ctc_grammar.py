@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from picar.vision.automaton import compile_region
-from picar.vision.ctc_grammar import prepare, search, text_prior, text_scores
+from picar.vision.automaton import NEG, compile_region
+from picar.vision.ctc_grammar import prepare, score_texts, search, text_prior, text_scores
 from picar.vision.grammar import GrammarError, fits, grammars_for
 from picar.vision.ocr import PlateOcr
 from tests.ctc_frames import ALPHABET, PRIORS, frames, read, spelled
@@ -94,6 +94,20 @@ def test_every_candidate_carries_its_path_score_and_prior() -> None:
     # the search's model score is the text's best CTC path, as scored on its own; the prior the automaton's
     assert [p.model for p in paths] == pytest.approx(text_scores(f, texts).tolist())
     assert [(p.prior, p.series) for p in paths] == [pytest.approx(text_prior(a, t)) for t in texts]
+
+
+def test_texts_scored_on_several_crops_at_once_score_as_on_each_alone() -> None:
+    short = prepare(spelled("AB12"), ALPHABET)  # 9 frames
+    long = prepare(spelled("B123ABC", weak={1: ("7", 0.3)}), ALPHABET)  # 15 frames
+    jobs = [(long, ["B123ABC", "B723ABC", "B123AB", "AB12"]), (short, ["AB12", "A812", "AB12XYZW9Q"]),
+            (short, [])]
+    together = score_texts(jobs)
+    alone = [text_scores(f, texts) for f, texts in jobs]
+    assert [t.tolist() for t in together] == [t.tolist() for t in alone]  # exactly, not approximately
+    assert together[0][0] > together[0][1] > NEG / 2 and together[1][0] > together[1][1]
+    # ten characters cannot be spelt in nine frames (a frame each at least)
+    assert together[1][2] == NEG and together[2].size == 0
+    assert [t.size for t in score_texts([(short, []), (long, [])])] == [0, 0]
 
 
 def test_a_batch_decodes_each_crop_as_alone() -> None:

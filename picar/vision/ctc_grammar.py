@@ -398,28 +398,44 @@ def substitutions(top: Reading, frames: Frames, a: Automaton, limit: int) -> lis
 
 def text_scores(frames: Frames, texts: list[str]) -> np.ndarray:
     """Log probability of the best CTC path spelling each of `texts` through `frames` (the model's own,
-    no grammar), all texts at once; -inf-like (NEG) for a text no path spells."""
-    if not texts:
-        return np.zeros(0)
-    alphabet = frames.alphabet
+    no grammar), all texts at once; NEG for a text no path spells."""
+    return score_texts([(frames, texts)])[0]
+
+
+def score_texts(jobs: list[tuple[Frames, list[str]]]) -> list[np.ndarray]:
+    """`text_scores` for several crops' frames and texts in one pass over the frames (a crop with fewer
+    frames starts later, behind blank frames that cost nothing: its scores are the same as alone)."""
+    rows = [(k, text) for k, (_, texts) in enumerate(jobs) for text in texts]
+    if not rows:
+        return [np.zeros(0) for _ in jobs]
+    alphabet = jobs[0][0].alphabet
     blank = len(alphabet)
-    width = 2 * max(len(t) for t in texts) + 1
-    ext = np.full((len(texts), width), blank)
-    for k, text in enumerate(texts):
-        ext[k, 1: 2 * len(text): 2] = [alphabet.index(c) for c in text]
-    skip = np.zeros((len(texts), width), bool)  # a character may follow the one before it directly
+    length = max(len(f.logp) for f, _ in jobs)
+    logp = np.full((len(jobs), length, blank + 1), NEG)
+    logp[:, :, blank] = 0.0
+    for k, (f, _) in enumerate(jobs):
+        logp[k, length - len(f.logp):] = f.logp
+    width = 2 * max(len(text) for _, text in rows) + 1
+    ext = np.full((len(rows), width), blank)
+    for r, (_, text) in enumerate(rows):
+        ext[r, 1: 2 * len(text): 2] = [alphabet.index(c) for c in text]
+    skip = np.zeros((len(rows), width), bool)  # a character may follow the one before it directly
     skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
-    ends = np.array([2 * len(text) for text in texts])
-    score = np.full((len(texts), width), NEG)
-    score[:, 0] = frames.logp[0, blank]
-    score[:, 1] = frames.logp[0, ext[:, 1]]
-    for t in range(1, len(frames.logp)):
+    ends = np.array([2 * len(text) for _, text in rows])
+    job = np.array([k for k, _ in rows])[:, None]
+    score = np.full((len(rows), width), NEG)
+    score[:, 0] = logp[job[:, 0], 0, blank]
+    score[:, 1] = logp[job[:, 0], 0, ext[:, 1]]
+    for t in range(1, length):
         best = score.copy()
         np.maximum(best[:, 1:], score[:, :-1], out=best[:, 1:])
         best[:, 2:] = np.where(skip[:, 2:], np.maximum(best[:, 2:], score[:, :-2]), best[:, 2:])
-        score = best + frames.logp[t, ext]
-    rows = np.arange(len(texts))
-    return np.maximum(score[rows, ends], score[rows, ends - 1])
+        score = best + logp[job, t, ext]
+    at = np.arange(len(rows))
+    found = np.maximum(score[at, ends], score[at, ends - 1])
+    found[found < NEG / 2] = NEG
+    bounds = np.cumsum([0] + [len(texts) for _, texts in jobs])
+    return [found[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 _PRIORS: OrderedDict[tuple[int, str], tuple[Automaton, tuple[float, str | None]]] = OrderedDict()

@@ -2,7 +2,7 @@
 the differently cut crops of one still photo (`picar.vision.ocr.PlateOcr.read_voted`).
 
 Every text any read found is scored on every read: the log probability of its best path through that
-read's frames (the model's own, `picar.vision.ctc_grammar.text_scores`; taken from the read's own
+read's frames (the model's own, `picar.vision.ctc_grammar.score_texts`; taken from the read's own
 candidates where it is one of them), summed over the reads, and the grammar's prior for the text. The
 reads of one plate are not independent looks at it (one photo cut three ways, frames a few hundredths of
 a second apart), so the sum counts as their mean against the prior: one decision, once, over all reads.
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from picar.types import OcrResult, Reading
-from picar.vision.ctc_grammar import path_chars, text_scores
+from picar.vision.ctc_grammar import path_chars, score_texts
 
 FLOOR = math.log(1e-6)  # a read without frames (a fixed-slot model) gives a text it never offered this
 
@@ -48,12 +48,15 @@ def vote(reads: Sequence[OcrResult], max_candidates: int = 8,
     texts = list(first)
     model = np.zeros(len(texts))
     best_read: dict[str, tuple[float, OcrResult, Reading]] = {}
-    for r in reads:
-        own = {rd.text: rd for rd in _readings(r)}
-        known = scored.setdefault(id(r), {}) if scored is not None else {}
-        missing = [t for t in texts if t not in own and t not in known]
-        if missing and r.frames is not None:
-            known.update(zip(missing, text_scores(r.frames, missing).tolist(), strict=True))
+    owns = [{rd.text: rd for rd in _readings(r)} for r in reads]
+    knowns = [scored.setdefault(id(r), {}) if scored is not None else {} for r in reads]
+    jobs = [(r, known, [t for t in texts if t not in own and t not in known])
+            for r, own, known in zip(reads, owns, knowns, strict=True)]
+    jobs = [(r, known, missing) for r, known, missing in jobs if missing and r.frames is not None]
+    found = score_texts([(r.frames, missing) for r, _, missing in jobs if r.frames is not None])
+    for (_, known, missing), scores in zip(jobs, found, strict=True):
+        known.update(zip(missing, scores.tolist(), strict=True))
+    for r, own, known in zip(reads, owns, knowns, strict=True):
         for k, t in enumerate(texts):
             mine = own.get(t)
             model[k] += mine.model if mine is not None else known.get(t, FLOOR)
