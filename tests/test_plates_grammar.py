@@ -93,3 +93,30 @@ def test_onnx_import_gives_back_the_shipped_model() -> None:
     with torch.no_grad():
         train_out, eval_out = model(torch.from_numpy(x[:12])), model.eval()(torch.from_numpy(x[:12]))
     assert float((train_out - eval_out).abs().max()) < 0.5
+
+
+def test_the_shipped_detector_comes_back_as_a_torch_network_to_fine_tune() -> None:
+    torch = pytest.importorskip("torch")
+    from picar.paths import DEFAULT_DETECTOR
+    from picar.train.det_model import PlateNet
+    from picar.train.onnx_import import _scope, init_named_from_onnx
+    from picar.vision.session import create_session
+
+    assert _scope("s4.0.dw.0") == "/s4/s4.0/dw/dw.0" and _scope("fuse8.dw.0") == "/fuse8/dw/dw.0"
+    rng = np.random.default_rng(15)
+    x = rng.integers(0, 256, (4, 320, 576, 3), dtype=np.uint8)
+    x[:, 150:180, 200:330] = 255  # a bright band with dark strokes, as a plate would give
+    x[:, 158:172, 210:320:9] = 0
+    model = PlateNet()
+    model.folded = True
+    assert init_named_from_onnx(model, DEFAULT_DETECTOR, [torch.from_numpy(x[:2])]) == 25
+    model.unfold_input_normalisation()  # trains with the 1/std outside the stem again
+    model.eval()
+    session = create_session(DEFAULT_DETECTOR)
+    for image in x[2:]:
+        ref = session.run(None, {"image": image[None]})
+        with torch.no_grad():
+            got = [t.numpy() for t in model(torch.from_numpy(image[None]))]
+        assert np.abs(ref[0] - got[0]).max() < 1e-4 and np.abs(ref[1] - got[1]).max() < 0.05
+    with pytest.raises(ValueError, match="no convolution"):
+        init_named_from_onnx(PlateNet(channels=(16, 24, 64, 128, 40)).s4, DEFAULT_DETECTOR)

@@ -91,6 +91,16 @@ class PlateNet(nn.Module):
         conv.weight.mul_(self.inv_std.view(1, 3, 1, 1))
         self.folded = True
 
+    @torch.no_grad()
+    def unfold_input_normalisation(self) -> None:
+        """The inverse of `fold_input_normalisation`: for training on from a shipped (folded) model."""
+        if not self.folded:
+            return
+        conv = self.stem[0]
+        assert isinstance(conv, nn.Conv2d) and conv.bias is None
+        conv.weight.div_(self.inv_std.view(1, 3, 1, 1))
+        self.folded = False
+
     def forward(self, image_nhwc_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Deployment graph: uint8 NHWC BGR in; (scores N1HW at peaks, boxes N4HW x1y1x2y2 input px)."""
         logits, logd = self.features(self.normalise(image_nhwc_u8))

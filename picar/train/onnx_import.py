@@ -82,25 +82,62 @@ def init_from_onnx(model: nn.Module, path: Path, batches: list[torch.Tensor] | N
     slots = _conv_slots(model)
     if len(tensors) != len(slots):
         raise ValueError(f"{path} has {len(tensors)} convolutions, the network {len(slots)}: not the same layers")
-    with torch.no_grad():
-        for k, ((conv, bn), (w, b)) in enumerate(zip(slots, tensors, strict=True)):
-            if tuple(conv.weight.shape) != w.shape:
-                raise ValueError(f"convolution {k}: ONNX weight {w.shape} != torch {tuple(conv.weight.shape)}")
-            conv.weight.copy_(torch.from_numpy(w))
-            bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
-            if bn is None:
-                if conv.bias is None:
-                    raise ValueError(f"convolution {k} has an ONNX bias but neither a bias nor a batch norm")
-                conv.bias.copy_(bias)
-                continue
-            # Identity batch norm plus the folded bias: (x - 0) / sqrt(1 - eps + eps) * 1 + bias.
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1.0 - bn.eps)
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(bias)
+    for k, ((conv, bn), (w, b)) in enumerate(zip(slots, tensors, strict=True)):
+        _load_conv(conv, bn, w, b, f"convolution {k}")
     if batches:
         _restat(model, [(bn, conv) for conv, bn in slots if bn is not None], batches)
     return len(slots)
+
+
+@torch.no_grad()
+def _load_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, w: np.ndarray, b: np.ndarray | None, what: str) -> None:
+    """A folded ONNX convolution into a torch convolution and the batch norm after it (or its own bias)."""
+    if tuple(conv.weight.shape) != w.shape:
+        raise ValueError(f"{what}: ONNX weight {w.shape} != torch {tuple(conv.weight.shape)}")
+    conv.weight.copy_(torch.from_numpy(w))
+    bias = torch.from_numpy(b) if b is not None else torch.zeros(w.shape[0])
+    if bn is None:
+        if conv.bias is None:
+            raise ValueError(f"{what} has an ONNX bias but neither a bias nor a batch norm")
+        conv.bias.copy_(bias)
+        return
+    # Identity batch norm plus the folded bias: (x - 0) / sqrt(1 - eps + eps) * 1 + bias.
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+    bn.weight.fill_(1.0)
+    bn.bias.copy_(bias)
+
+
+def _scope(path: str) -> str:
+    """The ONNX node scope torch's exporter gives the module at `path` (`s4.0.dw.0` -> `/s4/s4.0/dw/dw.0`):
+    a Sequential's numbered child carries its parent's name."""
+    parts: list[str] = []
+    for name in path.split("."):
+        parts.append(f"{parts[-1]}.{name}" if name.isdigit() and parts else name)
+    return "/" + "/".join(parts)
+
+
+def init_named_from_onnx(model: nn.Module, path: Path, batches: list[torch.Tensor] | None = None) -> int:
+    """`init_from_onnx` for a network whose convolutions do not run in the order they are declared (the
+    detector's top-down path): each ONNX Conv goes to the torch module its node name records. Raises
+    ValueError when a convolution is missing on either side or does not fit."""
+    graph = onnx.load(str(path))
+    tensors = dict(zip([n.name for n in graph.graph.node if n.op_type == "Conv"], conv_tensors(path), strict=True))
+    slots = _conv_slots(model)
+    paths = {id(m): name for name, m in model.named_modules()}
+    pairs = []
+    for conv, bn in slots:
+        node = _scope(paths[id(conv)]) + "/Conv"
+        if node not in tensors:
+            raise ValueError(f"{path} has no convolution {node} (module {paths[id(conv)]})")
+        w, b = tensors.pop(node)
+        _load_conv(conv, bn, w, b, node)
+        pairs.append((conv, bn))
+    if tensors:
+        raise ValueError(f"{path} has convolutions the network lacks: {sorted(tensors)}")
+    if batches:
+        _restat(model, [(bn, conv) for conv, bn in pairs if bn is not None], batches)
+    return len(pairs)
 
 
 def _restat(model: nn.Module, pairs: list[tuple[nn.BatchNorm2d, nn.Conv2d]], batches: list[torch.Tensor]) -> None:

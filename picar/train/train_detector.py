@@ -234,6 +234,8 @@ def train(args: argparse.Namespace, log: Log) -> None:
     )
     model = PlateNet()
     log(f"model: {count_params(model)} params, {count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
+    if args.init_onnx is not None and not (args.resume and (args.out / "last.pt").exists()):
+        init_from_shipped(model, args.init_onnx, sampler, args, log, val_s)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     start_epoch, best = 0, -1.0
     last = args.out / "last.pt"
@@ -289,6 +291,23 @@ def train(args: argparse.Namespace, log: Log) -> None:
             log(f"epoch {epoch}: new best {best:.4f}")
         save_checkpoint(last, state)
         log(f"epoch {epoch} done in {time.time() - t0:.0f}s")
+
+
+def init_from_shipped(model: PlateNet, path: Path, sampler: CropSampler, args: argparse.Namespace, log: Log,
+                      val_s: list[DetSample]) -> None:
+    """Start from a shipped detector (its checkpoints gone): its folded convolutions into `model`, the batch
+    norms given the statistics of training crops, the stem unfolded; validated as it starts."""
+    from picar.train.onnx_import import init_named_from_onnx
+
+    rng = np.random.default_rng([args.seed, 10**6])
+    batches = [torch.from_numpy(sampler.batch(rng, args.batch, STRIDE)[0]) for _ in range(8)]
+    model.folded = True  # the shipped stem carries the 1/std
+    n = init_named_from_onnx(model, path, batches)
+    model.unfold_input_normalisation()
+    model.eval()
+    metrics = validate(torch_predictor(model), val_s, args.size, {})
+    log(f"initialised from {path} ({n} convolutions): val score {selection_score(metrics):.4f} "
+        f"{format_metrics(metrics)}")
 
 
 # ---------------------------------------------------------------- export
@@ -501,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-synthetic", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-onnx", type=Path, metavar="ONNX",
+                    help="start from a shipped detector's weights (e.g. models/plate_detector.onnx) to fine-tune it")
     ap.add_argument("--export-only", action="store_true", help="only export the best checkpoint to ONNX")
     ap.add_argument("--export-sizes", default="320x576,352x640,384x640,448x800",
                     help="input sizes to compare at export; the smallest keeping RO recall is chosen")
