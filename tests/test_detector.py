@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+import picar.vision.detector as detector_module
 from picar.tools.eval import iou_matrix
 from picar.types import Detection
 from picar.vision.detector import (
@@ -261,7 +262,7 @@ def test_detect_tiled_finds_a_small_plate_in_a_big_photo_and_keeps_one_box_per_p
 def test_the_whole_frame_pass_is_skipped_only_where_windows_hold_every_plate_it_could_find() -> None:
     size = (320, 576)
     # 1280x960 is seen whole at 0.333: two windows at 0.35 overlap by 868 rows, more than the widest plate
-    # the whole view finds (220 px there, 660 px of the photo), and it would be at most 231 px in them
+    # the whole view finds (220 px there, 660 px of the photo), and it would be at most 231 px in them (< 400)
     windows = tile_windows((960, 1280), size, 0.35)
     assert [(y, h) for _, y, _, h in windows] == [(0, 914), (46, 914)]
     assert not whole_pass_needed((960, 1280), size, windows)
@@ -270,15 +271,53 @@ def test_the_whole_frame_pass_is_skipped_only_where_windows_hold_every_plate_it_
     # a portrait 720x1280: windows overlap by 548 rows, the whole view's plates reach 880
     assert whole_pass_needed((1280, 720), size, tile_windows((1280, 720), size, 0.35))
     # windows that see far closer than the whole frame would show its biggest plates too big for them
-    assert whole_pass_needed((1000, 1400), size, tile_windows((1000, 1400), size, 0.5))
+    assert whole_pass_needed((2000, 2800), size, tile_windows((2000, 2800), size, 0.5))
     assert whole_pass_needed((720, 1280), size, [])  # no windows: the whole frame is all there is
 
 
-def test_detect_tiled_runs_the_model_once_per_window_and_once_for_the_whole_frame_only_if_needed() -> None:
-    det = PlateDetector(MODEL)
-    runs = []
+def _counting(det: PlateDetector) -> list[tuple[int, ...]]:
+    """The input shapes of every model run of `det` from now on."""
+    runs: list[tuple[int, ...]] = []
     real_run = det.session.run
-    det.session.run = lambda names, feeds: runs.append(1) or real_run(names, feeds)  # type: ignore[method-assign]
+    det.session.run = lambda names, feeds: runs.append(next(iter(feeds.values())).shape) or real_run(  # type: ignore[method-assign]
+        names, feeds)
+    return runs
+
+
+def test_a_model_of_any_size_sees_a_big_photo_whole_in_one_input_at_the_wanted_scale(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    det = PlateDetector(MODEL)
+    assert det.any_size == 16 and det.size == (320, 576)
+    runs = _counting(det)
+    img, truth = draw_scene(np.random.default_rng(5), 1280, 960, [(640, 60, 150), (300, 900, 120)])
+    det.detect_tiled(img, 0.35)
+    assert runs == [(1, 320, 576, 3)], "seen whole at 0.333, within MIN_GAIN of 0.35: read as video is"
+    monkeypatch.setattr(detector_module, "MIN_GAIN", 1.0)
+    runs.clear()
+    found = det.detect_tiled(img, 0.35)
+    assert runs == [(1, 336, 448, 3)], "1280x960 at 0.35, whole: its plates fit the detector there"
+    iou = iou_matrix(_xyxy([d.box for d in found]), _xyxy(truth))
+    assert (iou.max(axis=0) >= 0.5).all(), f"a plate at the top or bottom edge was lost: {found} vs {truth}"
+    runs.clear()
+    det.detect_tiled(img, 0.5)  # a plate of 220 px seen whole (0.333) is 330 px at 0.5: still found there
+    assert runs == [(1, 480, 640, 3)]
+    runs.clear()
+    det.detect_tiled(np.zeros((1280, 1280, 3), np.uint8), 0.5)
+    # seen whole at 0.25 a 220 px plate would be 440 px at 0.5, too wide: the whole frame is looked at too
+    assert runs == [(1, 640, 640, 3), (1, 320, 576, 3)]
+    runs.clear()
+    det.detect_tiled(np.zeros((720, 1280, 3), np.uint8), 0.35)
+    assert runs == [(1, 320, 576, 3)], "a frame the sidecar's size already sees at 0.45 is read as video is"
+    with pytest.raises(ValueError, match="336x450"):
+        det.detect_at(img, (336, 450))
+
+
+def test_windows_where_the_model_takes_one_size_or_the_photo_is_too_big_for_one_input(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    det = PlateDetector(MODEL)
+    det.any_size = None  # as a model exported for one input size
+    runs = _counting(det)
+    monkeypatch.setattr(detector_module, "MIN_GAIN", 1.0)
     img, truth = draw_scene(np.random.default_rng(5), 1280, 960, [(640, 60, 150), (300, 900, 120)])
     found = det.detect_tiled(img, 0.35)
     assert len(runs) == 2, "two windows, no whole-frame pass"
@@ -287,3 +326,29 @@ def test_detect_tiled_runs_the_model_once_per_window_and_once_for_the_whole_fram
     runs.clear()
     det.detect_tiled(np.zeros((1280, 720, 3), np.uint8), 0.35)
     assert len(runs) == 3, "two windows and the whole frame"
+    with pytest.raises(ValueError, match="takes only 320x576"):
+        det.detect_at(img, (336, 448))
+    det.any_size = 16
+    runs.clear()
+    monkeypatch.setattr(detector_module, "MAX_VIEW_PIXELS", 100_000)  # 1280x960 at 0.35 is 150,528 pixels
+    assert det.detect_tiled(img, 0.35) == found and len(runs) == 2
+
+
+def test_a_sidecar_that_claims_any_size_for_a_model_of_one_size_is_refused(tmp_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(MODEL))
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim[1:3], (320, 576), strict=True):
+        dim.dim_value = value
+    onnx.save(model, str(tmp_path / "det.onnx"))
+    shutil.copy(MODEL.with_suffix(".json"), tmp_path / "det.json")
+    with pytest.raises(ModelError, match="takes only"):
+        PlateDetector(tmp_path / "det.onnx")
+    side = json.loads((tmp_path / "det.json").read_text())
+    del side["input"]["any_size_multiple"]
+    (tmp_path / "det.json").write_text(json.dumps(side))
+    assert PlateDetector(tmp_path / "det.onnx").any_size is None
+    side["input"]["any_size_multiple"] = "16"
+    (tmp_path / "det.json").write_text(json.dumps(side))
+    with pytest.raises(ModelError, match="any_size_multiple"):
+        PlateDetector(tmp_path / "det.onnx")

@@ -298,7 +298,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--threshold", type=float, help="detector score threshold (default: the sidecar's)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tile-scale", type=float, metavar="S",
-                    help="also run the detector on overlapping windows seen at scale >= S (as `picar read` does)")
+                    help="also look at large photos at scale >= S (as `picar read` does, 0.5 there)")
     ap.add_argument("--vote", action="store_true",
                     help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
     ap.add_argument("--region", choices=REGIONS,

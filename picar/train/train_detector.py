@@ -327,6 +327,7 @@ def write_sidecar(onnx_path: Path, size: tuple[int, int], threshold: float, extr
             "colour_order": "BGR",
             "range": "0-255, normalised inside the model",
             "letterbox": {"keep_aspect": True, "align": "centre", "pad_value": 114, "interpolation": "linear"},
+            "any_size_multiple": ANY_SIZE_MULTIPLE,
         },
         "stride": STRIDE,
         "outputs": [
@@ -384,17 +385,52 @@ def frame_latency_ms(onnx_path: Path, frame: np.ndarray, runs: int = 100) -> dic
             "min_ms": float(np.min(wall)), "cpu_median_ms": float(np.median(cpu))}
 
 
+# The exported graph takes any input height and width that are multiples of this (the network's stride-16
+# features are upsampled twice back to stride 4): the runtime letterboxes video frames into the sidecar's
+# size and may look at a still photo whole at the scale it needs (`PlateDetector.detect_tiled`).
+ANY_SIZE_MULTIPLE = 16
+_SIZED_AXES = {"image": {1: "height", 2: "width"}, "scores": {2: "rows", 3: "cols"}, "boxes": {2: "rows", 3: "cols"}}
+
+
 def _export_fp32(model: PlateNet, size: tuple[int, int], path: Path) -> None:
+    from picar.train.onnx_tools import export_onnx
+
     dummy = torch.zeros(1, size[0], size[1], 3, dtype=torch.uint8)
-    try:
-        from picar.train.onnx_tools import export_onnx
-    except ImportError:
-        export_onnx = None
-    if export_onnx is not None:
-        export_onnx(model, dummy, path, ["image"], ["scores", "boxes"], None, opset=17)
-    else:
-        torch.onnx.export(model, (dummy,), str(path), input_names=["image"], output_names=["scores", "boxes"],
-                          opset_version=17, dynamo=False)
+    export_onnx(model, dummy, path, ["image"], ["scores", "boxes"], _SIZED_AXES, opset=17)
+
+
+def reexport(src: Path, out: Path, log: Log) -> Path:
+    """The shipped detector exported again from its own weights (`init_named_from_onnx`) as a graph that
+    takes any input size; its outputs at the sidecar's size must equal the source's, bit for bit."""
+    from picar.train.onnx_import import init_named_from_onnx
+
+    side = json.loads(src.with_suffix(".json").read_text())
+    size = (int(side["input"]["size_hw"][0]), int(side["input"]["size_hw"][1]))
+    model = PlateNet()
+    model.folded = True  # the shipped stem carries the 1/std, as the export wants it
+    init_named_from_onnx(model, src)
+    model.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    dst = out / "plate_detector.onnx"
+    _export_fp32(model, size, dst)
+    rng = np.random.default_rng(0)
+    sample = rng.integers(0, 256, (1, size[0], size[1], 3), dtype=np.uint8)
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(ort_predictor(src)(sample), ort_predictor(dst)(sample),
+                                                          strict=True))
+    if diff != 0.0:
+        raise RuntimeError(f"{dst}: outputs differ from {src} by {diff} at {size}")
+    side["version"] = f"{side['version']}-any-size"
+    side["input"]["any_size_multiple"] = ANY_SIZE_MULTIPLE
+    side["reexported_from"] = {"file": src.name, "sha256": _sha256(src), "max_abs_diff_at_size_hw": diff}
+    dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
+    log(f"reexport: {src} -> {dst}, any size (multiples of {ANY_SIZE_MULTIPLE}), identical at {size}")
+    return dst
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _check_matches(model: PlateNet, path: Path, sample: np.ndarray) -> float:
@@ -520,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-synthetic", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--reexport", type=Path, metavar="ONNX",
+                    help="only export a shipped detector again, from its own weights, as a graph of any input size "
+                         "(into --out)")
     ap.add_argument("--init-onnx", type=Path, metavar="ONNX",
                     help="start from a shipped detector's weights (e.g. models/plate_detector.onnx) to fine-tune it")
     ap.add_argument("--export-only", action="store_true", help="only export the best checkpoint to ONNX")
@@ -541,6 +580,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     log = Log(args.out / "train.log")
+    if args.reexport is not None:
+        reexport(args.reexport, args.out, log)
+        return 0
     if not args.export_only:
         train(args, log)
     export_best(args, log)

@@ -95,10 +95,32 @@ def tile_windows(frame_hw: tuple[int, int], size: tuple[int, int], min_scale: fl
     return [(x, y, tw, th) for y in starts(fh, th) for x in starts(fw, tw)]
 
 
+# `detect_tiled` looks closer only where that shows the photo at least this much larger than the whole-frame
+# view: a smaller step finds few more plates (Open Images: 2 of 374, Romanian val 1 of 60) and would cost a
+# 1280x720 frame, seen whole at 0.444, a 640x368 input at 0.5 instead of its 320x576.
+MIN_GAIN = 1.15
+
+# A photo is looked at whole in one input of at most this many pixels (a 24-megapixel photo at 0.35 fits;
+# memory about 50 bytes a pixel); a larger one in windows of the sidecar's size.
+MAX_VIEW_PIXELS = 4_000_000
+
 # Plate widths the detector knows, in model-input pixels: its training crops are 256 px square
-# (`picar.train.train_detector --crop`) with plates up to 220 px wide (`--max-plate-px`).
+# (`picar.train.train_detector --crop`) with plates up to 220 px wide (`--max-plate-px`); it still finds most
+# wider ones (Open Images plates over 400 px at its input: 9 of 12, models/README.detector.md "Limits").
 WIDEST_TRAINED_PX = 220
-WIDEST_SEEN_PX = 256
+WIDEST_SEEN_PX = 400
+
+
+def outgrows(whole: float, closer: float) -> bool:
+    """Whether a plate the whole-frame view (at scale `whole`) can find may be too wide for the detector in a
+    view at scale `closer`: up to WIDEST_TRAINED_PX there, more than WIDEST_SEEN_PX here."""
+    return closer * WIDEST_TRAINED_PX > whole * WIDEST_SEEN_PX
+
+
+def sized_view(frame_hw: tuple[int, int], min_scale: float, multiple: int) -> tuple[int, int]:
+    """The input size (height, width; multiples of `multiple`) that sees the whole frame at `min_scale`."""
+    return tuple(max(multiple, -(-round(side * min_scale) // multiple) * multiple)  # type: ignore[return-value]
+                 for side in frame_hw)
 
 
 def whole_pass_needed(frame_hw: tuple[int, int], size: tuple[int, int],
@@ -109,8 +131,7 @@ def whole_pass_needed(frame_hw: tuple[int, int], size: tuple[int, int],
     if not windows:
         return True
     whole = letterbox_geometry(frame_hw, size).scale
-    window = letterbox_geometry((windows[0][3], windows[0][2]), size).scale
-    if window * WIDEST_TRAINED_PX > whole * WIDEST_SEEN_PX:
+    if outgrows(whole, letterbox_geometry((windows[0][3], windows[0][2]), size).scale):
         return True
     reach = WIDEST_TRAINED_PX / whole
     for axis in (0, 1):  # x, then y
@@ -217,10 +238,18 @@ class PlateDetector:
         self.max_detections = int(post["max_detections"])
         self.min_size = int(post.get("min_box_px", 2))
         self.version = str(side.get("version", ""))
+        any_size = inp.get("any_size_multiple")
+        if any_size is not None and (isinstance(any_size, bool) or not isinstance(any_size, int) or any_size < 1):
+            raise ModelError(f"detector sidecar field 'input.any_size_multiple' must be a whole number, "
+                             f"got {any_size!r}")
+        self.any_size: int | None = any_size  # the model takes any input size in multiples of this
         self.session = create_session(model_path, threads)
         got = [i.name for i in self.session.get_inputs()]
         if got != [self.input_name]:
             raise ModelError(f"{model_path}: model inputs {got} do not match sidecar input '{self.input_name}'")
+        dims = self.session.get_inputs()[0].shape
+        if self.any_size is not None and all(isinstance(d, int) for d in dims[1:3]):
+            raise ModelError(f"{model_path}: the sidecar says any input size, the model takes only {dims}")
         self._buffer = np.full((1, h, w, 3), PAD_VALUE, np.uint8)
         self.last_preprocess_ms = 0.0  # resize + letterbox of the last frame, for the loop's stage timing
 
@@ -246,14 +275,34 @@ class PlateDetector:
             self.min_size,
         )
 
+    def detect_at(self, image: np.ndarray, size: tuple[int, int]) -> list[Detection]:
+        """`detect` with the frame letterboxed into an input of `size` (height, width) instead of the
+        sidecar's: only for a model that takes any size (`any_size`, multiples of it)."""
+        if self.any_size is None or size[0] % self.any_size or size[1] % self.any_size:
+            raise ValueError(f"this detector takes only {self.size[0]}x{self.size[1]} inputs, not {size[0]}x{size[1]}")
+        tensor, scale, pad = letterbox(image, size)
+        outputs = self.session.run(self.output_names, {self.input_name: tensor})
+        return decode((outputs[0], outputs[1]), scale, pad, (image.shape[0], image.shape[1]), self.threshold,
+                      self.nms_iou, self.max_detections, self.min_size)
+
     def detect_tiled(self, image: np.ndarray, min_scale: float = 0.5) -> list[Detection]:
         """For still photos larger than the model input: overlapping windows seen at a scale of at least
         `min_scale`, and the whole frame for plates too big for a window, merged by NMS. Small plates in
         a big photo survive that the whole-frame shrink would lose; costs one model run per window, and
         one for the whole frame unless every plate it could find is whole in some window
         (`whole_pass_needed`)."""
-        windows = tile_windows((image.shape[0], image.shape[1]), self.size, min_scale)
         fh, fw = image.shape[:2]
+        whole = letterbox_geometry((fh, fw), self.size).scale
+        if whole * MIN_GAIN >= min_scale:
+            return self.detect(image)
+        if self.any_size is not None:
+            view = sized_view((fh, fw), min_scale, self.any_size)
+            if view[0] * view[1] <= MAX_VIEW_PIXELS:
+                found = self.detect_at(image, view)
+                if outgrows(whole, letterbox_geometry((fh, fw), view).scale):
+                    found += self.detect(image)
+                return self._merged(found)
+        windows = tile_windows((fh, fw), self.size, min_scale)
         found = self.detect(image) if whole_pass_needed((fh, fw), self.size, windows) else []
         for x, y, w, h in windows:
             for d in self.detect(np.ascontiguousarray(image[y: y + h, x: x + w])):
@@ -262,7 +311,11 @@ class PlateDetector:
                        or (d.y + d.h >= h - 1 and y + h < fh))
                 if not cut:
                     found.append(Detection(d.x + x, d.y + y, d.w, d.h, d.score))
-        if not windows or not found:
+        return self._merged(found)
+
+    def _merged(self, found: list[Detection]) -> list[Detection]:
+        """Boxes of several views of one frame, one per plate (NMS), best score first."""
+        if not found:
             return found
         boxes = np.array([[d.x, d.y, d.x + d.w, d.y + d.h] for d in found], np.float32)
         scores = np.array([d.score for d in found], np.float32)
