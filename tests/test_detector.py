@@ -280,7 +280,7 @@ def _counting(det: PlateDetector) -> list[tuple[int, ...]]:
     """The input shapes of every model run of `det` from now on (both its sessions: the frame size's, and the
     any-size one `detect_at` uses)."""
     runs: list[tuple[int, ...]] = []
-    for session in {id(s): s for s in (det.session, det._sized_session)}.values():
+    for session in {id(s): s for s in (det.session, det._any_size_session)}.values():
         def counted(names: list[str], feeds: dict[str, np.ndarray], real: Any = session.run) -> Any:
             runs.append(next(iter(feeds.values())).shape)
             return real(names, feeds)
@@ -290,12 +290,12 @@ def _counting(det: PlateDetector) -> list[tuple[int, ...]]:
 
 def test_frames_go_to_a_session_fixed_to_the_sidecar_size_and_photos_to_the_any_size_one() -> None:
     det = PlateDetector(MODEL)
-    assert det.session is not det._sized_session
+    assert det.session is not det._any_size_session
     assert det.session.get_inputs()[0].shape == [1, 320, 576, 3]
-    assert det._sized_session.get_inputs()[0].shape[1:3] == ["height", "width"]
+    assert det._any_size_session.get_inputs()[0].shape[1:3] == ["height", "width"]
     frame = np.random.default_rng(1).integers(0, 256, (720, 1280, 3), dtype=np.uint8)
     tensor, _, _ = letterbox(frame, det.size)
-    fixed, free = (s.run(None, {"image": tensor}) for s in (det.session, det._sized_session))
+    fixed, free = (s.run(None, {"image": tensor}) for s in (det.session, det._any_size_session))
     assert all(np.array_equal(a, b) for a, b in zip(fixed, free, strict=True))
 
 
@@ -323,7 +323,7 @@ def test_a_model_of_any_size_sees_a_big_photo_whole_in_one_input_at_the_wanted_s
     runs.clear()
     det.detect_tiled(np.zeros((720, 1280, 3), np.uint8), 0.35)
     assert runs == [(1, 320, 576, 3)], "a frame the sidecar's size already sees at 0.45 is read as video is"
-    with pytest.raises(ValueError, match="336x450"):
+    with pytest.raises(ValueError, match="336x450: both sides must be multiples of 16"):
         det.detect_at(img, (336, 450))
 
 

@@ -100,7 +100,7 @@ def tile_windows(frame_hw: tuple[int, int], size: tuple[int, int], min_scale: fl
 # 1280x720 frame, seen whole at 0.444, a 640x368 input at 0.5 instead of its 320x576.
 MIN_GAIN = 1.15
 
-# A photo is looked at whole in one input of at most this many pixels (a 24-megapixel photo at 0.35 fits;
+# A photo is looked at whole in one input of at most this many pixels (a 16-megapixel photo at 0.5 fits;
 # memory about 50 bytes a pixel); a larger one in windows of the sidecar's size.
 MAX_VIEW_PIXELS = 4_000_000
 
@@ -252,7 +252,7 @@ class PlateDetector:
             raise ModelError(f"{model_path}: the sidecar says any input size, the model takes only {dims}")
         # Frames go in at the sidecar's size: a session optimised for that shape alone (about 3 % faster than
         # the any-size graph); the any-size one stays for `detect_at`.
-        self._sized_session = self.session
+        self._any_size_session = self.session
         free = {str(d): v for d, v in zip(dims[1:3], (h, w), strict=True) if isinstance(d, str)}
         if free:
             self.session = create_session(model_path, threads, fixed=free)
@@ -284,19 +284,23 @@ class PlateDetector:
     def detect_at(self, image: np.ndarray, size: tuple[int, int]) -> list[Detection]:
         """`detect` with the frame letterboxed into an input of `size` (height, width) instead of the
         sidecar's: only for a model that takes any size (`any_size`, multiples of it)."""
-        if self.any_size is None or size[0] % self.any_size or size[1] % self.any_size:
+        if self.any_size is None:
             raise ValueError(f"this detector takes only {self.size[0]}x{self.size[1]} inputs, not {size[0]}x{size[1]}")
+        if size[0] % self.any_size or size[1] % self.any_size:
+            raise ValueError(f"input size {size[0]}x{size[1]}: both sides must be multiples of {self.any_size}")
         tensor, scale, pad = letterbox(image, size)
-        outputs = self._sized_session.run(self.output_names, {self.input_name: tensor})
+        outputs = self._any_size_session.run(self.output_names, {self.input_name: tensor})
         return decode((outputs[0], outputs[1]), scale, pad, (image.shape[0], image.shape[1]), self.threshold,
                       self.nms_iou, self.max_detections, self.min_size)
 
     def detect_tiled(self, image: np.ndarray, min_scale: float = 0.5) -> list[Detection]:
-        """For still photos larger than the model input: overlapping windows seen at a scale of at least
-        `min_scale`, and the whole frame for plates too big for a window, merged by NMS. Small plates in
-        a big photo survive that the whole-frame shrink would lose; costs one model run per window, and
-        one for the whole frame unless every plate it could find is whole in some window
-        (`whole_pass_needed`)."""
+        """For still photos larger than the model input: the photo seen at a scale of at least `min_scale`
+        (where that is MIN_GAIN larger than the sidecar's input sees it), so small plates survive that the
+        whole-frame shrink would lose. A model of any size takes the photo whole in one input of its shape
+        (`detect_at`, up to MAX_VIEW_PIXELS), plus the sidecar's view where that could find plates too wide
+        for the closer one (`outgrows`); otherwise overlapping windows of the sidecar's size, plus the whole
+        frame unless every plate it could find is whole in some window (`whole_pass_needed`). Boxes of all
+        views merged by NMS."""
         fh, fw = image.shape[:2]
         whole = letterbox_geometry((fh, fw), self.size).scale
         if whole * MIN_GAIN >= min_scale:
