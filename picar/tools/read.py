@@ -36,8 +36,8 @@ class PhotoPlate:
 # Still photos are not bound to the frame budget: a photo that the detector's input would shrink below
 # 0.5 (by more than `detector.MIN_GAIN`) is looked at whole at 0.5 (`PlateDetector.detect_tiled`), so a small
 # plate in a big photo survives. A 1280x720 frame (0.444) costs nothing extra; a 1280x960 photo (0.333) one
-# 640x480 input instead of the 320x576 one. 0.5 reads Open Images val 83 plates of 114 end to end against 79
-# at 0.35 (models/README.ocr.md, "Session 13").
+# 640x480 input instead of the 320x576 one. So read, Open Images val gives 81 plates of 114 end to end against
+# 79 at 0.35 (models/README.ocr.md, "Session 13").
 PHOTO_TILE_SCALE = 0.5
 
 

@@ -8,6 +8,7 @@ when recall holds). `--export-only` redoes the export from the best checkpoint.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -421,16 +422,11 @@ def reexport(src: Path, out: Path, log: Log) -> Path:
         raise RuntimeError(f"{dst}: outputs differ from {src} by {diff} at {size}")
     side["version"] = f"{side['version']}-any-size"
     side["input"]["any_size_multiple"] = ANY_SIZE_MULTIPLE
-    side["reexported_from"] = {"file": src.name, "sha256": _sha256(src), "max_abs_diff_at_size_hw": diff}
+    side["reexported_from"] = {"file": src.name, "sha256": hashlib.sha256(src.read_bytes()).hexdigest(),
+                               "max_abs_diff_at_size_hw": diff}
     dst.with_suffix(".json").write_text(json.dumps(side, indent=2) + "\n")
     log(f"reexport: {src} -> {dst}, any size (multiples of {ANY_SIZE_MULTIPLE}), identical at {size}")
     return dst
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _check_matches(model: PlateNet, path: Path, sample: np.ndarray) -> float:

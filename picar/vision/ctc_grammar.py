@@ -369,9 +369,7 @@ def too_short(frames: Frames, shortest: int) -> bool:
     """Whether the frames' likeliest path (each frame's best class) reads fewer than `shortest` characters:
     a sign, a bolt or a badge, which no plate series spells; such a crop is not worth a search (junk boxes
     have the most diffuse frames, so their searches are the slowest) and reads as no text."""
-    best = np.argmax(frames.peak, axis=1)
-    blank = len(frames.alphabet)
-    return int(np.count_nonzero((best != blank) & np.concatenate(([True], best[1:] != best[:-1])))) < shortest
+    return len(greedy_path(frames.peak)) < shortest
 
 
 def substitutions(top: Reading, frames: Frames, a: Automaton, limit: int) -> list[Reading]:
