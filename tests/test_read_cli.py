@@ -75,6 +75,26 @@ def test_single_read_gives_the_same_plate_from_one_cut(tmp_path: Path) -> None:
     assert a["text"] == b["text"] == "AG71XZP", (a, b)
 
 
+def test_threads_change_the_speed_not_the_reads(tmp_path: Path) -> None:
+    """The reads of one photo are the same whatever the inference threads; a count below 1 is refused by
+    name; the default follows the CPUs this process may run on."""
+    img, blank = draw_scene(np.random.default_rng(5), 1280, 960, [(300, 400, 160), (800, 600, 90)], text="")
+    golden = Path(__file__).parent / "data" / "ocr" / "ro_AG71XZP.jpg"
+    paste_plate(img, blank[0], cv2.imread(str(golden), cv2.IMREAD_COLOR))
+    scene = tmp_path / "scene.jpg"
+    cv2.imwrite(str(scene), img)
+    runs = [run_read("--json", "--threads", n, str(scene)) for n in ("1", "2")]
+    assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
+    one, two = (json.loads(p.stdout)["plates"] for p in runs)
+    assert one and one == two
+    proc = run_read("--threads", "0", str(scene))
+    assert proc.returncode == 2 and "--threads" in proc.stderr and "at least 1" in proc.stderr
+    pinned = subprocess.run([sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
+                             "from picar.tools.read import photo_threads; print(photo_threads())"],
+                            capture_output=True, text=True, timeout=60)
+    assert pinned.returncode == 0 and pinned.stdout.strip() == "1", pinned.stderr
+
+
 def png_claiming(width: int, height: int) -> bytes:
     """A few hundred bytes of PNG whose IHDR (valid CRC) claims width x height, with a token IDAT."""
 
