@@ -67,7 +67,7 @@ class _Graph:
     state_cls: np.ndarray  # class each DP state emits (the blank for blanks)
     src: np.ndarray
     weight: np.ndarray
-    starts: np.ndarray  # first edge into each DP state
+    dst: np.ndarray  # the DP state each edge leads into (ascending)
     incoming: np.ndarray  # (states, most incoming) edge ids, padded with len(src)
     crossing: np.ndarray  # edges taken only when the frames move to a lower row
     final: np.ndarray  # log weight of ending in each DP state
@@ -143,7 +143,7 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
     incoming[dst[order], slot] = np.arange(len(src))
     state_series = a.state_series[states]
     return _Graph(base, emit_cls, np.concatenate((np.full(base, blank_cls), emit_cls)), src[order],
-                  weight[order], starts, incoming, np.flatnonzero(crossing[order]),
+                  weight[order], dst[order], incoming, np.flatnonzero(crossing[order]),
                   np.concatenate((a.final[states], a.final[states[post_of]], a.final[states[e_dst]])),
                   np.concatenate((state_series, state_series[post_of], state_series[e_dst])),
                   int(index[a.start]))
@@ -226,7 +226,7 @@ def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -
     e_off = np.concatenate(([0], np.cumsum(n_edges)[:-1]))
     src = np.concatenate([g.src + o for g, o in zip(graphs, s_off, strict=True)])
     weight = np.concatenate([g.weight for g in graphs])
-    starts = np.concatenate([g.starts + o for g, o in zip(graphs, e_off, strict=True)])
+    dst = np.concatenate([g.dst + o for g, o in zip(graphs, s_off, strict=True)])
     crossing = np.concatenate([g.crossing + o for g, o in zip(graphs, e_off, strict=True)])
     state_emis = np.empty((length, int(sizes.sum())))
     cross_pen = np.empty((length, len(crossing)))
@@ -244,13 +244,16 @@ def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -
     hist[:, -1] = NEG
     x = np.full(int(sizes.sum()), NEG)
     x[s_off + np.array([g.start for g in graphs])] = 0.0
+    into = np.empty_like(x)
     for t in range(length):
         cand = hist[t, :-1]
         np.add(x[src], weight, out=cand)
         if len(crossing):
             cand[crossing] += cross_pen[t]
-        x = np.maximum.reduceat(cand, starts)
-        x += state_emis[t]
+        into.fill(-np.inf)  # every DP state has an incoming edge (its own loop): all are set below
+        np.maximum.at(into, dst, cand)  # numpy >= 2 (the lock's 2.4): faster than maximum.reduceat here
+        into += state_emis[t]
+        x, into = into, x
     ends = [x[o: o + len(g.state_cls)] + g.final for g, o in zip(graphs, s_off, strict=True)]
     ranked = [_ranked(g, end, top) for g, end in zip(graphs, ends, strict=True)]
     width = max(g.incoming.shape[1] for g in graphs)
