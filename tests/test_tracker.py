@@ -123,3 +123,45 @@ def test_a_long_track_votes_over_a_bounded_set_of_reads() -> None:
     (read,) = tr.flush(20.0)
     assert read.frames == 300 and read.first_seen == 0.0 and read.last_seen == 299 / 30
     assert read.text == "B123ABC"
+
+
+def test_a_reported_plate_is_not_read_again_its_boxes_keep_its_track_alive() -> None:
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.3, max_gap_s=0.5))
+    out = tr.update("front", [obs("MD123", 0.0)], now=0.0)
+    assert tr.settled("front", [obs("MD123", 0.033).detection], 0.033) == [None]  # not reported yet: read it
+    out += tr.update("front", [obs("MD123", 0.033)], now=0.033)
+    assert [r.text for r in out] == ["MD123"]
+    unread = OcrResult("", 0.0, ())
+    for i in range(2, 40):  # 1.3 s of frames, longer than max_gap_s: only the unread boxes keep the track
+        t = i * 0.033
+        moved = PlateObservation("front", i, t, t, Detection(100 + i, 200, 80, 20, 0.9), unread)
+        far = Detection(900, 200, 80, 20, 0.9)  # another plate, never seen: always read
+        follows = tr.settled("front", [moved.detection, far], t)
+        assert follows[1] is None and follows[0] == tr._tracks["front"][0].track_id
+        out += tr.update("front", [moved], now=t, follows=follows[:1])
+    (track,) = tr._tracks["front"]
+    assert track.frames == 40 and track.last.ocr.text == "MD123"  # the unread boxes carry the track's read
+    assert tr.settled("front", [Detection(300, 200, 80, 20, 0.9)], 40 * 0.033) == [None]  # no overlap
+    assert tr.settled("front", [moved.detection], 40 * 0.033 + 0.6) == [None]  # the track has ended
+    out += tr.flush(10.0)
+    assert [r.text for r in out] == ["MD123"] and tr.emitted == 1
+
+
+def test_an_unread_box_whose_track_is_gone_is_let_go() -> None:
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.3, max_gap_s=0.5))
+    for i in range(2):
+        tr.update("front", [obs("MD123", i * 0.033)], now=i * 0.033)
+    follows = tr.settled("front", [obs("MD123", 0.066).detection], 0.066)
+    tr.close()
+    out = tr.update("front", [obs("MD123", 0.1)], now=0.1, follows=follows)
+    assert out == [] and tr.active_tracks() == 0  # not a new track with another track's read
+
+
+def test_a_plate_that_gains_a_character_is_still_the_same_plate() -> None:
+    # the early read misses the first character, a later frame reads it, the boxes no longer overlap
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.3, max_gap_s=0.5))
+    out = []
+    for i, (text, x) in enumerate([("KTR214", 100), ("KTR214", 104), ("7KTR214", 230), ("7KTR214", 234)]):
+        out += tr.update("front", [obs(text, i * 0.033, x=x)], now=i * 0.033)
+    out += tr.flush(5.0)
+    assert [r.text for r in out] == ["KTR214"] and tr.emitted == 1

@@ -41,6 +41,9 @@ class Sink(Protocol):
     def on_hit(self, hit: Hit, voted: VotedRead) -> None: ...
 
 
+# What an unread box (`PlateTracker.settled`) carries into the tracker, which replaces it with its track's read.
+_UNREAD = OcrResult("", 0.0, (), ())
+
 DEFAULT_REGION = ("auto",)  # the plate grammars a camera reads with when nothing names its region
 Matcher = Callable[[PlateRead], list[tuple[WatchEntry, Match]]]
 PositionAt = Callable[[float], Fix | None]
@@ -63,6 +66,7 @@ class LoopCounters:
     reads: int = 0
     hits: int = 0
     low_confidence: int = 0
+    settled: int = 0  # boxes not read because their plate's pass was already reported (`PlateTracker.settled`)
     errors: int = 0
     last_frame_monotonic: float = 0.0
     last_pass_monotonic: float = 0.0  # the loop's heartbeat: every pass over the cameras, frames or not
@@ -114,22 +118,33 @@ class Pipeline:
         pre_ms = float(getattr(self.detector, "last_preprocess_ms", 0.0))
         self.times.add("preprocess", pre_ms)
         self.times.add("detect", total_ms - pre_ms)
-        crops: list[np.ndarray] = []
+        crops: list[np.ndarray | None] = []
         results: list[OcrResult] = []
+        follows: list[int | None] = []
         if dets:
             c.frames_with_plates += 1
             c.detections += len(dets)
             with self.times.time("ocr"):
-                crops = [crop_plate(frame.image, d) for d in dets]
-                # each read decoded with the camera's plate grammars (picar.vision.ctc_grammar.search)
-                results = self.reader.read(crops, region=self.region_of(frame.camera))
+                with self._lock:
+                    # a plate whose pass is already reported is not read again: its box keeps its track alive
+                    follows = self.tracker.settled(frame.camera, dets, frame.captured_at)
+                todo = [k for k, f in enumerate(follows) if f is None]
+                c.settled += len(dets) - len(todo)
+                crops = [crop_plate(frame.image, d) if f is None else None for d, f in zip(dets, follows, strict=True)]
+                results = [_UNREAD] * len(dets)
+                if todo:
+                    # each read decoded with the camera's plate grammars (picar.vision.ctc_grammar.search)
+                    read = self.reader.read([c for c in crops if c is not None], region=self.region_of(frame.camera))
+                    for k, r in zip(todo, read, strict=True):
+                        results[k] = r
         with self.times.time("track_match"):
             observations = [
                 PlateObservation(frame.camera, frame.index, frame.captured_at, frame.monotonic, d, r)
                 for d, r in zip(dets, results, strict=True)
             ]
             with self._lock:
-                voted = self.tracker.update(frame.camera, observations, crops, frame.image, now=frame.captured_at)
+                voted = self.tracker.update(frame.camera, observations, crops, frame.image, now=frame.captured_at,
+                                            follows=follows or None)
                 voted += self.tracker.flush(frame.captured_at)
             return self._emit_all(voted)
 

@@ -4,15 +4,17 @@ A track collects the OCR reads of one physical plate. Its read is the text with 
 all its frames (`picar.vision.votes.vote`: each candidate's path scores summed over the frames, one
 decision), so it is always a text some frame read whole. It is emitted once: as soon as that read is
 confident enough (so a hit reaches the officer within a frame or two), or when the plate leaves the view.
-A per-plate cooldown stops a parked car being reported again and again.
+A per-plate cooldown stops a parked car being reported again and again. Once a track's read is out,
+its plate is not read again (`settled`): later frames only keep the track alive, so the loop spends the
+OCR on plates still undecided.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -89,14 +91,21 @@ def _near(a: Detection, b: Detection) -> bool:
 
 
 def _similar_text(a: str, b: str) -> bool:
-    if not a or not b:
+    """Two reads that could be one plate: at most two characters inserted, dropped or changed, and lengths
+    at most one apart (`7KTR214` and `KTR214`: a frame's edge read as a character)."""
+    if not a or not b or abs(len(a) - len(b)) > 1:
         return False
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > 1:
-        return False
-    same = sum(1 for x, y in zip(a, b, strict=False) if x == y)
-    return same >= max(len(a), len(b)) - 2
+    return _edits(a, b) <= 2
+
+
+def _edits(a: str, b: str) -> int:
+    """Levenshtein distance (plates are short: the plain table is fast enough)."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
 
 
 def vote(observations: list[PlateObservation], max_candidates: int = 8,
@@ -123,20 +132,49 @@ class PlateTracker:
     def active_tracks(self) -> int:
         return sum(len(t) for t in self._tracks.values())
 
+    def settled(self, camera: str, detections: Sequence[Detection], now: float) -> list[int | None]:
+        """For each of a frame's boxes, the track whose read is already out that the box continues (it
+        overlaps that track's last box by at least `iou`, more than any other live track's), else None.
+        Such a box need not be read: pass its track id to `update` in `follows` (with any OCR result)."""
+        tracks = [t for t in self._tracks[camera] if now - t.last.captured_at <= self.settings.max_gap_s]
+        claimed: set[int] = set()
+        out: list[int | None] = []
+        for det in detections:
+            scored = [(iou(t.last.detection, det), t) for t in tracks if t.track_id not in claimed]
+            best = max(scored, key=lambda st: st[0], default=(0.0, None))
+            track = best[1]
+            if track is not None and track.emitted and best[0] >= self.settings.iou:
+                claimed.add(track.track_id)
+                out.append(track.track_id)
+            else:
+                out.append(None)
+        return out
+
     def update(
         self,
         camera: str,
         observations: list[PlateObservation],
-        crops: list[np.ndarray] | None = None,
+        crops: Sequence[np.ndarray | None] | None = None,
         frame: np.ndarray | None = None,
         now: float | None = None,
+        follows: Sequence[int | None] | None = None,
     ) -> list[VotedRead]:
-        """Add one frame's observations; return reads that became ready (early or ended tracks)."""
+        """Add one frame's observations; return reads that became ready (early or ended tracks).
+        `follows[k]`, where given, is the settled track (`settled`) observation k continues unread: it keeps
+        that track alive and carries the track's last read; if the track is gone it is let go."""
         tracks = self._tracks[camera]
         now = now if now is not None else (observations[0].captured_at if observations else 0.0)
         out = self._expire(camera, now)
         used: set[int] = set()
+        unread = follows or [None] * len(observations)
+        for obs, track_id in zip(observations, unread, strict=True):
+            track = next((t for t in tracks if t.track_id == track_id), None) if track_id is not None else None
+            if track is not None and track.track_id not in used:
+                used.add(track.track_id)
+                self._add(track, replace(obs, ocr=track.last.ocr))
         for k, obs in enumerate(observations):
+            if unread[k] is not None:
+                continue
             track = self._associate(tracks, obs, used)
             if track is None:
                 if len(tracks) >= self.settings.max_tracks:
