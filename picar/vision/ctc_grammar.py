@@ -60,7 +60,7 @@ def prepare(probs: np.ndarray, alphabet: str, frames_per_row: int | None = None)
 @dataclass(frozen=True, eq=False)
 class _Graph:
     """The automaton unrolled into DP states for one set of classes: blanks, blanks after a row change,
-    character emissions; the edges between them sorted by target, and each state's incoming edges."""
+    character emissions; the edges between them sorted by target, so a state's incoming edges are a run."""
 
     n_blank: int  # DP states below this are blanks (of automaton states or after a row change)
     emit_cls: np.ndarray  # class of each emission state (DP state n_blank + j)
@@ -68,7 +68,8 @@ class _Graph:
     src: np.ndarray
     weight: np.ndarray
     dst: np.ndarray  # the DP state each edge leads into (ascending)
-    incoming: np.ndarray  # (states, most incoming) edge ids, padded with len(src)
+    first: np.ndarray  # the first edge into each DP state
+    in_count: np.ndarray  # and how many edges come in
     crossing: np.ndarray  # edges taken only when the frames move to a lower row
     final: np.ndarray  # log weight of ending in each DP state
     series: np.ndarray  # series a text ending in each DP state fits (FREE; -2: none ends there)
@@ -108,7 +109,7 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
     emit_w = a.arc_weight[emit_arc, emit_cls]
     new_row = a.arc_new_row[emit_arc]
     e_src, e_dst = index[a.arc_src[emit_arc]], index[a.arc_dst[emit_arc]]
-    post_of = np.unique(e_src[new_row])
+    post_of = np.flatnonzero(np.bincount(e_src[new_row], minlength=n))  # np.unique's result, faster
     post_index = np.full(n, -1)
     post_index[post_of] = n + np.arange(len(post_of))
     base = n + len(post_of)
@@ -138,12 +139,9 @@ def _graph(a: Automaton, active: np.ndarray) -> _Graph:
     size = base + m
     counts = np.bincount(dst, minlength=size)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    incoming = np.full((size, int(counts.max())), len(src))
-    slot = np.arange(len(src)) - np.repeat(starts, counts)
-    incoming[dst[order], slot] = np.arange(len(src))
     state_series = a.state_series[states]
     return _Graph(base, emit_cls, np.concatenate((np.full(base, blank_cls), emit_cls)), src[order],
-                  weight[order], dst[order], incoming, np.flatnonzero(crossing[order]),
+                  weight[order], dst[order], starts, counts, np.flatnonzero(crossing[order]),
                   np.concatenate((a.final[states], a.final[states[post_of]], a.final[states[e_dst]])),
                   np.concatenate((state_series, state_series[post_of], state_series[e_dst])),
                   int(index[a.start]))
@@ -256,12 +254,9 @@ def _search(batch: list[Frames], graphs: list[_Graph], a: Automaton, top: int) -
         x, into = into, x
     ends = [x[o: o + len(g.state_cls)] + g.final for g, o in zip(graphs, s_off, strict=True)]
     ranked = [_ranked(g, end, top) for g, end in zip(graphs, ends, strict=True)]
-    width = max(g.incoming.shape[1] for g in graphs)
-    incoming = np.full((len(x), width), len(src))  # every crop's incoming edges, in the group's numbering
-    for g, o, eo in zip(graphs, s_off, e_off, strict=True):
-        local = g.incoming
-        incoming[o: o + len(local), : local.shape[1]] = np.where(local < len(g.src), local + eo, len(src))
-    trail = _trace(np.concatenate([r + o for r, o in zip(ranked, s_off, strict=True)]), hist, src, incoming)
+    first = np.concatenate([g.first + eo for g, eo in zip(graphs, e_off, strict=True)])
+    in_count = np.concatenate([g.in_count for g in graphs])
+    trail = _trace(np.concatenate([r + o for r, o in zip(ranked, s_off, strict=True)]), hist, src, first, in_count)
     model = state_emis[np.arange(length)[:, None], trail].sum(axis=0).tolist()
     out, at = [], 0
     for f, g, o, r, end in zip(batch, graphs, s_off, ranked, ends, strict=True):
@@ -278,14 +273,18 @@ def _ranked(g: _Graph, end: np.ndarray, top: int) -> np.ndarray:
     return ids[np.argsort(-end[ids], kind="stable")[: 2 * top]]
 
 
-def _trace(state: np.ndarray, hist: np.ndarray, src: np.ndarray, incoming: np.ndarray) -> np.ndarray:
-    """The DP state of each frame on the best path into each of `state` (group numbering), all at once."""
+def _trace(state: np.ndarray, hist: np.ndarray, src: np.ndarray, first: np.ndarray,
+           in_count: np.ndarray) -> np.ndarray:
+    """The DP state of each frame on the best path into each of `state` (group numbering), all at once:
+    of a state's incoming edges (a run from `first`), the first best one."""
     length = len(hist)
     trail = np.empty((length, len(state)), np.int64)
     each = np.arange(len(state))
+    span = np.arange(int(in_count.max()))
     for t in range(length - 1, -1, -1):
         trail[t] = state
-        edges = incoming[state]  # only the rows on the way back, not the whole table
+        # a state's edges, then the padding column (NEG) up to the widest run
+        edges = np.where(span < in_count[state][:, None], first[state][:, None] + span, len(src))
         state = src[edges[each, np.argmax(hist[t][edges], axis=1)]]
     return trail
 
