@@ -158,10 +158,19 @@ def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
     (ocr_dir / "labels.csv").write_text("\n".join(rows) + "\n")
 
     out, sheet = tmp_path / "e2e.json", tmp_path / "fail.png"
+    misses = tmp_path / "misses.csv"
     rc = eval_main(["--data", str(folder), "--texts", str(texts), "--ocr-data", str(ocr_dir), "--json", str(out),
-                    "--failures", str(sheet)])
+                    "--failures", str(sheet), "--misses", str(misses)])
     assert rc == 0
     report = json.loads(out.read_text())
+    # every plate not read right, one row each: the two wrong labels among them, with what was read instead
+    with misses.open() as fh:
+        rows_missed = list(csv.DictReader(fh))
+    c = report["detection"]["ro_test"]
+    assert len(rows_missed) == report["misses"] == (3 - c["e2e_correct"]) + (4 - report["ocr"]["correct"])
+    wrong = [r for r in rows_missed if r["text"] == WRONG]
+    assert len(wrong) == 2 and all(r["outcome"] == "misread" and r["read"] and r["rank"] == "0" for r in wrong)
+    assert {Path(r["file"]).stem for r in wrong} == {"drive_a_t002", "A45MCS"}
     c = report["detection"]["ro_test"]
     assert (c["images"], c["e2e_total"], c["e2e_detected"]) == (3, 3, 3), c  # the train image is not scored
     assert 1 <= c["e2e_correct"] <= 2, c  # two golden plates (a margin of one); the wrong label never counts

@@ -14,6 +14,7 @@ exact accuracy on an OCR folder (`--ocr-data`: labels.csv with file,text[,sugges
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 from dataclasses import dataclass, field
@@ -86,6 +87,37 @@ def match_boxes(
     return tp, owner
 
 
+@dataclass(frozen=True)
+class Miss:
+    """A labelled plate not read right, for `--misses`: why, and how near the reader came."""
+
+    file: str
+    text: str
+    outcome: str  # "not boxed" (no box at IoU 0.5: `best_iou` and that box's read) or "misread"
+    read: str = ""
+    confidence: float = 0.0
+    rank: int = 0  # the right text's place among the read's candidates (1 = first), 0 where absent
+    best_iou: float = 0.0
+
+    @staticmethod
+    def of(file: Path, text: str, outcome: str, res: OcrResult | None, best_iou: float = 0.0) -> Miss:
+        cands = [t for t, _ in res.candidates] if res is not None else []
+        return Miss(str(file), text, outcome, res.text if res is not None else "",
+                    round(float(res.confidence), 4) if res is not None else 0.0,
+                    cands.index(text) + 1 if text in cands else 0, round(best_iou, 3))
+
+
+MISS_FIELDS = ("file", "text", "outcome", "read", "confidence", "rank", "best_iou")
+
+
+def write_misses(misses: list[Miss], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(MISS_FIELDS)
+        w.writerows([getattr(m, k) for k in MISS_FIELDS] for m in misses)
+
+
 def detections_xyxy(dets: list[Detection]) -> np.ndarray:
     return np.array([[d.x, d.y, d.x + d.w, d.y + d.h] for d in dets], np.float64).reshape(-1, 4)
 
@@ -140,6 +172,7 @@ def score_detection(
     reader: Reader | None,
     failures: list[Failure],
     times_ms: list[float],
+    misses: list[Miss] | None = None,
 ) -> Counts:
     """Detection counts at IoU 0.5 and, where texts are known and a reader is given, end-to-end reads."""
     from picar.pipeline.loop import crop_plate
@@ -172,6 +205,11 @@ def score_detection(
         for j, text in wanted:
             c.e2e_total += 1
             if owner[j] < 0:
+                if misses is not None:
+                    near = iou_matrix(pred, gt[j: j + 1])[:, 0]
+                    k = int(np.argmax(near)) if len(near) else -1
+                    best = float(near[k]) if k >= 0 else 0.0
+                    misses.append(Miss.of(item.path, text, "not boxed", reads[k] if best > 0 else None, best))
                 continue
             c.e2e_detected += 1
             res = reads[int(owner[j])]
@@ -180,6 +218,8 @@ def score_detection(
             else:
                 failures.append(Failure("e2e_misread", item.path, f"{text} read {res.text or '-'}",
                                         crop=crops[int(owner[j])]))
+                if misses is not None:
+                    misses.append(Miss.of(item.path, text, "misread", res))
         c.photos_with_text += 1
         c.first_plate_right += first_plate_right(dets, reads, {text for _, text in wanted})
     return c
@@ -195,7 +235,8 @@ def first_plate_right(dets: list[Detection], reads: list[OcrResult], texts: set[
 
 
 def score_ocr(
-    items: list[tuple[Path, str]], reader: Reader, failures: list[Failure], batch: int = 32
+    items: list[tuple[Path, str]], reader: Reader, failures: list[Failure], batch: int = 32,
+    misses: list[Miss] | None = None,
 ) -> dict[str, Any]:
     """Exact-text accuracy and character accuracy (per position, same-length reads) on plate crops."""
     correct, chars_ok, chars_total = 0, 0, 0
@@ -209,6 +250,8 @@ def score_ocr(
                 correct += 1
             else:
                 failures.append(Failure("ocr_misread", path, f"{text} read {res.text or '-'}", crop=crop))
+                if misses is not None:
+                    misses.append(Miss.of(path, text, "misread", res))
     n = len(items)
     return {"crops": n, "correct": correct, "accuracy": correct / max(n, 1),
             "char_accuracy": chars_ok / max(chars_total, 1)}
@@ -293,6 +336,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--ocr-split", default="val", help="split of --ocr-data when it has one (default val)")
     ap.add_argument("--json", type=Path, help="write the scores here")
     ap.add_argument("--failures", type=Path, help="save a contact sheet of failures (PNG)")
+    ap.add_argument("--misses", type=Path, metavar="CSV",
+                    help="write every labelled plate not read right: file, text, outcome (not boxed at IoU "
+                         "0.5, or misread), read, confidence, the right text's rank among the candidates "
+                         "(0: absent), the best box's IoU")
     ap.add_argument("--detector", type=Path, default=DEFAULT_DETECTOR)
     ap.add_argument("--ocr", type=Path, default=DEFAULT_OCR)
     ap.add_argument("--threshold", type=float, help="detector score threshold (default: the sidecar's)")
@@ -354,6 +401,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
     """Run every requested score; returns the JSON-able report (and writes the contact sheet)."""
     report: dict[str, Any] = {"iou": IOU, "split": args.split}
     failures: list[Failure] = []
+    misses: list[Miss] | None = [] if args.misses else None
     # check the data before paying for model loading
     folders = detect_folders(args.data) if args.data is not None else []
     ocr_items = load_ocr_folder(args.ocr_data, args.ocr_split) if args.ocr_data is not None else []
@@ -392,7 +440,7 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
                 images = [i for i in images if i.path.stem in stems]
                 how += f"; only images with --texts rows of split {args.texts_split}"
             splits[folder.name] = how
-            c = score_detection(images, detector, texts, reader, failures, times)
+            c = score_detection(images, detector, texts, reader, failures, times, misses)
             per[folder.name] = c.as_dict()
             total.add(c)
         if len(per) > 1:
@@ -403,7 +451,10 @@ def run_eval(args: argparse.Namespace) -> dict[str, Any]:
             report["detect_ms"] = {"median": float(np.median(times)), "p90": float(np.percentile(times, 90))}
     if args.ocr_data is not None:
         assert reader is not None
-        report["ocr"] = {"folder": str(args.ocr_data), **score_ocr(ocr_items, reader, failures)}
+        report["ocr"] = {"folder": str(args.ocr_data), **score_ocr(ocr_items, reader, failures, misses=misses)}
+    if misses is not None:
+        write_misses(misses, args.misses)
+        report["misses"] = len(misses)
     if args.failures:
         report["failures_shown"] = contact_sheet(failures, args.failures)
         report["failures_total"] = len(failures)
