@@ -199,6 +199,8 @@ def run_bench(clip: Path, realtime: bool, threads: int, watchlist: Path | None, 
         "fps": round(frames / wall, 2) if wall > 0 else 0.0,
         "stages": stages,
         "reads": pipeline.counters.reads,
+        "boxes": pipeline.counters.detections,
+        "boxes_not_read_again": pipeline.counters.settled,  # their plate's pass already reported
         "hits": len(sink.capture_mono),
         "hit_mode": "watchlist" if watchlist else "every read is a hit",
         "hit_latency_ms": percentiles(latencies),
@@ -215,7 +217,8 @@ def _table(r: dict[str, Any]) -> str:
         f"frames {r['frames']}  dropped {r['dropped']}  broken {r['broken']}  in {r['seconds']} s  "
         f"=> {r['fps']} frames/s",
         f"cpu {r['cpu_percent']} % of one core   peak RSS {r['peak_rss_mb']} MB   models ready in {r['startup_s']} s",
-        f"reads {r['reads']}  hits {r['hits']} ({r['hit_mode']})",
+        f"reads {r['reads']}  hits {r['hits']} ({r['hit_mode']})   plate boxes {r['boxes']}, "
+        f"{r['boxes_not_read_again']} not read again (pass already reported)",
         "",
         f"{'stage':<14}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'samples':>10}",
     ]
