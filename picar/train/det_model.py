@@ -40,10 +40,14 @@ class _Block(nn.Module):
         return x + y if self.residual else y
 
 
+# stem, stride 4, 8, 16, and the top-down path's width: the shipped detector's
+DEFAULT_CHANNELS = (16, 24, 64, 128, 40)
+
+
 class PlateNet(nn.Module):
     """Backbone to stride 16, a light top-down path back to stride 4, and a shared head."""
 
-    def __init__(self, channels: tuple[int, int, int, int, int] = (16, 24, 64, 128, 40)) -> None:
+    def __init__(self, channels: tuple[int, int, int, int, int] = DEFAULT_CHANNELS) -> None:
         super().__init__()
         c1, c2, c3, c4, ch = channels
         self.stem = _conv_bn(3, c1, 3, 2)  # /2

@@ -22,12 +22,23 @@ import torch
 
 from picar.tools.eval import match_boxes
 from picar.train.det_data import RO_SOURCE, CropSampler, DetSample, load_detect_root, read_image
-from picar.train.det_model import STRIDE, PlateNet, count_macs, count_params, distances_to_boxes
+from picar.train.det_model import DEFAULT_CHANNELS, STRIDE, PlateNet, count_macs, count_params, distances_to_boxes
 from picar.train.weights_arg import named_weight
 from picar.vision.detector import decode, letterbox
 
 VAL_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 SELECT_THRESHOLD = 0.3
+
+
+def parse_channels(text: str) -> tuple[int, int, int, int, int]:
+    """'16,24,64,128,40' -> the network's widths (stem, stride 4, 8, 16, top-down path), each 4 to 512."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"channels must be 5 whole numbers with commas, got {text!r}") from exc
+    if len(values) != 5 or not all(4 <= v <= 512 for v in values):
+        raise argparse.ArgumentTypeError(f"channels {text!r}: 5 widths (stem, /4, /8, /16, top-down), each 4-512")
+    return values[0], values[1], values[2], values[3], values[4]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -233,8 +244,12 @@ def train(args: argparse.Namespace, log: Log) -> None:
         source_weights={**DEFAULT_SOURCE_WEIGHTS, **dict(args.source_weight)},
         max_plate_px=args.max_plate_px,
     )
-    model = PlateNet()
-    log(f"model: {count_params(model)} params, {count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
+    model = PlateNet(args.channels)
+    log(f"model: channels {args.channels}, {count_params(model)} params, "
+        f"{count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
+    if args.init_onnx is not None and args.channels != DEFAULT_CHANNELS:
+        raise SystemExit(f"--init-onnx starts from the shipped network's widths {DEFAULT_CHANNELS}, "
+                         f"not {args.channels}")
     if args.init_onnx is not None and not (args.resume and (args.out / "last.pt").exists()):
         init_from_shipped(model, args.init_onnx, sampler, args, log, val_s)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -242,6 +257,8 @@ def train(args: argparse.Namespace, log: Log) -> None:
     last = args.out / "last.pt"
     if args.resume and last.exists():
         ck = torch.load(last, weights_only=False)
+        if tuple(ck.get("channels", DEFAULT_CHANNELS)) != args.channels:
+            raise SystemExit(f"{last} has channels {ck.get('channels', DEFAULT_CHANNELS)}, not {args.channels}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         start_epoch, best = int(ck["epoch"]) + 1, float(ck["best"])
@@ -284,7 +301,7 @@ def train(args: argparse.Namespace, log: Log) -> None:
         score = selection_score(metrics)
         log(f"epoch {epoch} val ({time.time() - tv:.0f}s) score {score:.4f} {format_metrics(metrics)}")
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "best": best,
-                 "metrics": metrics, "size": args.size}
+                 "metrics": metrics, "size": args.size, "channels": args.channels}
         if score > best:
             best = score
             state["best"] = best
@@ -454,7 +471,7 @@ def export_best(args: argparse.Namespace, log: Log) -> None:
     import shutil
 
     ck = torch.load(args.out / "best.pt", weights_only=False)
-    model = PlateNet()
+    model = PlateNet(tuple(ck.get("channels", DEFAULT_CHANNELS)))
     model.load_state_dict(ck["model"])
     model.eval()
     model.fold_input_normalisation()
@@ -542,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop", type=int, default=256, help="square training crop side (px)")
     ap.add_argument("--size", type=parse_size, default=(384, 640), help="validation input HxW")
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--channels", type=parse_channels, default=DEFAULT_CHANNELS, metavar="C1,C2,C3,C4,CH",
+                    help="network widths: stem, stride 4, 8, 16, top-down path (default the shipped "
+                         f"{','.join(map(str, DEFAULT_CHANNELS))})")
     ap.add_argument("--box-weight", type=float, default=2.0)
     ap.add_argument("--synthetic-fraction", type=float, default=0.3)
     ap.add_argument("--source-weight", type=source_weight, action="append", default=[], metavar="SOURCE=W",
