@@ -134,7 +134,8 @@ class Pipeline:
                 results = [_UNREAD] * len(dets)
                 if todo:
                     # each read decoded with the camera's plate grammars (picar.vision.ctc_grammar.search)
-                    read = self.reader.read([c for c in crops if c is not None], region=self.region_of(frame.camera))
+                    read = self.reader.read([crop for crop in crops if crop is not None],
+                                            region=self.region_of(frame.camera))
                     for k, r in zip(todo, read, strict=True):
                         results[k] = r
         with self.times.time("track_match"):

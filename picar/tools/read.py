@@ -43,8 +43,9 @@ PHOTO_TILE_SCALE = 0.5
 
 # A photo is read alone, so its detector and OCR runs may use the machine's cores (the daemon keeps one
 # inference thread: its cameras decode on the others). Two threads instead of one on this project's 2-core
-# machine: the 60 largest photos 16.9 against 19.9 ms median, the same reads (models/README.ocr.md, "Session
-# 14"); past 4 the small convolutions gain little and the threads only wait.
+# machine: the 60 largest photos 16.9 against 19.9 ms median, the same reads (README, "Performance", session
+# 14). Capped at 4: one photo's small convolutions have little work to split (2 threads ran the detector
+# only 1.2-1.35 times as fast as one here).
 MAX_PHOTO_THREADS = 4
 
 
