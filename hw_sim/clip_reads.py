@@ -20,9 +20,9 @@ import cv2
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.pipeline.loop import DEFAULT_REGION, Pipeline
 from picar.pipeline.tracker import PlateTracker, TrackerSettings, VotedRead
+from picar.tools.read import region_names
 from picar.types import Frame, Hit, PlateRead
 from picar.vision.detector import PlateDetector
-from picar.vision.grammar import GrammarError, grammars_for
 from picar.vision.ocr import PlateOcr
 
 START = 1000.0  # the first frame's timestamp: any fixed value keeps the output the same run to run
@@ -66,19 +66,10 @@ def clip_reads(clip: Path, region: tuple[str, ...],
     return sink.reads, {"frames": c.frames, "boxes": c.detections, "not_read_again": c.settled}
 
 
-def _region(value: str) -> tuple[str, ...]:
-    names = tuple(v.strip().lower() for v in value.split(",") if v.strip())
-    try:
-        grammars_for(names)
-    except GrammarError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return names
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hw_sim.clip_reads", description=__doc__.splitlines()[0])
     ap.add_argument("clip", type=Path)
-    ap.add_argument("--region", type=_region, default=DEFAULT_REGION, metavar="R[,R...]",
+    ap.add_argument("--region", type=region_names, default=DEFAULT_REGION, metavar="R[,R...]",
                     help=f"plate grammars (default {','.join(DEFAULT_REGION)})")
     ap.add_argument("--frames", type=int, help="stop after this many frames")
     args = ap.parse_args(argv)

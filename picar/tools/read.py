@@ -136,7 +136,8 @@ def load_photo(path: Path) -> np.ndarray | str:
     return "not a readable image" if image is None else image
 
 
-def _regions(value: str) -> tuple[str, ...]:
+def region_names(value: str) -> tuple[str, ...]:
+    """`--region`'s value ("md", "md,ro"): the names, checked (argparse's error names the bad one)."""
     names = tuple(v.strip().lower() for v in value.split(",") if v.strip())
     try:
         grammars_for(names)
@@ -158,7 +159,7 @@ def _threads(value: str) -> int:
 def read_main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="picar read", description="Read the licence plates in photos.")
     ap.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    ap.add_argument("--region", default="auto", type=_regions, metavar="R[,R...]",
+    ap.add_argument("--region", default="auto", type=region_names, metavar="R[,R...]",
                     help=f"plate grammars: one of {', '.join(REGIONS)}, or several with commas, e.g. md,ro "
                          "(default auto)")
     ap.add_argument("--json", action="store_true", help="one JSON object per image")
