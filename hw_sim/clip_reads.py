@@ -28,7 +28,9 @@ from picar.vision.ocr import PlateOcr
 START = 1000.0  # the first frame's timestamp: any fixed value keeps the output the same run to run
 
 
-class _Reads:
+class ReadsSink:
+    """A pipeline sink that keeps the reads (hits are the watchlist's business, not a clip's)."""
+
     def __init__(self) -> None:
         self.reads: list[PlateRead] = []
 
@@ -47,7 +49,7 @@ def clip_reads(clip: Path, region: tuple[str, ...],
         raise ValueError(f"cannot open {clip} as a video")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     detector, ocr = PlateDetector(DEFAULT_DETECTOR), PlateOcr(DEFAULT_OCR)
-    sink = _Reads()
+    sink = ReadsSink()
     pipeline = Pipeline("clip", detector, ocr, PlateTracker(TrackerSettings()), sink, lambda read: [],
                         position_at=lambda t: None, region_of=lambda camera: region)
     index = 0

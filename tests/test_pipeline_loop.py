@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from hw_sim.clip_reads import ReadsSink
 from picar.paths import DEFAULT_DETECTOR, DEFAULT_OCR
 from picar.pipeline.loop import Pipeline
 from picar.pipeline.tracker import PlateTracker, TrackerSettings
-from picar.types import Frame, Hit, OcrResult, PlateRead
+from picar.types import Frame, OcrResult
 from picar.vision.detector import PlateDetector
 from picar.vision.ocr import PlateOcr
 from tests.test_detector import draw_scene, paste_plate
@@ -37,17 +38,6 @@ class CountingReader:
         return self.ocr.read(crops, region)
 
 
-class Reads:
-    def __init__(self) -> None:
-        self.reads: list[PlateRead] = []
-
-    def on_read(self, read: PlateRead, voted: object) -> None:
-        self.reads.append(read)
-
-    def on_hit(self, hit: Hit, voted: object) -> None:
-        pass
-
-
 def scene(step: int, second: bool) -> np.ndarray:
     """A 1280x720 frame: a Romanian plate drifting right 6 px a frame; from frame 20 a Moldovan one too."""
     plates = [(300 + 6 * step, 500, 200)] + ([(950, 420, 180)] if second else [])
@@ -59,7 +49,7 @@ def scene(step: int, second: bool) -> np.ndarray:
 
 
 def test_a_reported_plate_is_not_read_again_and_a_new_one_still_is() -> None:
-    reader, sink = CountingReader(), Reads()
+    reader, sink = CountingReader(), ReadsSink()
     pipeline = Pipeline("car1", PlateDetector(DEFAULT_DETECTOR), reader,
                         PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.6)), sink,
                         lambda read: [], position_at=lambda t: None, region_of=lambda camera: ("ro", "md"))

@@ -17,7 +17,7 @@ import argparse
 import csv
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -107,15 +107,13 @@ class Miss:
                     cands.index(text) + 1 if text in cands else 0, round(best_iou, 3))
 
 
-MISS_FIELDS = ("file", "text", "outcome", "read", "confidence", "rank", "best_iou")
-
-
 def write_misses(misses: list[Miss], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(MISS_FIELDS)
-        w.writerows([getattr(m, k) for k in MISS_FIELDS] for m in misses)
+        names = [f.name for f in fields(Miss)]
+        w.writerow(names)
+        w.writerows([getattr(m, k) for k in names] for m in misses)
 
 
 def detections_xyxy(dets: list[Detection]) -> np.ndarray:
