@@ -261,6 +261,49 @@ def test_heat_alarm_from_the_simulated_sensor_reaches_the_page(
     close(page)
 
 
+# Holds the page's next /api/state answer (already read in full from the server) until the test releases it.
+HOLD_STATE = """
+(() => {
+  const realFetch = window.fetch;
+  window.heldStates = 0;
+  window.fetch = async (url, opts) => {
+    const res = await realFetch(url, opts);
+    if (!String(url).includes("/api/state")) return res;
+    const body = await res.text();
+    window.heldStates += 1;
+    await new Promise((release) => { window.releaseState = release; });
+    return new Response(body, { status: res.status, headers: res.headers });
+  };
+})()
+"""
+
+
+def test_an_older_state_never_hides_a_newer_heat_alarm(chromium: Browser, station: dict[str, Any]) -> None:
+    """A snapshot the server took before an alarm was pushed, applied after it, must leave the alarm on screen."""
+    page = open_page(chromium, station["url"])
+    page.evaluate(HOLD_STATE)
+    page.evaluate("window.refreshed = false; refreshState().then(() => { window.refreshed = true; }); 0")
+    page.wait_for("window.heldStates === 1")  # the server has answered: no heat in that snapshot
+    alarm = {"state": "alarm", "reason": "36.0 C", "temp_c": 36.0, "engine": False, "ac": False, "warn_c": 30.0,
+             "alarm_c": 33.0, "since": time.time(), "reading_age_s": 0.0, "lines_bad": 0, "silent_s": None,
+             "previous": "normal"}
+    station["srv"].push("heat", alarm)
+    page.wait_for("!document.getElementById('heat-banner').hidden")
+    page.evaluate("window.releaseState(); 0")
+    page.wait_for("window.refreshed === true")
+    assert page.evaluate("document.getElementById('heat-banner').hidden") is False
+    assert page.evaluate("document.getElementById('heat-title').textContent") == "KENNEL HEAT ALARM"
+    # A snapshot taken after the alarm still replaces it (the monitor's next state comes the same way).
+    station["srv"].push("heat", {**alarm, "state": "normal", "temp_c": 28.0, "previous": "alarm"})
+    page.wait_for("document.getElementById('heat-banner').hidden")
+    page.evaluate("window.refreshed = false; refreshState().then(() => { window.refreshed = true; }); 0")
+    page.wait_for("window.heldStates === 2")
+    page.evaluate("window.releaseState(); 0")
+    page.wait_for("window.refreshed === true")
+    assert page.evaluate("document.getElementById('heat-banner').hidden") is True
+    close(page)
+
+
 def test_page_reconnects_after_the_server_restarts(chromium: Browser, tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()

@@ -256,18 +256,24 @@ class StationServer:
             return len(self._clients)
 
     def state(self) -> dict[str, Any]:
-        """Everything a page needs after (re)connecting."""
+        """Everything a page needs after (re)connecting.
+
+        `seq` is the id of the last event this snapshot includes: the page keeps an event with a higher id over
+        the snapshot (it was pushed after), and the status and K9 parts are read after it, so never older.
+        """
+        with self._lock:
+            seq = self._seq
+            hits = list(self._hits.values())
+            dispositions = dict(self._dispositions)
+            reads = list(self._reads)
+            heat = self._heat
         try:
             status = self._status()
         except Exception:
             log.exception("station: status callable failed")
             status = {}
-        with self._lock:
-            hits = list(self._hits.values())
-            dispositions = dict(self._dispositions)
-            reads = list(self._reads)
-            heat = self._heat
         return {
+            "seq": seq,
             "status": status,
             "hits": hits,
             "dispositions": dispositions,

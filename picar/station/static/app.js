@@ -497,11 +497,24 @@ function render() {
   }
 }
 
+// The event id each replaced part last came from. A snapshot asked for before an event was pushed must
+// not undo it (an older /api/state hiding a kennel heat alarm that had just arrived), nor an event older
+// than the snapshot undo the snapshot. Ids count per connection's server: reset when the stream opens.
+const SNAPSHOT_KINDS = new Set(["status", "read", "heat", "k9"]);
+let seen = {};
+
+function newer(kind, id) {
+  if (id < (seen[kind] || 0)) return false;
+  seen[kind] = id;
+  return true;
+}
+
 function applyState(s) {
-  state.status = s.status || {};
-  state.reads = (s.reads || []).slice(-100);
-  state.heat = s.heat || null;
-  state.k9 = s.k9 || null;
+  const seq = Number(s.seq) || 0;
+  if (newer("status", seq)) state.status = s.status || {};
+  if (newer("read", seq)) state.reads = (s.reads || []).slice(-100);
+  if (newer("heat", seq)) state.heat = s.heat || null;
+  if (newer("k9", seq)) state.k9 = s.k9 || null;
   for (const [id, d] of Object.entries(s.dispositions || {})) state.dispositions.set(id, d);
   for (const h of s.hits || []) addHit(h, false);
   pickCurrent();
@@ -539,7 +552,7 @@ function connect() {
   if (source) source.close();
   source = new EventSource("/events");
   // Live once the state is in: an event pushed after that is newer than what the state said.
-  source.onopen = async () => { retryMs = 1000; await refreshState(); setLink(true); };
+  source.onopen = async () => { retryMs = 1000; seen = {}; await refreshState(); setLink(true); };
   source.onerror = () => {
     setLink(false);
     // EventSource retries by itself unless the server refused it (e.g. 401): then we retry.
@@ -552,6 +565,7 @@ function connect() {
     source.addEventListener(kind, (ev) => {
       let data;
       try { data = JSON.parse(ev.data); } catch (err) { console.warn("bad event", kind, err); return; }
+      if (SNAPSHOT_KINDS.has(kind) && !newer(kind, Number(ev.lastEventId) || 0)) return;
       fn(data);
       render();
     });
