@@ -178,7 +178,7 @@ def test_end_to_end_and_ocr_folder_counts(tmp_path: Path) -> None:
     assert report["ocr"]["crops"] == 4
     assert 2 <= report["ocr"]["correct"] <= 3, report["ocr"]  # three golden crops (margin one); never WRONG
     assert report["failures_total"] >= 2  # the two wrong labels are listed as misreads
-    # Names relative to images/ (as ar_cnn_ocr_lp lists them) resolve too, and --vote reads three cuts.
+    # Names relative to images/ (as ar_cnn_ocr_lp lists them) resolve too, and --vote reads two cuts.
     (ocr_dir / "labels.csv").write_text("\n".join(r.replace("images/", "") for r in rows) + "\n")
     rc = eval_main(["--ocr-data", str(ocr_dir), "--vote", "--json", str(out)])
     assert rc == 0

@@ -345,7 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--tile-scale", type=float, metavar="S",
                     help="also look at large photos at scale >= S (as `picar read` does, 0.5 there)")
     ap.add_argument("--vote", action="store_true",
-                    help="read each crop as cut, looser and tighter, and vote (as `picar read` does)")
+                    help="read each crop as cut, an unsure one also tighter, and vote (as `picar read` does)")
     ap.add_argument("--region", choices=REGIONS,
                     help="decode each read with this region's plate grammars, as the daemon and `picar read` do "
                          "(default: the model's raw reads)")
@@ -354,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True)
 class _Reading:
-    """The OCR as an evaluation reads it: voted over three cuts or not, fitted to a region or not."""
+    """The OCR as an evaluation reads it: voted over two cuts or not, fitted to a region or not."""
 
     ocr: Any
     vote: bool

@@ -173,7 +173,7 @@ def read_main(argv: list[str]) -> int:
                     "0 = the video input only; "
                     f"default {PHOTO_TILE_SCALE})")
     ap.add_argument("--single-read", action="store_true",
-                    help="read each plate once as cut (default: as cut, looser and tighter, and vote)")
+                    help="read each plate once as cut (default: an unsure one also cut tighter, and vote)")
     args = ap.parse_args(argv)
     try:
         reader = PhotoReader(args.detector, args.ocr, threads=args.threads, region=args.region,

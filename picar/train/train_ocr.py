@@ -115,7 +115,7 @@ def evaluate_onnx(model_path: Path, val: dict[str, list[RealCrop]], batch: int =
                      "region": region, "exact_after_region": None if regional is None else round(regional, 4),
                      "confident_share": round(len(confident) / len(crops), 4),
                      "confident_exact": round(float(np.mean(confident)), 4) if confident else None,
-                     # as `picar read` reads a plate: three cuts voted (PlateOcr.read_voted)
+                     # as `picar read` reads a plate: two cuts voted (PlateOcr.read_voted)
                      "voted_exact": round(_exact([r.text for r in voted], crops), 4),
                      "voted_after_region": None if region is None else round(_exact(
                          [r.text for r in voted_fitted], crops), 4)}

@@ -4,7 +4,7 @@ the differently cut crops of one still photo (`picar.vision.ocr.PlateOcr.read_vo
 Every text any read found is scored on every read: the log probability of its best path through that
 read's frames (the model's own, `picar.vision.ctc_grammar.score_texts`; taken from the read's own
 candidates where it is one of them), summed over the reads, and the grammar's prior for the text. The
-reads of one plate are not independent looks at it (one photo cut three ways, frames a few hundredths of
+reads of one plate are not independent looks at it (one photo cut two ways, frames a few hundredths of
 a second apart), so the sum counts as their mean against the prior: one decision, once, over all reads.
 The best text wins whole: a vote never mixes the characters of two texts, so two reads of valid plates
 cannot vote a plate that fits no format.
@@ -62,7 +62,7 @@ def vote(reads: Sequence[OcrResult], max_candidates: int = 8,
             model[k] += mine.model if mine is not None else known.get(t, FLOOR)
             if mine is not None and (t not in best_read or mine.model > best_read[t][0]):
                 best_read[t] = (mine.model, r, mine)
-    # The reads of one plate are not independent looks (the same frame cut three ways, a car a few frames
+    # The reads of one plate are not independent looks (the same frame cut two ways, a car a few frames
     # apart): their evidence is averaged, the prior weighed once against the average.
     model /= len(reads)
     total = model + np.array([first[t].prior for t in texts])
