@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 
 import picar.vision.ocr as ocr_module
 from picar.vision.grammar import shortest_plate
-from picar.vision.ocr import VOTE_BELOW, VOTE_MIN_CHARS, PlateOcr, decode, preprocess
+from picar.vision.ocr import VOTE_BELOW, VOTE_MIN_CHARS, PlateOcr, crop_variants, decode, preprocess
 from picar.vision.session import ModelError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -350,6 +350,27 @@ def test_only_an_unsure_read_is_read_again_tighter() -> None:
     voted = ocr.read_voted([clear, faint])
     assert sizes == [2, 1]  # both as cut, then only the faint one tighter
     assert voted[0] == first[0] and voted[1].readings != first[1].readings
+
+
+def test_an_unsure_crop_too_small_to_trim_is_read_once_and_an_empty_batch_is_no_crash() -> None:
+    ocr = PlateOcr(SHIPPED)
+    clear = cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)
+    rng = np.random.default_rng(5)
+    small = cv2.resize(clear, (48, 16), interpolation=cv2.INTER_AREA)
+    small = np.clip(small * 0.5 + 70 + rng.normal(0, 20, small.shape), 0, 255).astype(np.uint8)
+    first = ocr.read([small])[0]
+    assert first.confidence < VOTE_BELOW and len(first.text) >= VOTE_MIN_CHARS  # premise: it would be voted
+    assert len(crop_variants(small)) == 1
+    sizes: list[int] = []
+    read = ocr.read
+
+    def counted(crops: Any, region: Any = None) -> Any:
+        sizes.append(len(crops))
+        return read(crops, region)
+
+    ocr.read = counted  # type: ignore[method-assign]
+    assert ocr.read_voted([small]) == [first] and sizes == [1, 0]
+    assert ocr.probabilities(np.zeros((0, *ocr.input_shape), np.uint8)).shape == (0, ocr.slots, len(ocr.alphabet) + 1)
 
 
 def test_warm_up_compiles_each_cameras_grammars_before_the_first_plate() -> None:

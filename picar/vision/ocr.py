@@ -265,6 +265,8 @@ class PlateOcr:
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """The model's raw output for a `preprocess`ed batch: per slot (or CTC frame) probabilities."""
+        if len(batch) == 0:  # onnxruntime (1.32) fails on an empty batch: a Reshape error, or a segmentation fault
+            return np.zeros((0, self.slots, len(self.alphabet) + 1), np.float32)
         return self._session.run([self._output_name], {self._input_name: batch})[0]
 
     def probabilities_of(self, crops: Sequence[np.ndarray], batch: int = 32) -> np.ndarray:
@@ -307,12 +309,9 @@ class PlateOcr:
             return []
         out = self.read(crops, region)
         unsure = [i for i, r in enumerate(out) if r.confidence < VOTE_BELOW and len(r.text) >= VOTE_MIN_CHARS]
-        groups = [crop_variants(crops[i])[1:] for i in unsure]
-        reads = self.read([v for g in groups for v in g], region)
-        at = 0
-        for i, g in zip(unsure, groups, strict=True):
-            out[i] = vote([out[i], *reads[at: at + len(g)]], self.max_candidates)
-            at += len(g)
+        seconds = {i: cuts[1] for i in unsure if len(cuts := crop_variants(crops[i])) > 1}  # none: too small
+        for i, again in zip(seconds, self.read(list(seconds.values()), region), strict=True):
+            out[i] = vote([out[i], again], self.max_candidates)
         return out
 
     def is_confident(self, result: OcrResult) -> bool:
