@@ -120,3 +120,29 @@ def test_the_shipped_detector_comes_back_as_a_torch_network_to_fine_tune() -> No
         assert np.abs(ref[0] - got[0]).max() < 1e-4 and np.abs(ref[1] - got[1]).max() < 0.05
     with pytest.raises(ValueError, match="no convolution"):
         init_named_from_onnx(PlateNet(channels=(16, 24, 64, 128, 40)).s4, DEFAULT_DETECTOR)
+
+
+def test_a_detector_cut_narrower_keeps_each_streams_channels_alike() -> None:
+    torch = pytest.importorskip("torch")
+    from picar.train.det_model import DEFAULT_CHANNELS, PlateNet, narrowed, recalibrate_batch_norms
+
+    torch.manual_seed(16)
+    model = PlateNet().eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    x = torch.from_numpy(np.random.default_rng(16).integers(0, 256, (2, 96, 160, 3), dtype=np.uint8))
+    same = narrowed(model, DEFAULT_CHANNELS).eval()
+    assert all(torch.equal(a, b) for a, b in zip(model(x), same(x), strict=True))  # nothing cut: the same network
+    small = narrowed(model, (12, 16, 64, 128, 24))
+    assert small.channels == (12, 16, 64, 128, 24) and small.s4[1].residual and small.fuse4.residual
+    # The stem keeps 12 of its 16 filters; the first block's depthwise filters are those same 12 channels.
+    kept = [i for i in range(16) if any(torch.equal(model.stem[0].weight[i], w) for w in small.stem[0].weight)]
+    assert len(kept) == 12
+    assert torch.equal(small.s4[0].dw[0].weight, model.s4[0].dw[0].weight[kept])
+    recalibrate_batch_norms(small, [x])
+    assert small.head[1].running_var.shape == (24,) and not torch.equal(small.head[1].running_var, torch.ones(24))
+    scores, boxes = small.eval()(x)
+    assert scores.shape == (2, 1, 24, 40) and boxes.shape == (2, 4, 24, 40)
+    with pytest.raises(ValueError, match="widths"):
+        narrowed(model, (16, 32, 64, 128, 40))

@@ -49,6 +49,7 @@ class PlateNet(nn.Module):
 
     def __init__(self, channels: tuple[int, int, int, int, int] = DEFAULT_CHANNELS) -> None:
         super().__init__()
+        self.channels = tuple(channels)
         c1, c2, c3, c4, ch = channels
         self.stem = _conv_bn(3, c1, 3, 2)  # /2
         self.s4 = nn.Sequential(_Block(c1, c2, 2), _Block(c2, c2))  # /4
@@ -112,6 +113,83 @@ class PlateNet(nn.Module):
         peaks = F.max_pool2d(heat, 3, 1, 1)
         scores = heat * (heat >= peaks).to(heat.dtype)
         return scores, distances_to_boxes(logd)
+
+
+# Which width (index into the channels tuple) each convolution's output and input channels belong to; None:
+# fixed (the 3 colours, the 1 + 4 outputs) or depthwise (one filter per channel, nothing to cut on its input).
+# Residual blocks keep their stream's channels, so a stream is cut alike in every layer that carries it.
+_STREAMS: dict[str, tuple[int | None, int | None]] = {
+    "stem.0": (0, None),
+    "s4.0.dw.0": (0, None), "s4.0.pw.0": (1, 0), "s4.1.dw.0": (1, None), "s4.1.pw.0": (1, 1),
+    "s8.0.dw.0": (1, None), "s8.0.pw.0": (2, 1), "s8.1.dw.0": (2, None), "s8.1.pw.0": (2, 2),
+    "s16.0.dw.0": (2, None), "s16.0.pw.0": (3, 2), "s16.1.dw.0": (3, None), "s16.1.pw.0": (3, 3),
+    "s16.2.dw.0": (3, None), "s16.2.pw.0": (3, 3),
+    "lat16.0": (4, 3), "lat8.0": (4, 2), "lat4.0": (4, 1),
+    "fuse8.dw.0": (4, None), "fuse8.pw.0": (4, 4), "fuse4.dw.0": (4, None), "fuse4.pw.0": (4, 4),
+    "head.0": (4, None), "heat": (None, 4), "dist": (None, 4),
+}
+
+
+def _kept(model: PlateNet, widths: tuple[int, int, int, int, int]) -> list[torch.Tensor]:
+    """For each width, the channels of `model` to keep (ascending): those whose filters and whose uses
+    weigh most (the L1 norm of the weights writing a channel times that of the weights reading it)."""
+    convs = dict(model.named_modules())
+    write = [torch.zeros(n) for n in model.channels]
+    read = [torch.zeros(n) for n in model.channels]
+    with torch.no_grad():
+        for name, (out, inp) in _STREAMS.items():
+            w = convs[name].weight.abs()  # type: ignore[union-attr]
+            if out is not None:
+                write[out] += w.sum(dim=(1, 2, 3))
+            if inp is not None:
+                read[inp] += w.sum(dim=(0, 2, 3))
+    return [torch.sort(torch.argsort(wr * (rd + 1e-12), descending=True)[:n]).values
+            for wr, rd, n in zip(write, read, widths, strict=True)]
+
+
+def narrowed(model: PlateNet, widths: tuple[int, int, int, int, int]) -> PlateNet:
+    """A copy of `model` with each width cut to `widths` (none wider than the model's): every layer keeps
+    the same channels of its stream (`_kept`); its batch norms keep their statistics, to be measured again
+    (`picar.train.onnx_import.restat`) since a layer that lost inputs sees other values. For training a
+    slimmer detector on from a shipped one instead of from scratch."""
+    if any(n > m or n < 1 for n, m in zip(widths, model.channels, strict=True)):
+        raise ValueError(f"widths {widths} must each be between 1 and the model's {model.channels}")
+    keep = _kept(model, widths)
+    small = PlateNet(widths)
+    small.folded = model.folded
+    mods = dict(small.named_modules())
+    big = dict(model.named_modules())
+    with torch.no_grad():
+        for name, (out, inp) in _STREAMS.items():
+            w, b = big[name].weight, big[name].bias  # type: ignore[union-attr]
+            rows = keep[out] if out is not None else torch.arange(w.shape[0])
+            cols = keep[inp] if inp is not None else torch.arange(w.shape[1])
+            mods[name].weight.copy_(w[rows][:, cols])  # type: ignore[union-attr, operator]
+            if b is not None:
+                mods[name].bias.copy_(b[rows])  # type: ignore[union-attr, operator]
+            bn_name = name[:-1] + "1" if name.endswith(".0") else None
+            if bn_name is not None and isinstance(big.get(bn_name), nn.BatchNorm2d):
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(mods[bn_name], attr).copy_(getattr(big[bn_name], attr)[rows])
+    return small
+
+
+@torch.no_grad()
+def recalibrate_batch_norms(model: nn.Module, batches: list[torch.Tensor]) -> None:
+    """Measure every batch norm's running statistics again on `batches` (uint8 NHWC images), their affine
+    parts kept: after `narrowed`, a layer that lost inputs sees other values than its statistics say."""
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # a plain average over the batches
+    was = model.training
+    model.train()
+    for x in batches:
+        model(x)
+    for bn, m in zip(bns, momenta, strict=True):
+        bn.momentum = m
+    model.train(was)
 
 
 def distances_to_boxes(logd: torch.Tensor) -> torch.Tensor:

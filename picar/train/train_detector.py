@@ -22,7 +22,16 @@ import torch
 
 from picar.tools.eval import match_boxes
 from picar.train.det_data import RO_SOURCE, CropSampler, DetSample, load_detect_root, read_image
-from picar.train.det_model import DEFAULT_CHANNELS, STRIDE, PlateNet, count_macs, count_params, distances_to_boxes
+from picar.train.det_model import (
+    DEFAULT_CHANNELS,
+    STRIDE,
+    PlateNet,
+    count_macs,
+    count_params,
+    distances_to_boxes,
+    narrowed,
+    recalibrate_batch_norms,
+)
 from picar.train.weights_arg import named_weight
 from picar.vision.detector import decode, letterbox
 
@@ -247,11 +256,11 @@ def train(args: argparse.Namespace, log: Log) -> None:
     model = PlateNet(args.channels)
     log(f"model: channels {args.channels}, {count_params(model)} params, "
         f"{count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
-    if args.init_onnx is not None and args.channels != DEFAULT_CHANNELS:
-        raise SystemExit(f"--init-onnx starts from the shipped network's widths {DEFAULT_CHANNELS}, "
+    if args.init_onnx is not None and any(n > m for n, m in zip(args.channels, DEFAULT_CHANNELS, strict=True)):
+        raise SystemExit(f"--init-onnx starts from the shipped network's widths {DEFAULT_CHANNELS} or fewer, "
                          f"not {args.channels}")
     if args.init_onnx is not None and not (args.resume and (args.out / "last.pt").exists()):
-        init_from_shipped(model, args.init_onnx, sampler, args, log, val_s)
+        model = init_from_shipped(args.channels, args.init_onnx, sampler, args, log, val_s)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     start_epoch, best = 0, -1.0
     last = args.out / "last.pt"
@@ -311,21 +320,30 @@ def train(args: argparse.Namespace, log: Log) -> None:
         log(f"epoch {epoch} done in {time.time() - t0:.0f}s")
 
 
-def init_from_shipped(model: PlateNet, path: Path, sampler: CropSampler, args: argparse.Namespace, log: Log,
-                      val_s: list[DetSample]) -> None:
-    """Start from a shipped detector (its checkpoints gone): its folded convolutions into `model`, the batch
-    norms given the statistics of training crops, the stem unfolded; validated as it starts."""
+def init_from_shipped(widths: tuple[int, int, int, int, int], path: Path, sampler: CropSampler,
+                      args: argparse.Namespace, log: Log, val_s: list[DetSample]) -> PlateNet:
+    """Start from a shipped detector (its checkpoints gone): its folded convolutions into a network of its
+    widths, the batch norms given the statistics of training crops, the stem unfolded; cut to `widths` where
+    they are narrower (`narrowed`: each layer keeps its weightiest channels, the statistics measured again);
+    validated as it starts."""
     from picar.train.onnx_import import init_named_from_onnx
 
     rng = np.random.default_rng([args.seed, 10**6])
     batches = [torch.from_numpy(sampler.batch(rng, args.batch, STRIDE)[0]) for _ in range(8)]
+    model = PlateNet(DEFAULT_CHANNELS)
     model.folded = True  # the shipped stem carries the 1/std
     n = init_named_from_onnx(model, path, batches)
     model.unfold_input_normalisation()
+    if widths != DEFAULT_CHANNELS:
+        model = narrowed(model, widths)
+        recalibrate_batch_norms(model, batches)
+        log(f"cut to channels {widths}: {count_params(model)} params, "
+            f"{count_macs(model, *args.size) / 1e6:.1f} MMACs at {args.size}")
     model.eval()
     metrics = validate(torch_predictor(model), val_s, args.size, {})
     log(f"initialised from {path} ({n} convolutions): val score {selection_score(metrics):.4f} "
         f"{format_metrics(metrics)}")
+    return model
 
 
 # ---------------------------------------------------------------- export
