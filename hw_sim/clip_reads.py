@@ -1,10 +1,11 @@
 """The reads a clip gives, frame by frame at the clip's own timing: to compare two versions of the code.
 
-`python -m hw_sim.clip_reads hw_sim/demo/drive.mp4 [--region R[,R...]] [--frames N]`
+`python -m hw_sim.clip_reads hw_sim/demo/drive.mp4 [--region R[,R...]] [--frames N] [--every N]`
 
 The real detector, OCR and tracker (`picar.pipeline.loop.Pipeline.process`) see every frame in turn on
 this thread, stamped with the clip's own time, so the output does not depend on this machine's speed
-(`picar bench` drops and times frames as a car would). One JSON line per emitted read on stdout; what the
+(`picar bench` drops and times frames as a car would; `--every N` keeps one frame in N, as a loop that has
+fallen behind). One JSON line per emitted read on stdout; what the
 loop did on stderr (frames, boxes, boxes not read again because their pass was already reported).
 """
 
@@ -41,9 +42,12 @@ class ReadsSink:
         pass
 
 
-def clip_reads(clip: Path, region: tuple[str, ...],
-               frames: int | None = None) -> tuple[list[PlateRead], dict[str, int]]:
-    """Every read the pipeline emits for `clip` (at most `frames` frames), and its counters."""
+def clip_reads(clip: Path, region: tuple[str, ...], frames: int | None = None,
+               every: int = 1) -> tuple[list[PlateRead], dict[str, int]]:
+    """Every read the pipeline emits for `clip` (at most `frames` frames, of them each `every`-th: a car whose
+    loop keeps up with one frame in `every`), and its counters."""
+    if every < 1:
+        raise ValueError(f"every must be at least 1, got {every}")
     cap = cv2.VideoCapture(str(clip))
     if not cap.isOpened():
         raise ValueError(f"cannot open {clip} as a video")
@@ -59,7 +63,8 @@ def clip_reads(clip: Path, region: tuple[str, ...],
             if not ok:
                 break
             t = START + index / fps
-            pipeline.process(Frame("clip", index, t, t, image))
+            if index % every == 0:
+                pipeline.process(Frame("clip", index, t, t, image))
             index += 1
     finally:
         cap.release()
@@ -74,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--region", type=region_names, default=DEFAULT_REGION, metavar="R[,R...]",
                     help=f"plate grammars (default {','.join(DEFAULT_REGION)})")
     ap.add_argument("--frames", type=int, help="stop after this many frames")
+    ap.add_argument("--every", type=int, default=1, metavar="N",
+                    help="process one frame in N, as a loop that falls behind real time would (default 1)")
     args = ap.parse_args(argv)
     try:
-        reads, counts = clip_reads(args.clip, args.region, args.frames)
+        reads, counts = clip_reads(args.clip, args.region, args.frames, args.every)
     except ValueError as exc:
         print(f"clip_reads: {exc}", file=sys.stderr)
         return 2

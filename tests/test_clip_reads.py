@@ -30,3 +30,12 @@ def test_a_clip_that_is_not_a_video_is_a_clear_error(tmp_path: Path) -> None:
     bad.write_text("not a video")
     proc = run(str(bad))
     assert proc.returncode == 2 and "cannot open" in proc.stderr and str(bad) in proc.stderr
+
+
+def test_every_nth_frame_is_a_loop_that_falls_behind() -> None:
+    proc = run(str(DRIVE), "--frames", "90", "--every", "3")
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stderr.splitlines()[-1])
+    assert counts["frames"] == 30  # frames 0, 3, ..., 87 of the 90
+    bad = run(str(DRIVE), "--every", "0")
+    assert bad.returncode == 2 and "every" in bad.stderr
