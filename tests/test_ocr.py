@@ -330,6 +330,19 @@ def test_voted_reads_of_the_golden_crops_are_exact_and_keep_candidates() -> None
     assert ocr.read_voted([]) == []
 
 
+def count_reads(ocr: PlateOcr) -> list[int]:
+    """From now on, the batch size of every `ocr.read` call, in order."""
+    sizes: list[int] = []
+    read = ocr.read
+
+    def counted(crops: Any, region: Any = None) -> Any:
+        sizes.append(len(crops))
+        return read(crops, region)
+
+    ocr.read = counted  # type: ignore[method-assign]
+    return sizes
+
+
 def test_only_an_unsure_read_is_read_again_tighter() -> None:
     ocr = PlateOcr(SHIPPED)
     clear = cv2.imread(str(GOLDEN[0]), cv2.IMREAD_COLOR)
@@ -339,14 +352,7 @@ def test_only_an_unsure_read_is_read_again_tighter() -> None:
     faint = np.clip(faint * 0.4 + 80 + rng.normal(0, 25, faint.shape), 0, 255).astype(np.uint8)
     first = ocr.read([clear, faint])
     assert first[0].confidence >= VOTE_BELOW > first[1].confidence and len(first[1].text) >= VOTE_MIN_CHARS  # premise
-    sizes: list[int] = []
-    read = ocr.read
-
-    def counted(crops: Any, region: Any = None) -> Any:
-        sizes.append(len(crops))
-        return read(crops, region)
-
-    ocr.read = counted  # type: ignore[method-assign]
+    sizes = count_reads(ocr)
     voted = ocr.read_voted([clear, faint])
     assert sizes == [2, 1]  # both as cut, then only the faint one tighter
     assert voted[0] == first[0] and voted[1].readings != first[1].readings
@@ -361,14 +367,7 @@ def test_an_unsure_crop_too_small_to_trim_is_read_once_and_an_empty_batch_is_no_
     first = ocr.read([small])[0]
     assert first.confidence < VOTE_BELOW and len(first.text) >= VOTE_MIN_CHARS  # premise: it would be voted
     assert len(crop_variants(small)) == 1
-    sizes: list[int] = []
-    read = ocr.read
-
-    def counted(crops: Any, region: Any = None) -> Any:
-        sizes.append(len(crops))
-        return read(crops, region)
-
-    ocr.read = counted  # type: ignore[method-assign]
+    sizes = count_reads(ocr)
     assert ocr.read_voted([small]) == [first] and sizes == [1, 0]
     assert ocr.probabilities(np.zeros((0, *ocr.input_shape), np.uint8)).shape == (0, ocr.slots, len(ocr.alphabet) + 1)
 
