@@ -165,3 +165,19 @@ def test_a_plate_that_gains_a_character_is_still_the_same_plate() -> None:
         out += tr.update("front", [obs(text, i * 0.033, x=x)], now=i * 0.033)
     out += tr.flush(5.0)
     assert [r.text for r in out] == ["KTR214"] and tr.emitted == 1
+
+
+def test_a_track_that_votes_a_text_shorter_than_any_plate_is_settled_not_reported() -> None:
+    # the demo drive's stripes and signs voted `II` and `HH` at 0.6-0.8 and reached HQ as plate reads
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.3, max_gap_s=0.5))
+    stripe = OcrResult(text="II", confidence=0.9, chars=(), candidates=(("II", 0.9),))
+    box = Detection(100, 200, 80, 20, 0.9)
+    out = []
+    for i in range(3):
+        t = i * 0.033
+        out += tr.update("front", [PlateObservation("front", i, t, t, box, stripe), obs("MD123", t, x=900)], now=t)
+    assert [r.text for r in out] == ["MD123"]
+    assert tr.not_plates == 1
+    # like a reported plate, its box is only tracked from now on, not read again
+    assert tr.settled("front", [box], 0.1) != [None]
+    assert tr.flush(5.0) == [] and tr.emitted == 1

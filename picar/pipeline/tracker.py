@@ -6,7 +6,8 @@ decision), so it is always a text some frame read whole. It is emitted once: as 
 confident enough (so a hit reaches the officer within a frame or two), or when the plate leaves the view.
 A per-plate cooldown stops a parked car being reported again and again. Once a track's read is out,
 its plate is not read again (`settled`): later frames only keep the track alive, so the loop spends the
-OCR on plates still undecided.
+OCR on plates still undecided. A track that votes a text shorter than every plate series (a stripe, a sign:
+`II`, `HH`) is settled the same way but not reported, as `picar read` drops such a read in a photo.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from picar.types import CharRead, Detection, OcrResult, PlateObservation
+from picar.vision.grammar import shortest_plate
 from picar.vision.votes import vote as vote_texts
 
 
@@ -128,6 +130,7 @@ class PlateTracker:
         self._last_emitted: dict[str, float] = {}
         self.suppressed = 0
         self.emitted = 0
+        self.not_plates = 0  # tracks settled on a text shorter than any plate, not reported
 
     def active_tracks(self) -> int:
         return sum(len(t) for t in self._tracks.values())
@@ -256,6 +259,9 @@ class PlateTracker:
 
     def _emit(self, track: _Track, read: VotedRead) -> list[VotedRead]:
         track.emitted = True
+        if len(read.text) < shortest_plate():
+            self.not_plates += 1
+            return []
         last = self._last_emitted.get(read.text)
         if last is not None and read.captured_at - last < self.settings.cooldown_s:
             self.suppressed += 1
