@@ -181,3 +181,17 @@ def test_a_track_that_votes_a_text_shorter_than_any_plate_is_settled_not_reporte
     # like a reported plate, its box is only tracked from now on, not read again
     assert tr.settled("front", [box], 0.1) != [None]
     assert tr.flush(5.0) == [] and tr.emitted == 1
+
+
+def test_a_short_vote_whose_candidate_is_on_the_watchlist_is_still_reported() -> None:
+    listed = {"KBA257"}
+    tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.99, max_gap_s=0.5),
+                      urgent=lambda v: any(t in listed for t, _ in v.candidates))
+    partial = OcrResult(text="KB", confidence=0.9, chars=(), candidates=(("KB", 0.9), ("KBA257", 0.2)))
+    out = []
+    for i in range(3):
+        t = i * 0.033
+        out += tr.update("front", [PlateObservation("front", i, t, t, Detection(100, 200, 80, 20, 0.9), partial)],
+                         now=t)
+    assert [r.text for r in out] == ["KB"] and "KBA257" in [t for t, _ in out[0].candidates]
+    assert tr.not_plates == 0

@@ -7,7 +7,8 @@ confident enough (so a hit reaches the officer within a frame or two), or when t
 A per-plate cooldown stops a parked car being reported again and again. Once a track's read is out,
 its plate is not read again (`settled`): later frames only keep the track alive, so the loop spends the
 OCR on plates still undecided. A track that votes a text shorter than every plate series (a stripe, a sign:
-`II`, `HH`) is settled the same way but not reported, as `picar read` drops such a read in a photo.
+`II`, `HH`) is settled the same way but not reported (as `picar read` drops such a read in a photo), unless
+one of its candidates is on the watchlist.
 """
 
 from __future__ import annotations
@@ -259,8 +260,8 @@ class PlateTracker:
 
     def _emit(self, track: _Track, read: VotedRead) -> list[VotedRead]:
         track.emitted = True
-        if len(read.text) < shortest_plate():
-            self.not_plates += 1
+        if len(read.text) < shortest_plate() and not (self.urgent is not None and self.urgent(read)):
+            self.not_plates += 1  # not a plate, unless a candidate is on the watchlist: a hit is never dropped
             return []
         last = self._last_emitted.get(read.text)
         if last is not None and read.captured_at - last < self.settings.cooldown_s:
