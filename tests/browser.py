@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.waiting import wait_until
+
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -145,6 +147,17 @@ class Browser:
                   {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
         page.goto(url)
         return page
+
+    def close_pages(self) -> None:
+        """Close every tab and wait until they are gone: their scripts stop and their loads are cancelled (a
+        page that polls would otherwise go on using the cookies every tab shares)."""
+        def pages() -> list[str]:
+            return [t["targetId"] for t in self.send("Target.getTargets")["targetInfos"] if t["type"] == "page"]
+
+        for target in pages():
+            self.send("Target.closeTarget", {"targetId": target})
+        if not wait_until(lambda: not pages(), 10):
+            raise BrowserError(f"tabs still open after closing them: {pages()}")
 
     def close(self) -> None:
         try:

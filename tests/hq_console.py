@@ -89,7 +89,10 @@ def console(hq_dsn: str, tmp_path: Path) -> Iterator[RunningConsole]:
 def login(browser: Browser, console: RunningConsole, username: str, password: str | None = None,
           path: str | None = None) -> Page:
     """A fresh tab logged in as `username` through the login form (real typing and clicks); it lands on
-    `path`, or on the account's home screen."""
+    `path`, or on the account's home screen. The browser's other tabs are closed first: the tabs share the
+    cookies, so one session at a time, and an old tab that polls would be sent to the login page once the
+    cookies are cleared, renewing the form token under the new tab's form (refused, 403)."""
+    browser.close_pages()
     browser.send("Storage.clearCookies")
     page = browser.new_page(f"{console.url}/login" + (f"?next={path}" if path else ""))
     submit_login(page, username, password if password is not None else ACCOUNTS[username][0])

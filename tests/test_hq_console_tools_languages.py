@@ -63,7 +63,7 @@ def texts(page: Page) -> list[str]:
 def test_every_screen_speaks_the_operators_language(console: RunningConsole, chromium: Browser) -> None:
     draft_id = some_data(console.dsn)
     shown: dict[tuple[str, str], list[str]] = {}
-    sam = login(chromium, console, "sam", path="/search")  # one session at a time: the tabs share the cookies
+    sam = login(chromium, console, "sam", path="/search")
     for lang in LANGUAGES:
         switch_to(sam, lang)
         sam.goto(f"{console.url}/search")
@@ -81,10 +81,7 @@ def test_every_screen_speaks_the_operators_language(console: RunningConsole, chr
             shown[lang, name] = texts(sam)
         assert sam.evaluate("document.documentElement.lang") == lang
         assert any("CBA123" in t for t in shown[lang, "search results"]) and any("Rex" in t for t in shown[lang, "k9"])
-    # sam's K9 screen keeps polling: once ada's login clears the cookies it would be sent to the login page,
-    # which gives the browser a new form token while ada's form still holds the old one (refused, 403)
-    sam.close()
-    ada = login(chromium, console, "ada")
+    ada = login(chromium, console, "ada")  # closes sam's tab, which keeps polling (`login`)
     for lang in LANGUAGES:
         switch_to(ada, lang)
         ada.goto(f"{console.url}/audit")
