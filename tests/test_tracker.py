@@ -168,7 +168,7 @@ def test_a_plate_that_gains_a_character_is_still_the_same_plate() -> None:
 
 
 def test_a_track_that_votes_a_text_shorter_than_any_plate_is_settled_not_reported() -> None:
-    # the demo drive's stripes and signs voted `II` and `HH` at 0.6-0.8 and reached HQ as plate reads
+    # the demo drive's building facades (windows in rows) voted `II` and `HH` at 0.6-0.8 and reached HQ
     tr = PlateTracker(TrackerSettings(min_frames=2, emit_confidence=0.3, max_gap_s=0.5))
     stripe = OcrResult(text="II", confidence=0.9, chars=(), candidates=(("II", 0.9),))
     box = Detection(100, 200, 80, 20, 0.9)
