@@ -116,10 +116,6 @@ def open_page(chromium: Browser, url: str) -> Page:
     return page
 
 
-def close(page: Page) -> None:
-    page.browser.send("Target.closeTarget", {"targetId": page.send("Target.getTargetInfo")["targetInfo"]["targetId"]})
-
-
 def test_hit_shows_with_image_and_accept_needs_confirmation(
     chromium: Browser, station: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -157,7 +153,7 @@ def test_hit_shows_with_image_and_accept_needs_confirmation(
     page.wait_for("document.getElementById('hit-done').textContent === 'ACCEPTED'"
                   " && document.getElementById('hit-actions').hidden")
     page.click("#theme-toggle")  # back to night for the next test's page (stored in localStorage)
-    close(page)
+    page.close()
 
 
 def test_reject_with_reason_and_note(chromium: Browser, station: dict[str, Any]) -> None:
@@ -182,7 +178,7 @@ def test_reject_with_reason_and_note(chromium: Browser, station: dict[str, Any])
     (call,) = station["dispositions"].wait(1)
     assert call == ("hit-0002", "reject", "wrong_state", "plate is on a trailer")
     page.wait_for("document.getElementById('hit-done').textContent === 'REJECTED: WRONG STATE'")
-    close(page)
+    page.close()
 
 
 def test_higher_priority_hit_and_sound_pattern(chromium: Browser, station: dict[str, Any]) -> None:
@@ -199,7 +195,7 @@ def test_higher_priority_hit_and_sound_pattern(chromium: Browser, station: dict[
     page.click("#btn-silence")
     # Silencing P1 leaves the other pending hit's (one-shot) pattern, never the siren.
     page.wait_for("document.body.dataset.alarm === 'p3'")
-    close(page)
+    page.close()
 
 
 def test_k9_started_on_the_page_goes_to_hq_and_the_report(
@@ -228,7 +224,7 @@ def test_k9_started_on_the_page_goes_to_hq_and_the_report(
     calls = station["hq"].wait(2)
     assert calls[1][1]["event"] == "k9_end" and calls[1][1]["outcome"] == "not_found"
     page.wait_for("document.querySelectorAll('.k9-card').length === 0")
-    close(page)
+    page.close()
 
     out = tmp_path / "report.html"
     day = time.strftime("%Y-%m-%d", time.gmtime())
@@ -258,7 +254,7 @@ def test_heat_alarm_from_the_simulated_sensor_reaches_the_page(
     page.screenshot(tmp_path / "heat.png")
     page.click("#heat-silence")
     page.wait_for("document.body.dataset.alarm !== 'heat_alarm'")
-    close(page)
+    page.close()
 
 
 # Holds the page's next /api/state answer (already read in full from the server) until the test releases it.
@@ -301,7 +297,7 @@ def test_an_older_state_never_hides_a_newer_heat_alarm(chromium: Browser, statio
     page.evaluate("window.releaseState(); 0")
     page.wait_for("window.refreshed === true")
     assert page.evaluate("document.getElementById('heat-banner').hidden") is True
-    close(page)
+    page.close()
 
 
 def test_page_reconnects_after_the_server_restarts(chromium: Browser, tmp_path: Path) -> None:
@@ -322,7 +318,7 @@ def test_page_reconnects_after_the_server_restarts(chromium: Browser, tmp_path: 
         page.click("#tab-k9")
         assert page.evaluate("document.getElementById('k9-off').hidden") is False
     finally:
-        close(page)
+        page.close()
         srv2.stop()
 
 
@@ -369,7 +365,7 @@ def test_a_full_disk_shows_a_banner_and_a_hit_can_still_be_accepted(chromium: Br
             srv.push("status", {**status(), **report.summary()})
             page.wait_for("document.getElementById('storage-banner').hidden")
         finally:
-            close(page)
+            page.close()
             srv.stop()
             store.close()
         again = Store(data, min_free_mb=0)

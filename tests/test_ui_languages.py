@@ -236,7 +236,7 @@ def test_every_screen_in_the_cars_language_has_no_english_left(
     error = page.evaluate("fetch('/api/k9/nope/end', {method: 'POST', headers: {'Content-Type': 'application/json'},"
                           " body: JSON.stringify({outcome: 'found'})}).then(r => r.json()).then(j => j.error)")
     assert error == translator(other)._("no K9 deployment {deployment_id!r}", deployment_id="nope")
-    page.browser.send("Target.closeTarget", {"targetId": page.send("Target.getTargetInfo")["targetInfo"]["targetId"]})
+    page.close()
 
     assert s.seen == ["status", "alert", "accept", "reject", "decided", "reads", "k9-form", "k9", "k9-end",
                       "heat-warning", "heat-alarm", "language"]
